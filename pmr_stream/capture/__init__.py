@@ -1,0 +1,1 @@
+"""Capture: skeleton sources (Kinect replay, video/webcam through MediaPipe, synthetic)."""

@@ -1,0 +1,552 @@
+"""Skeleton layouts, the MediaPipe-to-NTU map, normalisation and clip policies.
+
+This is the one place that defines the skeletons pmr-stream handles; every other
+module imports joint names, parents, bones and the window constants from here.
+
+Coordinate convention (the "Kinect camera convention", used everywhere in the
+project unless a function says otherwise): metres, camera at the origin,
+``+x`` towards the sensor's left (for a person facing the camera: the person's
+right hand side; it is image-right in Kinect's mirrored colour image),
+``+y`` up, ``+z`` away from the camera (depth).
+
+Array shapes follow the names ``T`` (frames), ``P`` (persons), ``J`` (25 joints),
+``C`` (3 coordinates); e.g. a clip is ``(T, 25, 3)`` metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.floating]
+
+#: Frames per window the PMR network works on.
+T: Final[int] = 75
+#: Joints of the NTU-25 (Kinect v2) skeleton.
+J: Final[int] = 25
+#: Coordinates per joint (x, y, z).
+C: Final[int] = 3
+#: Frame rate of Kinect v2 recordings and of the stand-in dataset, frames per second.
+FPS: Final[float] = 30.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A skeleton layout: joint names and the kinematic tree.
+
+    ``parents[j]`` is the parent joint of ``j`` (``-1`` for the root); ``bones``
+    lists ``(child, parent)`` pairs in an order where a parent always comes
+    before its children (usable for forward kinematics).
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    left_right_pairs: tuple[tuple[int, int], ...]
+    bones: tuple[tuple[int, int], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.joint_names) != len(self.parents):
+            raise ValueError(f"layout {self.name}: {len(self.joint_names)} names but {len(self.parents)} parents")
+        roots = [j for j, p in enumerate(self.parents) if p < 0]
+        if len(roots) != 1:
+            raise ValueError(f"layout {self.name}: expected exactly one root, found {roots}")
+        # Breadth-first order from the root so that parents precede children.
+        order: list[tuple[int, int]] = []
+        frontier = roots
+        while frontier:
+            nxt = []
+            for p in frontier:
+                for c, pp in enumerate(self.parents):
+                    if pp == p:
+                        order.append((c, p))
+                        nxt.append(c)
+            frontier = nxt
+        if len(order) != len(self.parents) - 1:
+            raise ValueError(f"layout {self.name}: parents do not form a tree")
+        object.__setattr__(self, "bones", tuple(order))
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def index(self, name: str) -> int:
+        """Index of the joint called ``name`` (raises ``KeyError`` naming the layout)."""
+        try:
+            return self.joint_names.index(name)
+        except ValueError:
+            raise KeyError(f"layout {self.name} has no joint {name!r}") from None
+
+    @property
+    def mirror_permutation(self) -> tuple[int, ...]:
+        """Joint permutation that swaps left and right joints."""
+        perm = list(range(self.num_joints))
+        for a, b in self.left_right_pairs:
+            perm[a], perm[b] = b, a
+        return tuple(perm)
+
+
+# --------------------------------------------------------------------------- NTU-25
+
+NTU_JOINT_NAMES: Final[tuple[str, ...]] = (
+    "SpineBase", "SpineMid", "Neck", "Head",
+    "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
+    "ShoulderRight", "ElbowRight", "WristRight", "HandRight",
+    "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
+    "HipRight", "KneeRight", "AnkleRight", "FootRight",
+    "SpineShoulder", "HandTipLeft", "ThumbLeft", "HandTipRight", "ThumbRight",
+)  # fmt: skip
+
+#: The NTU authors' connectivity list (1-based, from show_skeleton.m). Joint 1's
+#: entry points back at joint 2, closing the SpineBase-SpineMid bone twice.
+NTU_PARENTS_1BASED: Final[tuple[int, ...]] = (
+    2, 1, 21, 3, 21, 5, 6, 7, 21, 9, 10, 11, 1, 13, 14, 15, 1, 17, 18, 19, 2, 8, 8, 12, 12,
+)  # fmt: skip
+
+#: Parents as a tree rooted at SpineBase (0-based, -1 for the root); the same 24
+#: bones as the official list.
+NTU_PARENTS: Final[tuple[int, ...]] = (-1,) + tuple(p - 1 for p in NTU_PARENTS_1BASED[1:])
+
+NTU_LEFT_RIGHT: Final[tuple[tuple[int, int], ...]] = (
+    (4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24),
+)  # fmt: skip
+
+#: End effectors and the length (in joints) of their chain to the root, as the
+#: paper's end-effector velocity loss uses them: FootRight, FootLeft,
+#: HandTipRight, ThumbRight, HandTipLeft, ThumbLeft, Head.
+NTU_END_EFFECTORS: Final[tuple[int, ...]] = (19, 15, 23, 24, 21, 22, 3)
+NTU_END_EFFECTOR_CHAIN: Final[tuple[int, ...]] = (5, 5, 8, 8, 8, 8, 5)
+
+NTU25: Final[Layout] = Layout("ntu25", NTU_JOINT_NAMES, NTU_PARENTS, NTU_LEFT_RIGHT)
+
+SPINE_BASE: Final[int] = 0
+SPINE_MID: Final[int] = 1
+NECK: Final[int] = 2
+HEAD: Final[int] = 3
+SPINE_SHOULDER: Final[int] = 20
+HIP_LEFT: Final[int] = 12
+HIP_RIGHT: Final[int] = 16
+SHOULDER_LEFT: Final[int] = 4
+SHOULDER_RIGHT: Final[int] = 8
+
+# ------------------------------------------------------------------ MediaPipe Pose 33
+
+MP_JOINT_NAMES: Final[tuple[str, ...]] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+
+#: A tree over the 33 landmarks (rooted at the left hip), for drawing and bone lengths.
+MP_PARENTS: Final[tuple[int, ...]] = (
+    11, 0, 1, 2, 0, 4, 5, 3, 6, 0, 0,  # the face hangs off the nose, the nose off the left shoulder
+    23, 24, 11, 12, 13, 14, 15, 16, 15, 16, 15, 16,
+    -1, 23, 23, 24, 25, 26, 27, 28, 27, 28,
+)  # fmt: skip
+MP_LEFT_RIGHT: Final[tuple[tuple[int, int], ...]] = tuple(
+    (i, i + 1) for i in (11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+) + ((1, 4), (2, 5), (3, 6), (7, 8), (9, 10))
+
+MEDIAPIPE33: Final[Layout] = Layout("mediapipe33", MP_JOINT_NAMES, MP_PARENTS, MP_LEFT_RIGHT)
+
+LAYOUTS: Final[dict[str, Layout]] = {NTU25.name: NTU25, MEDIAPIPE33.name: MEDIAPIPE33}
+
+
+def get_layout(name: str) -> Layout:
+    """The layout called ``name`` (``ntu25`` or ``mediapipe33``)."""
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise KeyError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}") from None
+
+
+#: How each NTU-25 joint is made from MediaPipe's 33 landmarks: a weighted sum of
+#: landmarks (weights sum to 1). Joints MediaPipe lacks are derived:
+#:
+#: ========================  ==============================================
+#: NTU joint                 from MediaPipe landmarks
+#: ========================  ==============================================
+#: SpineBase                 mid-hip (mean of left_hip, right_hip)
+#: SpineShoulder             mid-shoulder
+#: SpineMid                  0.57 of the way from mid-hip to mid-shoulder
+#: Neck                      0.35 of the way from mid-shoulder to mid-ear
+#: Head                      mid-ear moved 10 % of the way towards the nose
+#: Shoulder                  the shoulder landmark pulled 14 % towards mid-shoulder
+#: Elbow/Wrist               the landmark of the same name
+#: Hand                      mean of wrist, index and pinky knuckles
+#: HandTip                   mean of index and pinky knuckles
+#: Thumb                     thumb
+#: Hip                       the hip landmark pulled 46 % towards mid-hip
+#: Knee/Ankle                the landmark of the same name
+#: Foot                      foot_index (the toes)
+#: ========================  ==============================================
+#:
+#: Kinect v2 places its hip and shoulder joints closer to the body's midline than
+#: MediaPipe's landmarks (hip width 0.12 m vs 0.22 m, shoulder width 0.27 m vs
+#: 0.31 m on the same person). The fractions above were fitted on the real NTU
+#: take S001C001P001R001A001, whose RGB video and Kinect skeleton show the same
+#: movement (tests/test_mediapipe_map.py checks the agreement).
+_MP = {n: i for i, n in enumerate(MP_JOINT_NAMES)}
+
+
+def _mid(a: str, b: str, wa: float = 0.5) -> dict[int, float]:
+    return {_MP[a]: wa, _MP[b]: 1.0 - wa}
+
+
+def _lerp(a: dict[int, float], b: dict[int, float], t: float) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for k, v in a.items():
+        out[k] = out.get(k, 0.0) + (1.0 - t) * v
+    for k, v in b.items():
+        out[k] = out.get(k, 0.0) + t * v
+    return out
+
+
+_MID_HIP = _mid("left_hip", "right_hip")
+_MID_SHOULDER = _mid("left_shoulder", "right_shoulder")
+_MID_EAR = _mid("left_ear", "right_ear")
+
+
+def _side(side: str) -> dict[str, dict[int, float]]:
+    s = side
+
+    o = "right" if side == "left" else "left"
+
+    def one(n: str) -> dict[int, float]:
+        return {_MP[f"{s}_{n}"]: 1.0}
+
+    def inward(n: str, pull: float) -> dict[int, float]:
+        # landmark moved `pull` of the way towards the midpoint of the pair
+        return {_MP[f"{s}_{n}"]: 1.0 - pull / 2.0, _MP[f"{o}_{n}"]: pull / 2.0}
+
+    return {
+        "Shoulder": inward("shoulder", 0.14),
+        "Elbow": one("elbow"),
+        "Wrist": one("wrist"),
+        "Hand": {_MP[f"{s}_wrist"]: 1 / 3, _MP[f"{s}_index"]: 1 / 3, _MP[f"{s}_pinky"]: 1 / 3},
+        "HandTip": {_MP[f"{s}_index"]: 0.5, _MP[f"{s}_pinky"]: 0.5},
+        "Thumb": one("thumb"),
+        "Hip": inward("hip", 0.46),
+        "Knee": one("knee"),
+        "Ankle": one("ankle"),
+        "Foot": one("foot_index"),
+    }
+
+
+def _build_mp_to_ntu() -> npt.NDArray[np.float64]:
+    recipe: dict[str, dict[int, float]] = {
+        "SpineBase": _MID_HIP,
+        "SpineShoulder": _MID_SHOULDER,
+        "SpineMid": _lerp(_MID_HIP, _MID_SHOULDER, 0.57),
+        "Neck": _lerp(_MID_SHOULDER, _MID_EAR, 0.35),
+        "Head": _lerp(_MID_EAR, {_MP["nose"]: 1.0}, 0.10),
+    }
+    for side, suffix in (("left", "Left"), ("right", "Right")):
+        for part, weights in _side(side).items():
+            recipe[part + suffix] = weights
+    w = np.zeros((J, len(MP_JOINT_NAMES)))
+    for j, name in enumerate(NTU_JOINT_NAMES):
+        for k, v in recipe[name].items():
+            w[j, k] = v
+    return w
+
+
+#: (25, 33) matrix: NTU joint j = sum_k MP_TO_NTU[j, k] * landmark k.
+MP_TO_NTU: Final[npt.NDArray[np.float64]] = _build_mp_to_ntu()
+assert np.allclose(MP_TO_NTU.sum(axis=1), 1.0)
+
+#: MediaPipe world landmarks (x image-right, y down, z away; metres, hip-centred)
+#: into the Kinect convention for an un-mirrored image: image-right is the
+#: sensor's right, i.e. Kinect's -x. A 180 degree turn about z (a proper rotation).
+_MP_WORLD_TO_KINECT: Final = np.array([-1.0, -1.0, 1.0])
+
+
+def mediapipe_to_ntu(
+    landmarks: npt.ArrayLike,
+    visibility: npt.ArrayLike | None = None,
+    *,
+    kind: Literal["world", "image"] = "world",
+    mirrored: bool = False,
+    origin: npt.ArrayLike | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Map MediaPipe Pose landmarks to the NTU-25 skeleton.
+
+    Args:
+        landmarks: ``(..., 33, 3)``. For ``kind="world"``: MediaPipe's world
+            landmarks (metres, origin between the hips, x image-right, y down,
+            z away from the camera). For ``kind="image"``: normalised image
+            landmarks (x, y in [0, 1] of the image width/height, z relative depth).
+        visibility: ``(..., 33)`` MediaPipe visibility in [0, 1], or ``None`` (all 1).
+        kind: which landmark set ``landmarks`` is.
+        mirrored: the image MediaPipe saw was mirrored (Kinect's colour stream,
+            selfie-view webcams). MediaPipe then labels the person's right side
+            "left"; the map swaps the labels back and undoes the mirroring.
+        origin: ``(..., 3)`` metres, where to put the hip centre in the camera
+            frame (world landmarks only); see :func:`estimate_root_position`.
+            ``None`` leaves the skeleton hip-centred.
+
+    Returns:
+        ``(joints, confidence)``. For ``"world"``: ``(..., 25, 3)`` metres in the
+        Kinect camera convention. For ``"image"``: ``(..., 25, 3)`` in the input's
+        normalised image coordinates (x right, y down, no axis change, only
+        labels are swapped when ``mirrored``). Confidence ``(..., 25)`` is the
+        smallest visibility of the landmarks a joint is made from.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape[-2:] != (33, 3):
+        raise ValueError(f"landmarks must have shape (..., 33, 3), got {lm.shape}")
+    if not np.all(np.isfinite(lm)):
+        raise ValueError("landmarks contain NaN or infinite values")
+    vis = np.ones(lm.shape[:-1]) if visibility is None else np.asarray(visibility, dtype=np.float64)
+    if vis.shape != lm.shape[:-1]:
+        raise ValueError(f"visibility must have shape {lm.shape[:-1]}, got {vis.shape}")
+    if mirrored:
+        perm = list(MEDIAPIPE33.mirror_permutation)
+        lm = lm[..., perm, :]
+        vis = vis[..., perm]
+    joints = np.einsum("jk,...kc->...jc", MP_TO_NTU, lm)
+    used = MP_TO_NTU > 0  # (25, 33)
+    conf = np.where(used, vis[..., None, :], np.inf).min(axis=-1)
+    if kind == "world":
+        joints = joints * (_MP_WORLD_TO_KINECT * np.array([-1.0 if mirrored else 1.0, 1.0, 1.0]))
+        if origin is not None:
+            joints = joints + np.asarray(origin, dtype=np.float64)[..., None, :]
+    elif kind != "image":
+        raise ValueError(f"kind must be 'world' or 'image', got {kind!r}")
+    return joints.astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32)
+
+
+def estimate_root_position(
+    world: npt.ArrayLike,
+    image: npt.ArrayLike,
+    image_size: tuple[int, int],
+    horizontal_fov_deg: float = 70.0,
+) -> npt.NDArray[np.float64]:
+    """Estimate where the hip centre stands in the camera frame (metres).
+
+    A pinhole camera with the given horizontal field of view (Kinect v2 colour:
+    about 84 degrees; typical webcams 60-78) is assumed. Depth comes from the
+    ratio of the skeleton's metric extent (world landmarks) to its extent in
+    pixels (image landmarks); x and y from the hip centre's pixel position.
+
+    Args:
+        world: ``(..., 33, 3)`` MediaPipe world landmarks (metres).
+        image: ``(..., 33, 3)`` normalised image landmarks of the same frames.
+        image_size: ``(width, height)`` in pixels.
+
+    Returns:
+        ``(..., 3)`` hip centre in the Kinect convention (for an un-mirrored image).
+    """
+    w_lm = np.asarray(world, dtype=np.float64)
+    i_lm = np.asarray(image, dtype=np.float64)
+    width, height = image_size
+    f = (width / 2.0) / np.tan(np.radians(horizontal_fov_deg) / 2.0)
+    px = i_lm[..., :2] * np.array([width, height], dtype=np.float64)
+    body = [11, 12, 23, 24, 25, 26, 27, 28]
+    wc = w_lm[..., body, :2] - w_lm[..., body, :2].mean(axis=-2, keepdims=True)
+    pc = px[..., body, :] - px[..., body, :].mean(axis=-2, keepdims=True)
+    metric = np.sqrt((wc**2).sum(axis=(-1, -2)))
+    pixels = np.sqrt((pc**2).sum(axis=(-1, -2)))
+    depth = f * metric / np.maximum(pixels, 1e-6)
+    hip_px = px[..., [23, 24], :].mean(axis=-2)
+    x = (hip_px[..., 0] - width / 2.0) * depth / f
+    y = (hip_px[..., 1] - height / 2.0) * depth / f
+    return np.stack([-x, -y, depth], axis=-1)
+
+
+# ------------------------------------------------------------------ geometry helpers
+
+
+def bone_lengths(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
+    """Bone lengths ``(..., B)`` (metres) of joints ``(..., J, 3)``, in ``layout.bones`` order."""
+    x = np.asarray(joints, dtype=np.float32)
+    child = [c for c, _ in layout.bones]
+    parent = [p for _, p in layout.bones]
+    return np.linalg.norm(x[..., child, :] - x[..., parent, :], axis=-1)
+
+
+def bone_directions(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
+    """Unit bone vectors ``(..., B, 3)`` from parent to child (zero for a zero-length bone)."""
+    x = np.asarray(joints, dtype=np.float32)
+    v = x[..., [c for c, _ in layout.bones], :] - x[..., [p for _, p in layout.bones], :]
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.where(n > 1e-9, v / np.maximum(n, 1e-9), 0.0).astype(np.float32)
+
+
+def mirror(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
+    """Mirror a skeleton ``(..., J, 3)`` through the x = 0 plane, swapping left and right."""
+    x = np.asarray(joints, dtype=np.float32)[..., list(layout.mirror_permutation), :].copy()
+    x[..., 0] *= -1.0
+    return x
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+@dataclass(frozen=True)
+class NormTransform:
+    """What :func:`normalize` did, so :func:`denormalize` can undo it.
+
+    ``normalised = (joints - offset) @ rotation.T``; ``offset`` is ``(3,)``
+    metres, ``rotation`` a ``(3, 3)`` rotation about the vertical axis.
+    """
+
+    offset: npt.NDArray[np.float64]
+    rotation: npt.NDArray[np.float64]
+
+
+def view_rotation(frame: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Rotation ``(3, 3)`` about the y axis that turns a skeleton ``(25, 3)`` to face the camera.
+
+    After it, the horizontal part of the left-hip to right-hip vector points
+    along +x (the Kinect convention for a person facing the camera).
+    """
+    f = np.asarray(frame, dtype=np.float64)
+    v = f[HIP_RIGHT] - f[HIP_LEFT] + f[SHOULDER_RIGHT] - f[SHOULDER_LEFT]
+    angle = np.arctan2(v[2], v[0])  # angle of v from +x towards +z
+    if not np.isfinite(angle) or np.hypot(v[0], v[2]) < 1e-9:
+        return np.eye(3)
+    c, s = np.cos(angle), np.sin(angle)
+    # Rotation about y by +angle maps (cos a, 0, sin a) onto +x.
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def normalize(
+    joints: npt.ArrayLike, *, align_view: bool = False, reference: npt.ArrayLike | None = None
+) -> tuple[npt.NDArray[np.float32], NormTransform]:
+    """Normalise a clip the way the paper does: subtract SpineMid of the first frame.
+
+    Args:
+        joints: ``(T, 25, 3)`` or ``(T, P, 25, 3)`` metres. For several persons the
+            offset is taken from the first person (persons keep their relative
+            placement).
+        align_view: also rotate about the vertical axis so that the first frame
+            faces the camera (:func:`view_rotation`). The paper does not.
+        reference: ``(25, 3)`` skeleton to take the offset and view from instead
+            of the first frame (e.g. the first *valid* frame).
+
+    Returns:
+        ``(normalised clip of the input's shape, float32; the transform)``.
+    """
+    x = np.asarray(joints, dtype=np.float64)
+    if x.ndim not in (3, 4) or x.shape[-2:] != (J, C):
+        raise ValueError(f"joints must be (T, 25, 3) or (T, P, 25, 3), got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("cannot normalise an empty clip (T = 0)")
+    if reference is None:
+        ref = x[0] if x.ndim == 3 else x[0, 0]
+    else:
+        ref = np.asarray(reference, dtype=np.float64)
+    offset = ref[SPINE_MID].copy()
+    rotation = view_rotation(ref) if align_view else np.eye(3)
+    out = (x - offset) @ rotation.T
+    return out.astype(np.float32), NormTransform(offset=offset, rotation=rotation)
+
+
+def denormalize(normalised: npt.ArrayLike, transform: NormTransform) -> npt.NDArray[np.float32]:
+    """Inverse of :func:`normalize`: put a normalised clip ``(..., 25, 3)`` back in the scene."""
+    x = np.asarray(normalised, dtype=np.float64)
+    return (x @ transform.rotation + transform.offset).astype(np.float32)
+
+
+# ------------------------------------------------------------------ clip policies
+
+CropPolicy = Literal["random", "centre", "all"]
+
+
+def pad_to_length(clip: npt.ArrayLike, length: int = T) -> npt.NDArray[np.float32]:
+    """Pad a clip ``(T', ...)`` to ``length`` frames by repeating its last frame.
+
+    Clips already at least ``length`` long are returned unchanged.
+    """
+    x = np.asarray(clip, dtype=np.float32)
+    if x.shape[0] == 0:
+        raise ValueError("cannot pad an empty clip (T = 0)")
+    if x.shape[0] >= length:
+        return x
+    pad = np.repeat(x[-1:], length - x.shape[0], axis=0)
+    return np.concatenate([x, pad], axis=0)
+
+
+def window_starts(num_frames: int, length: int = T, stride: int | None = None) -> list[int]:
+    """Start frames of sliding windows covering ``num_frames`` frames.
+
+    The last window is aligned to the end so no frame is left out; a clip
+    shorter than ``length`` gets the single start 0 (pad it first).
+    """
+    if stride is None:
+        stride = length
+    if stride <= 0:
+        raise ValueError(f"stride must be positive, got {stride}")
+    if num_frames <= length:
+        return [0]
+    starts = list(range(0, num_frames - length + 1, stride))
+    if starts[-1] != num_frames - length:
+        starts.append(num_frames - length)
+    return starts
+
+
+def crop_clip(
+    clip: npt.ArrayLike,
+    policy: CropPolicy = "centre",
+    *,
+    length: int = T,
+    stride: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> npt.NDArray[np.float32]:
+    """Bring a clip ``(T', ...)`` to ``length`` frames.
+
+    Shorter clips are padded (:func:`pad_to_length`). Longer clips are cropped:
+    ``"random"`` one random window (the paper's training policy), ``"centre"``
+    the middle window, ``"all"`` every sliding window (``stride`` frames apart,
+    default ``length``; the last one ends at the clip's end).
+
+    Returns:
+        ``(length, ...)`` for ``"random"``/``"centre"``; ``(N, length, ...)`` for ``"all"``.
+    """
+    x = pad_to_length(clip, length)
+    n = x.shape[0]
+    if policy == "all":
+        return np.stack([x[s : s + length] for s in window_starts(n, length, stride)])
+    if policy == "centre":
+        s = (n - length) // 2
+    elif policy == "random":
+        gen = rng if rng is not None else np.random.default_rng()
+        s = int(gen.integers(0, n - length + 1))
+    else:
+        raise ValueError(f"unknown crop policy {policy!r}; use 'random', 'centre' or 'all'")
+    return x[s : s + length]
+
+
+def chain_to_root(joint: int, layout: Layout = NTU25) -> list[int]:
+    """Joints from ``joint`` up to the root, inclusive: e.g. Head -> Neck -> SpineShoulder -> SpineMid -> SpineBase."""
+    chain = [joint]
+    while layout.parents[chain[-1]] >= 0:
+        chain.append(layout.parents[chain[-1]])
+    return chain
+
+
+def check_clip(joints: npt.ArrayLike, what: str = "clip") -> npt.NDArray[np.float32]:
+    """Validate a clip ``(T, 25, 3)`` or ``(T, P, 25, 3)``: shape and finite values."""
+    x = np.asarray(joints, dtype=np.float32)
+    if x.ndim not in (3, 4) or x.shape[-2:] != (J, C):
+        raise ValueError(f"{what}: expected shape (T, 25, 3) or (T, P, 25, 3), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what}: contains NaN or infinite coordinates")
+    return x
+
+
+__all__: Sequence[str] = [
+    "T", "J", "C", "FPS", "Layout", "NTU25", "MEDIAPIPE33", "LAYOUTS", "get_layout",
+    "NTU_JOINT_NAMES", "NTU_PARENTS", "NTU_PARENTS_1BASED", "NTU_LEFT_RIGHT",
+    "NTU_END_EFFECTORS", "NTU_END_EFFECTOR_CHAIN", "MP_JOINT_NAMES", "MP_TO_NTU",
+    "mediapipe_to_ntu", "estimate_root_position", "bone_lengths", "bone_directions", "mirror",
+    "NormTransform", "view_rotation", "normalize", "denormalize", "pad_to_length",
+    "window_starts", "crop_clip", "chain_to_root", "check_clip",
+]  # fmt: skip
