@@ -7,6 +7,12 @@ runtime does not need the training stack.
     pmr compare --original a.npz --anonymized b.npz --output side_by_side.mp4
     pmr convert --input clip.skeleton --output clip.npz
     pmr make-dataset --output data/standin.npz
+    pmr produce --source kinect:S001C001P001R001A001.skeleton --endpoint tcp://127.0.0.1:5555
+    pmr record --endpoint tcp://127.0.0.1:5555 --topic raw/ --output out.npz
+    pmr probe --endpoint tcp://127.0.0.1:5555
+    pmr keys --output keys --name producer
+    pmr export --format onnx --output engines/build/ --precision fp32
+    pmr bench --backend onnxruntime torch --batch-sizes 1,8,64,256 --json out/bench.json
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:  # the socket stack is imported lazily by the commands that need it
+    from pmr_stream.wire.sockets import SocketOptions
 
 log = logging.getLogger("pmr_stream.cli")
 
@@ -96,7 +105,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_make_dataset(args: argparse.Namespace) -> int:
-    from pmr_stream.synth import ACTIONS, StandinSpec, generate_dataset
+    from pmr_stream.synth import ACTION_NAMES, StandinSpec, generate_dataset
 
     fmt = args.format or ("npz" if str(args.output).endswith(".npz") else "skeleton")
     spec = StandinSpec(
@@ -104,11 +113,330 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
         replications=args.replications,
         cameras=tuple(args.cameras),
         seed=args.seed,
-        actions=tuple(args.actions) if args.actions else tuple(ACTIONS),
+        actions=tuple(args.actions) if args.actions else ACTION_NAMES,
     )
     out = generate_dataset(spec, args.output, fmt=fmt, progress=not args.quiet)
     print(f"wrote stand-in dataset to {out} ({fmt})")
     return 0
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+def _add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
+    g = p.add_argument_group("socket")
+    if publisher:
+        g.add_argument("--endpoint", default="tcp://127.0.0.1:5555",
+                       help="ZeroMQ endpoint to publish on (default tcp://127.0.0.1:5555; port * picks a free one)")
+        g.add_argument("--connect", action="store_true", help="connect to the endpoint instead of binding it")
+    else:
+        g.add_argument("--endpoint", action="append", required=True,
+                       help="publisher endpoint to subscribe to (repeat for several)")
+        g.add_argument("--bind", action="store_true", help="bind the endpoint instead of connecting to it")
+        g.add_argument("--topic", action="append", default=None,
+                       help="topic prefix: raw/ (default), anon/, raw/<stream> for exactly one stream")
+    g.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops (default 1000)")
+    g.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message accepted (default 1 MiB)")
+    c = p.add_argument_group("CurveZMQ (encryption and authentication; make keys with `pmr keys`)")
+    c.add_argument("--curve-secret", default=None, metavar="FILE", help="this side's .key_secret file")
+    c.add_argument("--curve-server-key", default=None, metavar="FILE",
+                   help="the binding side's public .key (on the connecting side)")
+    c.add_argument("--curve-clients", default=None, metavar="DIR",
+                   help="folder of public .key files of admitted clients (on the binding side)")
+    c.add_argument("--curve-allow-any", action="store_true", help="binding side: encrypt but admit any client key")
+
+
+def _socket_options(args: argparse.Namespace, conflate: bool = False) -> SocketOptions:
+    from pmr_stream.wire.sockets import CurveOptions, SocketOptions
+
+    curve = None
+    if args.curve_secret:
+        curve = CurveOptions(
+            secret_key_file=Path(args.curve_secret),
+            server_key_file=Path(args.curve_server_key) if args.curve_server_key else None,
+            authorized_keys_dir=Path(args.curve_clients) if args.curve_clients else None,
+            allow_any_client=args.curve_allow_any,
+        )
+    elif args.curve_server_key or args.curve_clients:
+        raise ValueError("--curve-server-key/--curve-clients need --curve-secret (this side's key)")
+    return SocketOptions(hwm=args.hwm, max_message_bytes=args.max_message_bytes, conflate=conflate, curve=curve)
+
+
+def _print_json_line(prefix: str, d: dict[str, Any]) -> None:
+    import json
+
+    print(f"{prefix} {json.dumps(d, default=str)}", flush=True)
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from pmr_stream.capture.producer import Producer, ProducerOptions, open_source, parse_source
+    from pmr_stream.capture.smoothing import OneEuroOptions
+    from pmr_stream.wire.sockets import Publisher, stop_on_signals
+
+    spec = parse_source(args.source)
+    smoothing = OneEuroOptions(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta) if args.smooth else None
+    opts = ProducerOptions(
+        speed=args.speed, announce_s=args.announce, max_frames=args.max_frames, duration_s=args.duration,
+        wait_subscribers=args.wait_subscribers, wait_timeout_s=args.wait_timeout, report_s=args.report,
+    )  # fmt: skip
+    source = open_source(spec, stream=args.stream, speed=args.speed, loop=args.loop, smoothing=smoothing,
+                         mirrored=args.mirrored, seed=args.seed)  # fmt: skip
+    try:
+        pub = Publisher(args.endpoint, _socket_options(args), bind=not args.connect)
+    except BaseException:
+        source.close()
+        raise
+    with pub, stop_on_signals() as stop:
+        streams = ", ".join(s.stream for s in source.streams)
+        print(f"publishing {args.source} as {streams} on {pub.endpoint} (Ctrl-C stops)", flush=True)
+        stats = Producer(source, pub, opts, report=lambda s: _print_json_line("stats", s)).run(stop)
+    print(f"stopped ({stats.end_reason}): {stats.frames} frames, {stats.rate_fps:.1f} fps, "
+          f"{stats.drops} dropped, {stats.gaps} without a person", flush=True)  # fmt: skip
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from pmr_stream.sinks.recorder import Recorder, RecordOptions
+    from pmr_stream.wire.sockets import stop_on_signals
+    from pmr_stream.wire.subscriber import Subscriber
+
+    topics = args.topic or ["raw/"]
+    with Subscriber(args.endpoint, topics, _socket_options(args), bind=args.bind) as sub, stop_on_signals() as stop:
+        print(f"recording {', '.join(topics)} from {', '.join(sub.socket.endpoints)} (Ctrl-C stops)", flush=True)
+        rec = Recorder(sub)
+        rec.run(stop, RecordOptions(duration_s=args.duration, max_frames=args.max_frames, until_end=args.until_end))
+        written = rec.save(args.output)
+        drops = dict(sub.drops)
+    if not written:
+        print("nothing recorded (no frames arrived)", flush=True)
+        return 1
+    for path, take in written:
+        print(f"wrote {path} ({take.num_frames} frames of {take.topic})", flush=True)
+    if drops:
+        print(f"dropped messages: {drops}", flush=True)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from pmr_stream.sinks.probe import run_probe
+    from pmr_stream.wire.sockets import stop_on_signals
+    from pmr_stream.wire.subscriber import Subscriber, SubscriberOptions
+
+    topics = args.topic or ["raw/"]
+    sopts = SubscriberOptions(require_start=not args.conflate, window_s=args.window)
+    with Subscriber(args.endpoint, topics, _socket_options(args, args.conflate), sopts, bind=args.bind) as sub, \
+            stop_on_signals() as stop:  # fmt: skip
+        stats = run_probe(sub, lambda t: print(t + "\n", flush=True), interval_s=args.interval,
+                          duration_s=args.duration, stop=stop)  # fmt: skip
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(stats, indent=2, default=str))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from pmr_stream.wire.sockets import generate_keypair
+
+    try:
+        pub, sec = generate_keypair(args.output, args.name)
+    except FileExistsError as exc:
+        raise ValueError(str(exc)) from None
+    print(f"wrote {pub} (public: give it to peers) and {sec} (secret, mode 0600)")
+    return 0
+
+
+def _add_stream_commands(sub: Any) -> None:
+    p = sub.add_parser("produce", help="publish skeletons from a recording, video, webcam or the generator")
+    p.add_argument("--source", required=True,
+                   help="kinect:FILE (.skeleton/.npz), video:FILE, webcam:INDEX, synthetic or synthetic:N")
+    p.add_argument("--stream", default=None, help="stream id (default: the file's stem, webcam0, syn)")
+    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible")
+    p.add_argument("--loop", action="store_true", help="kinect: start over at the end")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--announce", type=float, default=1.0, help="seconds between stream-start re-announcements")
+    p.add_argument("--wait-subscribers", type=int, default=0, help="wait for this many subscribers before publishing")
+    p.add_argument("--wait-timeout", type=float, default=10.0, help="longest wait for subscribers, seconds")
+    p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: only at the end)")
+    p.add_argument("--smooth", action="store_true", help="video/webcam: One-Euro smoothing of the joints")
+    p.add_argument("--smooth-min-cutoff", type=float, default=0.5, help="One-Euro min cut-off, Hz (default 0.5)")
+    p.add_argument("--smooth-beta", type=float, default=5.0, help="One-Euro beta, Hz per m/s (default 5)")
+    p.add_argument("--mirrored", action="store_true", help="video/webcam: the image is mirrored (selfie view)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
+    _add_socket_flags(p, publisher=True)
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("record", help="subscribe and write what arrives to a recording .npz")
+    p.add_argument("--output", required=True, help="FILE.npz (several streams: FILE.<stream>.npz each)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
+    _add_socket_flags(p, publisher=False)
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("probe", help="subscribe and print a live table per stream")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between tables (default 1)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--window", type=float, default=5.0, help="seconds of history for rates and latency")
+    p.add_argument("--conflate", action="store_true", help="keep only the newest message (and accept unannounced streams)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the final counters as JSON")
+    _add_socket_flags(p, publisher=False)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("keys", help="make a CurveZMQ key pair (NAME.key public, NAME.key_secret secret)")
+    p.add_argument("--output", required=True, help="folder for the key files")
+    p.add_argument("--name", required=True, help="key name, e.g. producer or recorder")
+    p.set_defaults(func=cmd_keys)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import train_command
+
+    return train_command(args)
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from pmr_stream.anonymize import AnonymizeOptions, anonymize_recording, default_window_fn
+    from pmr_stream.formats.io import load_recording, save_recording
+
+    rec = load_recording(args.input, args.format)
+    window_fn, model_id = default_window_fn(args.model_path, args.dummy, device=args.device)
+    out = anonymize_recording(rec, window_fn.anonymize, AnonymizeOptions(stride=args.stride), model_id=model_id)
+    save_recording(out, args.output, args.output_format or args.format)
+    print(f"wrote {args.output}: {out.num_frames} frames, {out.num_persons} person(s) anonymized with {model_id}")
+    return 0
+
+
+def _add_train_arguments(p: Any) -> None:
+    """The flags of ``pmr train``."""
+    p.add_argument("--dataset", choices=("standin", "ntu60"), default="standin")
+    p.add_argument("--data", default="data/standin.npz",
+                   help="stand-in .npz (generated if missing) or a folder of NTU-60 .skeleton files")  # fmt: skip
+    p.add_argument("--genders", default=None, help="NTU-60: CSV of performer genders")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="autoencoder learning rate (paper 1e-5)")
+    p.add_argument("--adv-lr", type=float, default=None, help="classifier/Q learning rate (paper 1e-5)")
+    p.add_argument("--epochs-scale", type=float, default=None, help="multiply every stage's epochs (0.1: quick run)")
+    p.add_argument("--stage-epochs", default=None, help="six comma-separated epoch counts (default 5,20,20,50,100,100)")
+    p.add_argument("--paired-samples", type=int, default=None, help="paired quadruplets per epoch (default 2000)")
+    p.add_argument("--alpha-priv", type=float, default=None)
+    p.add_argument("--alpha-util", type=float, default=None)
+    p.add_argument("--loss-weight", action="append", metavar="NAME=VALUE", help="override a loss weight, e.g. cross=1.0")
+    p.add_argument("--dmr", action="store_true", help="the DMR baseline: (256, 32) embeddings, no classifiers or Q")
+    p.add_argument("--config", default=None, help="start from a Config JSON (as printed at the start of a run)")
+    p.add_argument("--checkpoint-dir", default="runs/pmr")
+    p.add_argument("--model-id", default="pmr", help="name recorded in the checkpoint's provenance")
+    p.add_argument("--resume", action="store_true", help="continue from CHECKPOINT_DIR/last.pt")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--use-mlflow", action="store_true", help="log metrics to MLflow (needs the mlflow package)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_model_commands(sub: Any) -> None:
+    p = sub.add_parser("train", help="train PMR (the paper's 6 sub-stages) on the stand-in or NTU-60")
+    _add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("anonymize", help="anonymize a recording offline (every person, any length)")
+    p.add_argument("--input", required=True, help=".skeleton, .npz, or an SGN/ST-GCN array file")
+    p.add_argument("--output", required=True, help="output file (the input's format unless --output-format)")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format (default: guessed)")
+    p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped stand-in model)")
+    p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
+    p.add_argument("--stride", type=int, default=25, help="frames between overlapping 75-frame windows (default 25)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_anonymize)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engines.export import ExportError, export_onnx
+    from pmr_stream.backends.base import BackendOptions, BackendUnavailable, load_source
+
+    source = load_source(BackendOptions(model_path=args.model_path, dummy=args.dummy))
+    try:
+        if args.format == "onnx":
+            art = export_onnx(source, args.output, args.precision, args.graph, args.opset)
+            print(f"wrote {art.path} ({args.precision}, {args.graph} graph, opset {args.opset}, batch dynamic; "
+                  f"relative error {art.relative_error:.2g} vs PyTorch; metadata {art.path}.json)")  # fmt: skip
+            return 0
+        from engines.tensorrt_build import EngineBuildError, EngineMismatch, ensure_engine
+
+        output = Path(args.output)
+        if str(args.output).endswith(("/", "\\")):
+            output.mkdir(parents=True, exist_ok=True)
+        eng = ensure_engine(source, precision=args.precision, max_batch=args.max_batch, graph=args.graph,
+                            engine_path=output, rebuild="always" if args.force else "auto", opt_batch=args.opt_batch,
+                            directory=args.cache_dir, opset=args.opset, onnx_path=args.onnx)  # fmt: skip
+        m = eng.metadata
+        print(f"{'built' if eng.rebuilt else 'up to date:'} {eng.path} (TensorRT {m.tensorrt_version}, {m.gpu_name} "
+              f"sm{m.compute_capability}, {m.precision}, batch {m.min_batch}..{m.max_batch}, "
+              f"build {m.build_time_s:.1f} s; metadata {eng.path}.json)")  # fmt: skip
+        return 0
+    except (BackendUnavailable, ExportError, RuntimeError) as exc:
+        print(f"pmr export: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tools.bench import BenchOptions, parse_batch_sizes, run_bench
+
+    json_path = args.json
+    histogram = args.histogram or (str(Path(json_path).with_suffix(".png")) if json_path else None)
+    opts = BenchOptions(
+        backends=tuple(args.backend) if args.backend else None, device=args.device,
+        batch_sizes=parse_batch_sizes(args.batch_sizes), precisions=tuple(args.precision) if args.precision else None,
+        graphs=tuple(args.graph), model_path=args.model_path, dummy=args.dummy, seconds=args.seconds,
+        threads=args.threads, cache_dir=args.cache_dir, paper=not args.no_paper, wait_quiet_s=args.wait_quiet,
+        quiet_load=args.quiet_load, json_path=json_path, histogram_path=histogram, table_path=args.table,
+    )  # fmt: skip
+    report = run_bench(opts)
+    print(report["table"])
+    for what, path in (("json", json_path), ("histogram", histogram), ("table", args.table)):
+        if path:
+            print(f"wrote {what}: {path}")
+    return 0 if report["cases"] else 1
+
+
+def _add_engine_commands(sub: Any) -> None:
+    p = sub.add_parser("export", help="export the streaming graph to ONNX or build a TensorRT engine")
+    p.add_argument("--format", choices=("onnx", "tensorrt"), required=True)
+    p.add_argument("--output", required=True, help="file, or a folder (ending in /) to name the file by its dependencies")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)")
+    p.add_argument("--graph", choices=("folded", "reference"), default="folded",
+                   help="folded: exact rewrite with half the FLOPs (default); reference: the network as defined")  # fmt: skip
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    p.add_argument("--max-batch", type=int, default=256, help="tensorrt: largest batch of the optimisation profile")
+    p.add_argument("--opt-batch", type=int, default=None, help="tensorrt: batch the profile is tuned for (default 64)")
+    p.add_argument("--onnx", default=None, help="tensorrt: build from this ONNX file instead of exporting")
+    p.add_argument("--cache-dir", default=None, help="where the ONNX export and timing cache live (default ~/.cache/pmr-stream)")
+    p.add_argument("--force", action="store_true", help="tensorrt: rebuild even when the engine is up to date")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="latency/throughput of the backends vs the paper's way of timing")
+    p.add_argument("--backend", nargs="+", choices=("torch", "onnxruntime", "tensorrt"), default=None,
+                   help="backends to time (default: every one available on --device)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-sizes", default="1,8,64,256", help="comma-separated (default 1,8,64,256)")
+    p.add_argument("--precision", nargs="+", choices=("fp32", "fp16"), default=None, help="default: fp32 (+fp16 on CUDA)")
+    p.add_argument("--graph", nargs="+", choices=("folded", "reference"), default=["folded"])
+    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)")
+    p.add_argument("--seconds", type=float, default=1.0, help="timed seconds per backend and batch size (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per call (default: the libraries' choice)")
+    p.add_argument("--cache-dir", default=None, help="where exported ONNX files and engines are kept")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the full report as JSON (and FILE.png)")
+    p.add_argument("--histogram", default=None, metavar="PNG", help="latency histogram (default: beside --json)")
+    p.add_argument("--table", default=None, metavar="FILE", help="also write the table to FILE")
+    p.add_argument("--no-paper", action="store_true", help="skip the paper's way of timing")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="first wait up to SECONDS for the 1-minute load average to drop below --quiet-load")  # fmt: skip
+    p.add_argument("--quiet-load", type=float, default=0.6)
+    p.set_defaults(func=cmd_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_make_dataset)
+
+    _add_stream_commands(sub)
+    _add_model_commands(sub)
+    _add_engine_commands(sub)
     return parser
 
 
