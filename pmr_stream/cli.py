@@ -389,7 +389,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         backends=tuple(args.backend) if args.backend else None, device=args.device,
         batch_sizes=parse_batch_sizes(args.batch_sizes), precisions=tuple(args.precision) if args.precision else None,
         graphs=tuple(args.graph), model_path=args.model_path, dummy=args.dummy, seconds=args.seconds,
-        threads=args.threads, cache_dir=args.cache_dir, paper=not args.no_paper, wait_quiet_s=args.wait_quiet,
+        threads=args.threads, cache_dir=args.cache_dir, paper=not args.no_paper, paper_calls=args.paper_calls,
+        wait_quiet_s=args.wait_quiet,
         quiet_load=args.quiet_load, json_path=json_path, histogram_path=histogram, table_path=args.table,
     )  # fmt: skip
     report = run_bench(opts)
@@ -433,6 +434,7 @@ def _add_engine_commands(sub: Any) -> None:
     p.add_argument("--histogram", default=None, metavar="PNG", help="latency histogram (default: beside --json)")
     p.add_argument("--table", default=None, metavar="FILE", help="also write the table to FILE")
     p.add_argument("--no-paper", action="store_true", help="skip the paper's way of timing")
+    p.add_argument("--paper-calls", type=int, default=300, help="calls timed the paper's way (default 300)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="first wait up to SECONDS for the 1-minute load average to drop below --quiet-load")  # fmt: skip
     p.add_argument("--quiet-load", type=float, default=0.6)

@@ -1,4 +1,4 @@
-"""Files shipped with the package: the built-in demo recording (later: default weights and dummy)."""
+"""Files shipped with the package: the demo recording, the default model and its dummy."""
 
 from __future__ import annotations
 
@@ -9,3 +9,8 @@ ASSETS: Final[Path] = Path(__file__).resolve().parent
 #: A stand-in recording (our .npz format): one synthetic performer chaining
 #: several actions, 30 fps. Regenerate with ``python -m tools.make_demo_clip``.
 DEMO_CLIP: Final[Path] = ASSETS / "demo_clip.npz"
+#: The default PMR retargeting weights (trained on the stand-in dataset; see MODEL_CARD.md).
+DEFAULT_MODEL: Final[Path] = ASSETS / "pmr_standin.pt"
+#: The default dummy: a stand-in performer's neutral clip whose body differs clearly from the average.
+DEFAULT_DUMMY: Final[Path] = ASSETS / "dummy.npz"
+MODEL_CARD: Final[Path] = ASSETS / "MODEL_CARD.md"

@@ -1,0 +1,176 @@
+"""Offline anonymization of whole recordings, any length, every person.
+
+Each person's track is cut into 75-frame windows that overlap (``stride`` frames
+apart, the last one ending at the track's end). Each window is normalised the way
+the network was trained (SpineMid of its first frame at the origin), anonymized,
+put back where it was, and the overlapping windows are blended with weights that
+fall to near zero at window borders (a Hann taper), so there is no seam or jump
+where one window hands over to the next. Tracks shorter than 75 frames are padded
+by repeating the last frame and trimmed back afterwards.
+
+The network call is a ``WindowFn``: windows ``(B, 75, 25, 3)`` normalised ->
+anonymized ``(B, 75, 25, 3)``. :class:`TorchWindowFn` runs the PyTorch model with
+the dummy's privacy code computed once; the engine backends offer the same call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from pmr_stream.formats.recording import Recording
+from pmr_stream.model.checkpoint import load_model
+from pmr_stream.model.pmr import PMRModel
+from pmr_stream.skeleton import SPINE_MID, C, J, T, check_clip, crop_clip, normalize, pad_to_length, window_starts
+
+log = logging.getLogger(__name__)
+
+WindowFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+
+class SupportsAnonymize(Protocol):
+    def anonymize(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+def load_dummy(path: str | Path) -> npt.NDArray[np.float32]:
+    """The dummy's 75-frame window ``(75, 25, 3)``, normalised, from a recording file.
+
+    The first person's first 75 frames are used (shorter clips are padded).
+    """
+    from pmr_stream.formats.io import load_recording
+
+    rec = load_recording(path)
+    frames = rec.joints[rec.present[:, 0], 0] if rec.present[:, 0].any() else None
+    if frames is None or len(frames) == 0:
+        raise ValueError(f"dummy {path}: the recording holds no frame of its first person")
+    window = crop_clip(frames[:T] if len(frames) >= T else frames, "centre")
+    return normalize(window)[0]
+
+
+def dummy_bone_lengths(dummy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Median bone lengths ``(24,)`` metres of a dummy window."""
+    from pmr_stream.skeleton import bone_lengths
+
+    return np.median(bone_lengths(dummy), axis=0)
+
+
+class TorchWindowFn:
+    """PyTorch implementation of the streaming graph ``D(E_M(windows), z_dummy)``.
+
+    ``z_dummy`` (the dummy's privacy code) is computed once at construction.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: PMRModel, dummy: npt.ArrayLike, device: str = "cpu", max_batch: int = 256) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        d = torch.as_tensor(np.asarray(dummy, dtype=np.float32)).to(self.device)
+        if d.dim() == 3:
+            d = d.unsqueeze(0)
+        with torch.no_grad():
+            self.code = self.model.privacy_code(d)  # (1, C0, C1)
+        self.max_batch = max_batch
+
+    @torch.no_grad()
+    def anonymize(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``(B, 75, 25, 3)`` normalised windows -> anonymized ``(B, 75, 25, 3)``."""
+        w = np.asarray(windows, dtype=np.float32)
+        if w.ndim != 4 or w.shape[1:] != (T, J, C):
+            raise ValueError(f"windows must have shape (B, {T}, {J}, {C}), got {w.shape}")
+        out = []
+        for s in range(0, len(w), self.max_batch):
+            x = torch.from_numpy(w[s : s + self.max_batch]).to(self.device)
+            out.append(self.model.anonymize_with_code(x, self.code).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros_like(w)
+
+    __call__ = anonymize
+
+
+def blend_weights(length: int = T) -> npt.NDArray[np.float64]:
+    """Per-frame weights of one window in the overlap-add: a Hann taper, never exactly 0."""
+    n = np.arange(length)
+    return 0.5 - 0.5 * np.cos(2 * np.pi * (n + 0.5) / length) + 1e-3
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    """``stride``: frames between window starts (75 = no overlap; 25 = each frame in 3 windows)."""
+
+    stride: int = 25
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.stride <= T:
+            raise ValueError(f"stride must be in 1..{T}, got {self.stride}")
+
+
+def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: AnonymizeOptions | None = None) -> npt.NDArray[np.float32]:
+    """Anonymize one person's continuous track ``(N, 25, 3)`` metres -> ``(N, 25, 3)`` metres.
+
+    Output frames are in the scene where the input was (each window's
+    normalisation is undone before blending).
+    """
+    opts = options or AnonymizeOptions()
+    x = check_clip(joints, "track")
+    n = len(x)
+    if n == 0:
+        return x.copy()
+    padded = pad_to_length(x, T)  # (max(N, 75), 25, 3)
+    starts = window_starts(len(padded), T, opts.stride)
+    windows = np.stack([padded[s : s + T] for s in starts])  # (W, 75, 25, 3)
+    offsets = windows[:, :1, SPINE_MID : SPINE_MID + 1, :].copy()  # (W, 1, 1, 3)
+    normed = windows - offsets
+    out = np.concatenate([window_fn(normed[s : s + opts.batch_size]) for s in range(0, len(normed), opts.batch_size)])
+    out = out + offsets  # back in the scene, (W, 75, 25, 3)
+    acc = np.zeros(padded.shape, np.float64)
+    wsum = np.zeros(len(padded), np.float64)
+    wts = blend_weights(T)
+    for s, win in zip(starts, out):
+        acc[s : s + T] += win * wts[:, None, None]
+        wsum[s : s + T] += wts
+    result = acc / wsum[:, None, None]
+    return result[:n].astype(np.float32)
+
+
+def _segments(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Runs of True in a boolean vector as (start, stop) pairs."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def anonymize_recording(
+    rec: Recording, window_fn: WindowFn, options: AnonymizeOptions | None = None, model_id: str = "pmr"
+) -> Recording:
+    """Anonymize every person of a recording; frames where a person is absent stay absent."""
+    joints = np.zeros_like(rec.joints)
+    for p in range(rec.num_persons):
+        for a, b in _segments(rec.present[:, p]):
+            joints[a:b, p] = anonymize_track(rec.joints[a:b, p], window_fn, options)
+    meta = dict(rec.metadata)
+    meta.update({"anonymized": True, "model_id": model_id})
+    return Recording(
+        joints=joints, confidence=rec.confidence.copy(), timestamps=rec.timestamps.copy(),
+        present=rec.present.copy(), layout=rec.layout, metadata=meta,
+    )  # fmt: skip
+
+
+def default_window_fn(
+    model_path: str | Path | None = None, dummy_path: str | Path | None = None, device: str = "cpu"
+) -> tuple[TorchWindowFn, str]:
+    """The shipped default model and dummy (or the given ones) as a window function, and a model id."""
+    from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
+
+    mp = Path(model_path) if model_path else DEFAULT_MODEL
+    dp = Path(dummy_path) if dummy_path else DEFAULT_DUMMY
+    model, ckpt = load_model(mp)
+    dummy = load_dummy(dp)
+    model_id = str(ckpt.provenance.get("model_id", mp.stem))
+    log.info("anonymizing with %s (dummy %s)", mp, dp)
+    return TorchWindowFn(model, dummy, device=device), model_id

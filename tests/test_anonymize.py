@@ -1,0 +1,169 @@
+"""Offline anonymization: windowing and blending, and the shipped default model on real recordings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pmr_stream.anonymize import (
+    AnonymizeOptions,
+    anonymize_recording,
+    anonymize_track,
+    blend_weights,
+    default_window_fn,
+    load_dummy,
+)
+from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
+from pmr_stream.formats.recording import Recording
+from pmr_stream.skeleton import bone_lengths
+
+
+def walking_track(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 0.3, (25, 3)).astype(np.float32) + np.array([0.0, 0.0, 3.0], np.float32)
+    t = np.arange(n, dtype=np.float32)[:, None, None]
+    return base + 0.01 * t * np.array([1.0, 0.0, 0.0], np.float32) + 0.05 * np.sin(t / 5.0)
+
+
+def identity(windows: np.ndarray) -> np.ndarray:
+    return windows.copy()
+
+
+@pytest.mark.parametrize("n", [1, 30, 75, 76, 200, 333])
+@pytest.mark.parametrize("stride", [25, 75])
+def test_identity_window_function_gives_the_input_back(n: int, stride: int) -> None:
+    x = walking_track(n)
+    out = anonymize_track(x, identity, AnonymizeOptions(stride=stride))
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out, x, atol=1e-5)  # normalisation undone, windows blended, padding trimmed
+
+
+def test_windows_are_normalised_like_training() -> None:
+    seen: list[np.ndarray] = []
+
+    def spy(w: np.ndarray) -> np.ndarray:
+        seen.append(w.copy())
+        return w
+
+    anonymize_track(walking_track(160), spy, AnonymizeOptions(stride=25))
+    windows = np.concatenate(seen)
+    assert windows.shape[1:] == (75, 25, 3) and len(windows) == 5  # starts 0, 25, 50, 75, 85
+    np.testing.assert_allclose(windows[:, 0, 1], 0.0, atol=1e-6)  # SpineMid of each window's first frame
+
+
+def test_overlap_blending_removes_seams() -> None:
+    """A network whose error differs from window to window must not show a jump at borders."""
+    rng = np.random.default_rng(3)
+
+    def biased(w: np.ndarray) -> np.ndarray:
+        return w + rng.normal(0, 0.05, (len(w), 1, 1, 3)).astype(np.float32)  # 5 cm per-window error
+
+    x = walking_track(300)
+    step_in = np.abs(np.diff(x, axis=0)).max()
+    hard = anonymize_track(x, biased, AnonymizeOptions(stride=75))
+    soft = anonymize_track(x, biased, AnonymizeOptions(stride=25))
+    jump_hard = np.abs(np.diff(hard, axis=0)).max() - step_in
+    jump_soft = np.abs(np.diff(soft, axis=0)).max() - step_in
+    assert jump_hard > 0.02  # without overlap the per-window error jumps at each border
+    assert jump_soft < jump_hard / 4
+
+
+def test_blend_weights_taper() -> None:
+    w = blend_weights()
+    assert w.shape == (75,) and w.min() > 0 and w[0] < 0.01 and w[37] > 0.99
+
+
+def test_recording_absent_frames_stay_absent() -> None:
+    x = walking_track(120)
+    joints = np.stack([x, x + np.float32(1.0)], axis=1)  # (T, 2, 25, 3)
+    present = np.ones((120, 2), bool)
+    present[40:60, 1] = False
+    joints[~present] = 0.0
+    rec = Recording(joints=joints, confidence=np.ones((120, 2, 25), np.float32),
+                    timestamps=np.arange(120) / 30.0, present=present)  # fmt: skip
+    out = anonymize_recording(rec, identity, model_id="identity")
+    assert out.metadata["anonymized"] is True and out.metadata["model_id"] == "identity"
+    np.testing.assert_array_equal(out.present, present)
+    assert np.all(out.joints[40:60, 1] == 0)
+    np.testing.assert_allclose(out.joints[present], joints[present], atol=1e-5)
+
+
+def test_bad_options_and_tracks() -> None:
+    with pytest.raises(ValueError, match="stride"):
+        AnonymizeOptions(stride=0)
+    with pytest.raises(ValueError, match="track"):
+        anonymize_track(np.zeros((10, 24, 3)), identity)
+
+
+# ------------------------------------------------------------------ the shipped default model
+
+needs_default = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"default model {DEFAULT_MODEL} not built")
+
+
+def relative_bone_lengths(joints: np.ndarray) -> np.ndarray:
+    return np.median(bone_lengths(joints), axis=0)
+
+
+@needs_default
+def test_default_model_gives_the_dummy_body_and_keeps_the_motion(ntu_dir: Path) -> None:
+    """On the real NTU recordings (every person): the output's bones are nearer the dummy's
+    than the original's, it moves with the original (far above a shuffled floor) and it
+    stays where the person stood."""
+    from tools.anonymize_report import clip_figures
+
+    from pmr_stream.formats.io import load_recording
+
+    fn, model_id = default_window_fn()
+    assert model_id == "pmr_standin"
+    dummy = relative_bone_lengths(load_dummy(DEFAULT_DUMMY))
+    rng = np.random.default_rng(0)
+    rows = []
+    for f in sorted(ntu_dir.glob("*.skeleton")):
+        rec = load_recording(f)
+        out = anonymize_recording(rec, fn.anonymize, model_id=model_id)
+        for p in range(rec.num_persons):
+            m = rec.present[:, p]
+            rows.append(clip_figures(rec.joints[m, p], out.joints[m, p], dummy, rng))
+    assert len(rows) == 7
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    assert mean["bone_diff_to_dummy_cm"] < mean["bone_diff_to_original_cm"], mean
+    assert mean["motion_correlation"] > mean["motion_correlation_shuffled"] + 0.1, mean
+    assert mean["direction_cosine"] > 0.6, mean
+    assert mean["hip_distance_cm"] < 25.0, mean
+
+
+@needs_default
+def test_default_model_on_standin_clips_moves_bodies_towards_the_dummy() -> None:
+    from pmr_stream.synth import generate_clip, make_performers
+
+    fn, _ = default_window_fn()
+    dummy = relative_bone_lengths(load_dummy(DEFAULT_DUMMY))[:18]
+    cast = make_performers(40, 0)
+    closer = []
+    for pid, act in [(1, "wave"), (9, "squat"), (17, "kick"), (25, "bow"), (33, "wave"), (38, "squat")]:
+        x = generate_clip(cast[pid - 1], act, 1, 1, seed=0)
+        a = anonymize_track(x, fn.anonymize)
+        la, lo = relative_bone_lengths(a)[:18], relative_bone_lengths(x)[:18]
+        closer.append(np.abs(la - dummy).mean() < np.abs(la - lo).mean())
+    assert sum(closer) >= 5, closer
+
+
+@needs_default
+def test_cli_anonymize_two_person_skeleton(tmp_path: Path) -> None:
+    from tests.ntu_samples import ntu_file
+
+    from pmr_stream.cli import main
+    from pmr_stream.formats.ntu import read_skeleton
+
+    src = ntu_file("S001C003P008R002A058.skeleton")
+    out = tmp_path / "anon.skeleton"
+    assert main(["anonymize", "--input", str(src), "--output", str(out)]) == 0
+    a, _, pa, _ = read_skeleton(out).to_arrays()
+    o, _, po, _ = read_skeleton(src).to_arrays()
+    assert a.shape == o.shape and np.array_equal(pa, po)
+    assert not np.allclose(a, o, atol=1e-3)  # the raw skeletons are gone
+    # the two persons stay apart, each where it stood
+    for p in range(2):
+        assert np.abs(a[pa[:, p], p, 0] - o[po[:, p], p, 0]).mean() < 0.3
