@@ -16,9 +16,10 @@ the dummy's privacy code computed once; the engine backends offer the same call.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +28,17 @@ import torch
 from pmr_stream.formats.recording import Recording
 from pmr_stream.model.checkpoint import load_model
 from pmr_stream.model.pmr import PMRModel
-from pmr_stream.skeleton import SPINE_MID, C, J, T, check_clip, crop_clip, normalize, pad_to_length, window_starts
+from pmr_stream.skeleton import (
+    SPINE_MID,
+    C,
+    J,
+    T,
+    check_clip,
+    crop_clip,
+    normalize,
+    pad_to_length,
+    window_starts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +143,7 @@ def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: Anonymi
     acc = np.zeros(padded.shape, np.float64)
     wsum = np.zeros(len(padded), np.float64)
     wts = blend_weights(T)
-    for s, win in zip(starts, out):
+    for s, win in zip(starts, out, strict=True):
         acc[s : s + T] += win * wts[:, None, None]
         wsum[s : s + T] += wts
     result = acc / wsum[:, None, None]
@@ -142,7 +153,7 @@ def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: Anonymi
 def _segments(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """Runs of True in a boolean vector as (start, stop) pairs."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def anonymize_recording(

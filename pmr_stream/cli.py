@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the socket stack is imported lazily by the commands that need it
     from pmr_stream.wire.sockets import SocketOptions
@@ -362,7 +363,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {art.path} ({args.precision}, {args.graph} graph, opset {args.opset}, batch dynamic; "
                   f"relative error {art.relative_error:.2g} vs PyTorch; metadata {art.path}.json)")  # fmt: skip
             return 0
-        from engines.tensorrt_build import EngineBuildError, EngineMismatch, ensure_engine
+        from engines.tensorrt_build import ensure_engine
 
         output = Path(args.output)
         if str(args.output).endswith(("/", "\\")):

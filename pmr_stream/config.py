@@ -162,7 +162,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"{where}: expected a list, got {type(value).__name__}")

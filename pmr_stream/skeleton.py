@@ -15,8 +15,9 @@ Array shapes follow the names ``T`` (frames), ``P`` (persons), ``J`` (25 joints)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, Sequence
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt

@@ -111,9 +111,8 @@ def test_default_model_gives_the_dummy_body_and_keeps_the_motion(ntu_dir: Path) 
     """On the real NTU recordings (every person): the output's bones are nearer the dummy's
     than the original's, it moves with the original (far above a shuffled floor) and it
     stays where the person stood."""
-    from tools.anonymize_report import clip_figures
-
     from pmr_stream.formats.io import load_recording
+    from tools.anonymize_report import clip_figures
 
     fn, model_id = default_window_fn()
     assert model_id == "pmr_standin"
@@ -152,10 +151,9 @@ def test_default_model_on_standin_clips_moves_bodies_towards_the_dummy() -> None
 
 @needs_default
 def test_cli_anonymize_two_person_skeleton(tmp_path: Path) -> None:
-    from tests.ntu_samples import ntu_file
-
     from pmr_stream.cli import main
     from pmr_stream.formats.ntu import read_skeleton
+    from tests.ntu_samples import ntu_file
 
     src = ntu_file("S001C003P008R002A058.skeleton")
     out = tmp_path / "anon.skeleton"

@@ -22,9 +22,10 @@ import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -361,14 +362,14 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> Path:
         ("motion terms", ["train_ee", "train_smooth", "train_triplet", "train_latent"], True),
         ("classifier accuracy (val)", ["val_acc_priv_adv", "val_acc_priv_coop", "val_acc_util_adv", "val_acc_util_coop"], False),
     ]
-    for ax, (title, keys, logy) in zip(axes, panels):
+    for ax, (title, keys, logy) in zip(axes, panels, strict=True):
         for k in keys:
-            xs = [xi for xi, r in zip(x, history) if k in r]
+            xs = [xi for xi, r in zip(x, history, strict=True) if k in r]
             ys = [r[k] for r in history if k in r]
             if ys:
                 ax.plot(xs, ys, label=k, marker="." if len(ys) < 30 else None)
         prev = None
-        for xi, r in zip(x, history):
+        for xi, r in zip(x, history, strict=True):
             if r["stage"] != prev and prev is not None:
                 ax.axvline(xi - 0.5, color="grey", lw=0.8, ls=":")
             prev = r["stage"]
@@ -440,7 +441,7 @@ def configure(args: Any) -> Config:
         epochs = [int(e) for e in args.stage_epochs.split(",")]
         if len(epochs) != len(tc.stages):
             raise ValueError(f"--stage-epochs needs {len(tc.stages)} comma-separated numbers, got {args.stage_epochs!r}")
-        for st, e in zip(tc.stages, epochs):
+        for st, e in zip(tc.stages, epochs, strict=True):
             st.epochs = e
     if args.paired_samples is not None:
         cfg.data.paired_samples_per_epoch = args.paired_samples

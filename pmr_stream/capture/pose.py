@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +126,24 @@ class PoseEstimator:
         return PoseResult(world, image, vis, joints, conf, seconds)
 
 
+def open_capture(target: int | str | Path) -> Any:
+    """An opened ``cv2.VideoCapture`` for a device index (webcam) or a video file; errors name it."""
+    import cv2
+
+    if isinstance(target, int):
+        cap = cv2.VideoCapture(target)
+        if not cap.isOpened():
+            raise ValueError(f"cannot open webcam {target} (cv2.VideoCapture({target}) failed)")
+        return cap
+    p = Path(target)
+    if not p.is_file():
+        raise FileNotFoundError(f"video file not found: {p}")
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        raise ValueError(f"OpenCV cannot open video {p}")
+    return cap
+
+
 def iter_video_poses(
     path: str | Path, options: PoseOptions | None = None
 ) -> Iterator[tuple[int, PoseResult | None]]:
@@ -135,12 +154,7 @@ def iter_video_poses(
     """
     import cv2
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"video file not found: {p}")
-    cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened():
-        raise ValueError(f"OpenCV cannot open video {p}")
+    cap = open_capture(Path(path))
     try:
         with PoseEstimator(options) as est:
             i = 0

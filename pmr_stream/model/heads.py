@@ -29,7 +29,7 @@ class EmbeddingClassifier(nn.Module):
             raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
         chans = [encoded_channels[0], 128, 256, 512]
         self.convs = nn.ModuleList(
-            nn.ConvTranspose1d(a, b, 3, stride=2, padding=1, output_padding=1) for a, b in zip(chans[:-1], chans[1:])
+            nn.ConvTranspose1d(a, b, 3, stride=2, padding=1, output_padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True)
         )
         self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in chans[1:])
         self.fc1 = nn.Linear(512, 1024)
@@ -46,7 +46,7 @@ class EmbeddingClassifier(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm in zip(self.convs, self.norms, strict=True):
             z = F.relu(norm(conv(z)))  # (B, c, 2L)
         z = z.mean(dim=2)  # (B, 512)
         z = self.dropout(F.relu(self.fc1(z)))  # (B, 1024)
@@ -66,7 +66,7 @@ class QualityController(nn.Module):
     def __init__(self, frames: int = T) -> None:
         super().__init__()
         chans = [frames, 64, 32, 16, 8]
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:]))
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True))
         self.pad = nn.ReflectionPad1d(3)
         self.fc1 = nn.Linear(8 * 10, 32)
         self.fc2 = nn.Linear(32, 1)

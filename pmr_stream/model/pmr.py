@@ -69,7 +69,7 @@ class Encoder(nn.Module):
         self.encoded_channels = encoded_channels
         c0, c1 = encoded_channels
         chans = [frames, 12, 24, 32, c0]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, kernel_size=3, padding=1) for a, b in zip(chans[:-1], chans[1:]))
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, kernel_size=3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True))
         self.pad = nn.ReflectionPad2d(1)
         self.pool = nn.MaxPool2d(2)
         self.fc = nn.Linear(c0, c0 * c1)
@@ -94,7 +94,7 @@ class Decoder(nn.Module):
         super().__init__()
         chans = [2 * encoded_channels[0], 256, 128, 96, frames]
         self.deconvs = nn.ModuleList(
-            nn.ConvTranspose1d(a, b, kernel_size=3, padding=1) for a, b in zip(chans[:-1], chans[1:])
+            nn.ConvTranspose1d(a, b, kernel_size=3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True)
         )
         self.pad = nn.ReflectionPad1d(3)
         self.out_len = J * C

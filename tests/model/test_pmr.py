@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from pmr_stream.config import Config
-from pmr_stream.model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_model, save_checkpoint
+from pmr_stream.model.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from pmr_stream.model.heads import Adversaries, EmbeddingClassifier, QualityController
 from pmr_stream.model.pmr import DMR_CHANNELS, AnonymizerGraph, Decoder, Encoder, PMRModel, count_parameters
 

@@ -50,10 +50,10 @@ def test_cross_reconstruction_targets_match_content() -> None:
     oracle = OracleModel(n_actions=3, n_performers=4)
     p1, p2, a1, a2 = [0, 1], [2, 3], [0, 1], [2, 0]
     batch = {
-        "x1": torch.stack([oracle.clip(a, p) for a, p in zip(a1, p1)]),
-        "x2": torch.stack([oracle.clip(a, p) for a, p in zip(a2, p2)]),
-        "y1": torch.stack([oracle.clip(a, p) for a, p in zip(a2, p1)]),
-        "y2": torch.stack([oracle.clip(a, p) for a, p in zip(a1, p2)]),
+        "x1": torch.stack([oracle.clip(a, p) for a, p in zip(a1, p1, strict=True)]),
+        "x2": torch.stack([oracle.clip(a, p) for a, p in zip(a2, p2, strict=True)]),
+        "y1": torch.stack([oracle.clip(a, p) for a, p in zip(a2, p1, strict=True)]),
+        "y2": torch.stack([oracle.clip(a, p) for a, p in zip(a1, p2, strict=True)]),
         "performer1": torch.tensor(p1), "performer2": torch.tensor(p2),
         "action1": torch.tensor(a1), "action2": torch.tensor(a2),
     }  # fmt: skip
@@ -94,7 +94,7 @@ def tiny_config(epochs: list[int]) -> Config:
     cfg.training.lr = 1e-3
     cfg.training.adv_lr = 1e-3
     cfg.data.paired_samples_per_epoch = 8
-    for st, e in zip(cfg.training.stages, epochs):
+    for st, e in zip(cfg.training.stages, epochs, strict=True):
         st.epochs = e
     return cfg
 

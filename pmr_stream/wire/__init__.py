@@ -1,0 +1,47 @@
+"""The wire: the message schema (msgpack, versioned) and ZeroMQ PUB/SUB helpers.
+
+``capture/`` (producers) and ``sinks/`` (recorder, probe, viewers) talk only through
+this package. :mod:`.schema` needs only msgpack and numpy; :mod:`.sockets` and
+:mod:`.subscriber` import pyzmq when a socket is made.
+"""
+
+from __future__ import annotations
+
+from pmr_stream.wire.schema import (
+    ANON,
+    MAX_MESSAGE_BYTES,
+    RAW,
+    REASONS,
+    SCHEMA_VERSION,
+    FrameGap,
+    FrameMessage,
+    Message,
+    StreamEnd,
+    StreamStart,
+    WireError,
+    decode,
+    encode,
+    pack,
+    subscription,
+    topic_for,
+    topic_of,
+    unpack,
+)
+from pmr_stream.wire.sockets import (
+    CurveOptions,
+    Publisher,
+    SocketOptions,
+    SubscriberSocket,
+    generate_keypair,
+    load_key_file,
+    stop_on_signals,
+)
+from pmr_stream.wire.subscriber import STREAM_REASONS, Received, StreamState, Subscriber, SubscriberOptions
+
+__all__ = [
+    "SCHEMA_VERSION", "MAX_MESSAGE_BYTES", "RAW", "ANON", "REASONS", "STREAM_REASONS",
+    "WireError", "FrameMessage", "FrameGap", "StreamStart", "StreamEnd", "Message",
+    "encode", "decode", "pack", "unpack", "topic_for", "topic_of", "subscription",
+    "CurveOptions", "SocketOptions", "Publisher", "SubscriberSocket", "generate_keypair", "load_key_file",
+    "stop_on_signals", "Subscriber", "SubscriberOptions", "Received", "StreamState",
+]  # fmt: skip
