@@ -1,0 +1,80 @@
+"""``pmr export`` and ``pmr bench`` end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from pmr_stream.cli import main
+
+
+def test_export_onnx_to_a_folder(model_files: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, dummy = model_files
+    out = tmp_path / "build"
+    assert main(["export", "--format", "onnx", "--output", f"{out}/", "--model-path", model, "--dummy", dummy,
+                 "--precision", "fp16"]) == 0  # fmt: skip
+    (onnx_file,) = out.glob("*.onnx")
+    assert onnx_file.name.endswith("-folded-fp16-op17.onnx") and (out / (onnx_file.name + ".json")).is_file()
+    onnx.checker.check_model(onnx.load(str(onnx_file)))
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_export_tensorrt_without_tensorrt_says_how(model_files: tuple[str, str], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    model, dummy = model_files
+    rc = main(["export", "--format", "tensorrt", "--output", str(tmp_path / "x.engine"), "--model-path", model,
+               "--dummy", dummy, "--cache-dir", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "pmr export: error:" in err and "pip install" in err
+    assert not (tmp_path / "x.engine").exists()
+
+
+def test_export_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["export", "--format", "onnx", "--output", str(tmp_path / "x.onnx"), "--model-path", str(tmp_path / "no.pt"),
+               "--dummy", str(tmp_path / "no.npy")])  # fmt: skip
+    assert rc == 2 and "checkpoint not found" in capsys.readouterr().err
+
+
+def test_bench_writes_json_table_and_histogram(model_files: tuple[str, str], cache: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    model, dummy = model_files
+    js = tmp_path / "bench.json"
+    rc = main(["bench", "--backend", "onnxruntime", "torch", "--batch-sizes", "1,4", "--seconds", "0.05",
+               "--model-path", model, "--dummy", dummy, "--cache-dir", cache, "--json", str(js),
+               "--table", str(tmp_path / "bench.md"), "--paper-calls", "20", "--threads", "1"])  # fmt: skip
+    assert rc == 0
+    report = json.loads(js.read_text())
+    assert {(c["backend"], c["batch"]) for c in report["cases"]} == {("onnxruntime", 1), ("onnxruntime", 4), ("torch", 1), ("torch", 4)}
+    for c in report["cases"]:
+        assert c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] and c["windows_per_s"] > 0 and c["x_paper_latency"] > 0
+        assert "samples_ms" not in c
+    assert report["paper_way"]["mean_ms"] > 0 and 40e6 < report["flops_per_window"]["reference"] < 42e6
+    assert report["peak_flops"]["fp32"] > 0 and report["floor_ms"]["reference/fp32"] > 0
+    assert report["load_before"] is not None
+    assert js.with_suffix(".png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "paper's way" in out and "| onnxruntime | fp32 | folded | 1 |" in out
+    assert (tmp_path / "bench.md").read_text().startswith("machine:")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--batch-sizes", "1,x"], "--batch-sizes must be comma-separated integers"),
+    (["--batch-sizes", "0"], "--batch-sizes must be positive integers"),
+])  # fmt: skip
+def test_bench_refuses_bad_batch_sizes(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_on_cuda_without_a_gpu_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a CUDA GPU")
+    assert main(["bench", "--device", "cuda", "--no-paper"]) == 2
+    assert "sees no CUDA device" in capsys.readouterr().err
