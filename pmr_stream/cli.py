@@ -303,7 +303,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
     rec = load_recording(args.input, args.format)
     window_fn, model_id = default_window_fn(args.model_path, args.dummy, device=args.device)
-    out = anonymize_recording(rec, window_fn.anonymize, AnonymizeOptions(stride=args.stride), model_id=model_id)
+    out = anonymize_recording(rec, window_fn.anonymize, AnonymizeOptions(mode=args.mode, stride=args.stride), model_id=model_id)
     save_recording(out, args.output, args.output_format or args.format)
     print(f"wrote {args.output}: {out.num_frames} frames, {out.num_persons} person(s) anonymized with {model_id}")
     return 0
@@ -347,7 +347,10 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None)
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped stand-in model)")
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
-    p.add_argument("--stride", type=int, default=25, help="frames between overlapping 75-frame windows (default 25)")
+    p.add_argument("--mode", choices=("centre", "blend"), default="centre",
+                   help="centre: one window per frame, read at its centre (smooth, default); "
+                        "blend: windows --stride frames apart, Hann-blended (fewer network calls)")
+    p.add_argument("--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_anonymize)
 
@@ -442,6 +445,87 @@ def _add_engine_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def cmd_anonymizer(args: argparse.Namespace) -> int:
+    from pmr_stream.backends import get_backend
+    from pmr_stream.service import ServiceOptions, serve
+    from pmr_stream.window import WindowPolicy
+    from pmr_stream.wire.sockets import SocketOptions, stop_on_signals
+
+    opts = ServiceOptions(
+        policy=WindowPolicy.parse(args.policy), max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        max_gap=args.max_gap, idle_s=args.idle, report_s=args.report,
+        stats_json=Path(args.stats_json) if args.stats_json else None,
+    )  # fmt: skip
+    options: dict[str, Any] = {"max_batch": max(args.max_batch, 1)}
+    if args.device:
+        options["device"] = args.device
+    if args.model_path:
+        options["model_path"] = args.model_path
+    if args.dummy:
+        options["dummy"] = args.dummy
+    if args.threads:
+        options["threads"] = args.threads
+    if args.no_spin:
+        options["spin"] = False
+    backend = get_backend(args.backend, **options)  # the dummy's privacy code is computed here, once
+    backend.warmup((1, min(8, args.max_batch)))
+    model_id = backend.source.model_id
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the backend and its libraries live as long as the process: keep them out of full GC passes
+    with stop_on_signals() as stop:
+        final = serve(
+            args.raw, args.anon, backend, model_id, opts, SocketOptions(hwm=args.hwm), stop=stop,
+            duration_s=args.duration, until_end=args.until_end, wait_subscribers=args.wait_subscribers,
+            wait_timeout_s=args.wait_timeout, report=lambda d: _print_json_line("stats", d),
+            ready=lambda ep: print(f"anonymizer: {backend.name} on {backend.device} ({model_id}), policy "
+                                   f"{opts.policy.name}; raw/ from {', '.join(args.raw)}, anon/ on {ep}", flush=True),
+        )  # fmt: skip
+    print(f"anonymizer stopped: {final['published_frames']} of {final['frames_in']} frames published, "
+          f"failed {final['failed']}", flush=True)  # fmt: skip
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from pmr_stream.pipeline import run_pipeline
+
+    return run_pipeline(args)
+
+
+def _add_service_commands(sub: Any) -> None:
+    from pmr_stream.pipeline import add_stream_arguments
+    from pmr_stream.window import POLICY_HELP
+
+    p = sub.add_parser("anonymizer", help="the streaming anonymizer service: raw/ in, anon/ out")
+    p.add_argument("--raw", action="append", required=True, help="producer endpoint to subscribe to (repeatable)")
+    p.add_argument("--anon", default="tcp://127.0.0.1:5556", help="endpoint to publish anon/ on (bound)")
+    p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
+    p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
+    p.add_argument("--max-batch", type=int, default=128, help="most windows per engine call (default 128)")
+    p.add_argument("--max-wait-ms", type=float, default=1.0, help="longest wait for a batch to fill (default 1 ms)")
+    p.add_argument("--max-gap", type=int, default=10, help="missing frames interpolated; longer gaps reset (default 10)")
+    p.add_argument("--idle", type=float, default=5.0, help="evict persons/streams unseen this long, seconds")
+    p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: none)")
+    p.add_argument("--stats-json", default=None, metavar="FILE", help="also write the stats to FILE")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
+    p.add_argument("--wait-subscribers", type=int, default=0, help="wait for this many anon/ subscribers first")
+    p.add_argument("--wait-timeout", type=float, default=60.0, help="longest wait for them, seconds")
+    p.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per engine call (default: the backend's)")
+    p.add_argument("--no-spin", action="store_true",
+                   help="onnxruntime: idle worker threads sleep instead of spinning (many streams on few cores)")
+    p.set_defaults(func=cmd_anonymizer)
+
+    p = sub.add_parser("stream", help="producer -> anonymizer -> recorder on loopback, then a side-by-side video")
+    add_stream_arguments(p)
+    p.set_defaults(func=cmd_stream)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmr", description="pmr-stream: anonymize skeleton motion with PMR.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -488,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_commands(sub)
     _add_model_commands(sub)
     _add_engine_commands(sub)
+    _add_service_commands(sub)
     return parser
 
 

@@ -32,10 +32,10 @@ def identity(windows: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n", [1, 30, 75, 76, 200, 333])
-@pytest.mark.parametrize("stride", [25, 75])
-def test_identity_window_function_gives_the_input_back(n: int, stride: int) -> None:
+@pytest.mark.parametrize(("mode", "stride"), [("blend", 25), ("blend", 75), ("centre", 25)])
+def test_identity_window_function_gives_the_input_back(n: int, mode: str, stride: int) -> None:
     x = walking_track(n)
-    out = anonymize_track(x, identity, AnonymizeOptions(stride=stride))
+    out = anonymize_track(x, identity, AnonymizeOptions(mode=mode, stride=stride))  # type: ignore[arg-type]
     assert out.shape == x.shape
     np.testing.assert_allclose(out, x, atol=1e-5)  # normalisation undone, windows blended, padding trimmed
 
@@ -47,7 +47,7 @@ def test_windows_are_normalised_like_training() -> None:
         seen.append(w.copy())
         return w
 
-    anonymize_track(walking_track(160), spy, AnonymizeOptions(stride=25))
+    anonymize_track(walking_track(160), spy, AnonymizeOptions(mode="blend", stride=25))
     windows = np.concatenate(seen)
     assert windows.shape[1:] == (75, 25, 3) and len(windows) == 5  # starts 0, 25, 50, 75, 85
     np.testing.assert_allclose(windows[:, 0, 1], 0.0, atol=1e-6)  # SpineMid of each window's first frame
@@ -62,12 +62,29 @@ def test_overlap_blending_removes_seams() -> None:
 
     x = walking_track(300)
     step_in = np.abs(np.diff(x, axis=0)).max()
-    hard = anonymize_track(x, biased, AnonymizeOptions(stride=75))
-    soft = anonymize_track(x, biased, AnonymizeOptions(stride=25))
+    hard = anonymize_track(x, biased, AnonymizeOptions(mode="blend", stride=75))
+    soft = anonymize_track(x, biased, AnonymizeOptions(mode="blend", stride=25))
     jump_hard = np.abs(np.diff(hard, axis=0)).max() - step_in
     jump_soft = np.abs(np.diff(soft, axis=0)).max() - step_in
     assert jump_hard > 0.02  # without overlap the per-window error jumps at each border
     assert jump_soft < jump_hard / 4
+
+
+def test_centre_mode_reads_every_frame_from_the_same_window_position() -> None:
+    """A network whose error depends on the frame's position in the window (as a briefly
+    trained decoder's does) gives a smooth track in centre mode, a jittery one when blended."""
+    pos_err = np.random.default_rng(5).normal(0, 0.05, (1, 75, 1, 3)).astype(np.float32)
+
+    def positional(w: np.ndarray) -> np.ndarray:
+        return w + pos_err
+
+    x = walking_track(200)
+    step = np.abs(np.diff(x, 2, axis=0)).mean()
+    centre = anonymize_track(x, positional, AnonymizeOptions(mode="centre"))
+    blend = anonymize_track(x, positional, AnonymizeOptions(mode="blend", stride=25))
+    assert np.abs(np.diff(centre, 2, axis=0)).mean() == pytest.approx(step, rel=1e-3)
+    assert np.abs(np.diff(blend, 2, axis=0)).mean() > 3 * step
+    np.testing.assert_allclose(centre - x, np.broadcast_to(pos_err[0, 37], x.shape), atol=1e-5)
 
 
 def test_blend_weights_taper() -> None:
@@ -93,6 +110,8 @@ def test_recording_absent_frames_stay_absent() -> None:
 def test_bad_options_and_tracks() -> None:
     with pytest.raises(ValueError, match="stride"):
         AnonymizeOptions(stride=0)
+    with pytest.raises(ValueError, match="mode"):
+        AnonymizeOptions(mode="last")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="track"):
         anonymize_track(np.zeros((10, 24, 3)), identity)
 
@@ -143,7 +162,7 @@ def test_default_model_on_standin_clips_moves_bodies_towards_the_dummy() -> None
     closer = []
     for pid, act in [(1, "wave"), (9, "squat"), (17, "kick"), (25, "bow"), (33, "wave"), (38, "squat")]:
         x = generate_clip(cast[pid - 1], act, 1, 1, seed=0)
-        a = anonymize_track(x, fn.anonymize)
+        a = anonymize_track(x, fn.anonymize, AnonymizeOptions(mode="blend"))  # bones averaged over window positions
         la, lo = relative_bone_lengths(a)[:18], relative_bone_lengths(x)[:18]
         closer.append(np.abs(la - dummy).mean() < np.abs(la - lo).mean())
     assert sum(closer) >= 5, closer

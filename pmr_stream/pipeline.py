@@ -1,0 +1,251 @@
+"""One command for the whole streaming pipeline on loopback: ``pmr stream`` / ``run_stream.py``.
+
+Four processes, each a ``pmr`` command of its own:
+
+* ``produce``: the source (default: a Kinect replay of the shipped demo clip) on ``raw/``;
+* ``anonymizer``: ``raw/`` -> windows -> backend -> ``anon/`` (:mod:`pmr_stream.service`);
+* ``record`` of ``raw/`` (only for the side-by-side video);
+* the anonymized-stream sink (``python -m pmr_stream.pipeline sink``): records ``anon/``
+  and every frame's latency from the producer's capture timestamp to its arrival.
+
+When the replay ends (or on Ctrl-C) the producer sends its stream end, the others stop
+when every stream they saw has ended, the two recordings are rendered side by side
+(original | anonymized) and a latency summary is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pmr_stream.assets import DEMO_CLIP
+
+DEFAULT_SOURCE = f"kinect:{DEMO_CLIP}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------- the sink process
+
+
+def run_sink(endpoint: str, topic: str, output: Path, latency_json: Path, duration_s: float | None) -> int:
+    """Record ``topic`` until every stream ended; write capture->arrival latencies as JSON."""
+    import gc
+
+    from pmr_stream.sinks.recorder import Recorder
+    from pmr_stream.wire.schema import FrameMessage, StreamEnd
+    from pmr_stream.wire.sockets import stop_on_signals
+    from pmr_stream.wire.subscriber import Subscriber
+
+    lat: list[float] = []
+    gc.freeze()  # what is loaded stays; full collections over it would show up as latency
+    with Subscriber(endpoint, [topic]) as sub, stop_on_signals() as stop:
+        rec = Recorder(sub)
+        t_end = None if duration_s is None else time.monotonic() + duration_s
+        seen: dict[str, bool] = {}
+        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
+            r = sub.receive(0.1)
+            if r is None:
+                continue
+            rec.add(r)
+            seen[r.message.stream] = isinstance(r.message, StreamEnd)
+            if isinstance(r.message, FrameMessage):
+                if not r.message.anonymized:  # pragma: no cover - the service never does this
+                    print(f"sink: RAW frame on {r.topic}!", file=sys.stderr, flush=True)
+                    return 3
+                lat.append(r.latency_ms)
+            if seen and all(seen.values()):
+                break
+        for q in sub.drain():
+            rec.add(q)
+        written = rec.save(output)
+        drops = dict(sub.drops)
+    a = np.asarray(lat) if lat else np.zeros(0)
+    summary = {
+        "frames": len(lat), "drops": drops, "files": [str(p) for p, _ in written],
+        "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
+        "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
+        "latency_ms_max": float(a.max()) if len(a) else None,
+    }  # fmt: skip
+    latency_json.write_text(json.dumps(summary, indent=1))
+    return 0 if written else 1
+
+
+# ----------------------------------------------------------------------------- the launcher
+
+
+def _spawn(name: str, args: list[str], logs: Path) -> tuple[str, subprocess.Popen[bytes], Any]:
+    fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed by _finish
+    p = subprocess.Popen([sys.executable, *args], stdout=fh, stderr=subprocess.STDOUT)
+    return name, p, fh
+
+
+def _stop(procs: list[tuple[str, subprocess.Popen[bytes], Any]], timeout_s: float) -> None:
+    for _, p, _ in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for _, p, _ in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Run producer, anonymizer and subscribers as separate processes; render; summarise."""
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    for old in work.glob("*.npz"):
+        old.unlink()
+    raw_ep = f"tcp://127.0.0.1:{free_port()}"
+    anon_ep = f"tcp://127.0.0.1:{free_port()}"
+    # the others start first and wait for the producer: their safety limit runs longer
+    limit = ["--duration", str(args.duration + 60)] if args.duration else []
+    cli = ["-m", "pmr_stream.cli"]
+    backend = ["--backend", args.backend, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+    backend += (["--device", args.device] if args.device else []) + (["--threads", str(args.threads)] if args.threads else [])
+    backend += ["--no-spin"] if args.no_spin else []
+    sink = _spawn("sink", ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, "--output",
+                           str(work / "anon.npz"), "--latency-json", str(work / "latency.json"), *limit], work)  # fmt: skip
+    procs = [sink]
+    if not args.no_video:
+        procs.append(_spawn("raw_recorder", [*cli, "record", "--endpoint", raw_ep, "--topic", "raw/",
+                                             "--output", str(work / "raw.npz"), "--until-end", *limit], work))  # fmt: skip
+    procs.append(_spawn("anonymizer", [*cli, "anonymizer", "--raw", raw_ep, "--anon", anon_ep, *backend,
+                                       "--policy", args.policy, "--wait-subscribers", "1", "--until-end",
+                                       "--stats-json", str(work / "service.json"), "--report", "5", *limit], work))  # fmt: skip
+    producer_args = [*cli, "produce", "--source", args.source, "--endpoint", raw_ep, "--stream", args.stream,
+                     "--wait-subscribers", str(1 if args.no_video else 2), "--wait-timeout", "120", "--report", "0"]  # fmt: skip
+    if args.max_frames:
+        producer_args += ["--max-frames", str(args.max_frames)]
+    if args.duration:
+        producer_args += ["--duration", str(args.duration)]
+    producer = _spawn("producer", producer_args, work)
+    procs.insert(0, producer)
+    print(f"pipeline: {args.source} -> {raw_ep} (raw/) -> anonymizer [{args.backend}, {args.policy}] -> "
+          f"{anon_ep} (anon/) -> recorder; logs in {work}/ (Ctrl-C stops)", flush=True)  # fmt: skip
+    interrupted = False
+    try:
+        while producer[1].poll() is None:
+            if any(p.poll() not in (None, 0) for _, p, _ in procs[1:]):
+                break
+            time.sleep(0.1)
+        # the replay ended: the others stop by themselves once they saw the stream end
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(p.poll() is None for _, p, _ in procs):
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: stopping the pipeline", flush=True)
+        producer[1].send_signal(signal.SIGINT)
+        try:
+            producer[1].wait(10)
+        except subprocess.TimeoutExpired:
+            producer[1].kill()
+        time.sleep(0.5)
+    finally:
+        _stop(procs, 15)
+        for _, _, fh in procs:
+            fh.close()
+    bad = [(n, p.returncode) for n, p, _ in procs if p.returncode not in (0, -signal.SIGINT)]
+    if bad:
+        for n, _ in bad:
+            print(f"--- {n} failed; its log ends:\n{_tail(work / f'{n}.log')}", file=sys.stderr, flush=True)
+        return 1
+    lat = json.loads((work / "latency.json").read_text()) if (work / "latency.json").exists() else {}
+    svc = json.loads((work / "service.json").read_text()) if (work / "service.json").exists() else {}
+    anon_files = lat.get("files") or []
+    if not anon_files:
+        print("no anonymized frame arrived", file=sys.stderr, flush=True)
+        return 1
+    print(f"anonymized {svc.get('published_frames')} of {svc.get('frames_in')} frames "
+          f"(failed {svc.get('failed') or 0}, out of date {svc.get('out_of_date')}) with {svc.get('backend')} "
+          f"{svc.get('model_id')}, policy {svc.get('policy')}, batches {svc.get('batches')}", flush=True)  # fmt: skip
+    p50, p99 = lat.get("latency_ms_p50"), lat.get("latency_ms_p99")
+    eng = svc.get("engine_ms_per_batch_p50_p99") or [None, None]
+    print(f"latency capture -> anonymized frame received: p50 {p50:.2f} ms, p99 {p99:.2f} ms over "
+          f"{lat['frames']} frames (engine per batch p50 {eng[0]} ms, p99 {eng[1]} ms)", flush=True)  # fmt: skip
+    if args.no_video:
+        print(f"anonymized recording: {Path(anon_files[0]).resolve()}", flush=True)
+        return 0
+    from pmr_stream.cli import main as pmr_main
+
+    raw_file = work / "raw.npz"
+    if not raw_file.exists():
+        print("the raw recording is missing; no video", file=sys.stderr, flush=True)
+        return 1
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rc = pmr_main(["compare", "--original", str(raw_file), "--anonymized", anon_files[0], "--output", str(out),
+                   "--width", str(args.width), "--height", str(args.height)])  # fmt: skip
+    if rc == 0:
+        print(f"{'interrupted; ' if interrupted else ''}side-by-side video (original | anonymized): {out.resolve()}",
+              flush=True)  # fmt: skip
+    return rc
+
+
+def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+    from pmr_stream.window import POLICY_HELP
+
+    p.add_argument("--source", default=DEFAULT_SOURCE,
+                   help="kinect:FILE, video:FILE, webcam:0, synthetic (default: the built-in demo recording)")
+    p.add_argument("--stream", default="demo", help="stream id (default demo)")
+    p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's choice)")
+    p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
+    p.add_argument("--max-batch", type=int, default=128, help="anonymizer: most windows per engine call")
+    p.add_argument("--max-wait-ms", type=float, default=1.0, help="anonymizer: longest wait for a batch to fill")
+    p.add_argument("--threads", type=int, default=None, help="anonymizer: CPU threads per engine call")
+    p.add_argument("--no-spin", action="store_true", help="anonymizer: onnxruntime threads sleep when idle")
+    p.add_argument("--output", default="out/stream_demo.mp4", help="side-by-side video (.mp4/.gif)")
+    p.add_argument("--workdir", default="out/stream", help="recordings, stats and logs of the run")
+    p.add_argument("--max-frames", type=int, default=None, help="stop the source after this many frames")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (webcam)")
+    p.add_argument("--no-video", action="store_true", help="record only, no side-by-side video")
+    p.add_argument("--width", type=int, default=480, help="panel width of the video (default 480)")
+    p.add_argument("--height", type=int, default=360, help="panel height of the video (default 360)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pmr_stream.pipeline")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sink", help="record anon/ and the capture->arrival latency (used by the pipeline)")
+    s.add_argument("--endpoint", required=True)
+    s.add_argument("--topic", default="anon/")
+    s.add_argument("--output", required=True)
+    s.add_argument("--latency-json", required=True)
+    s.add_argument("--duration", type=float, default=None)
+    r = sub.add_parser("run", help="the whole pipeline (same as pmr stream)")
+    add_stream_arguments(r)
+    args = parser.parse_args(argv)
+    if args.cmd == "sink":
+        return run_sink(args.endpoint, args.topic, Path(args.output), Path(args.latency_json), args.duration)
+    return run_pipeline(args)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Sliding 75-frame windows per (stream, person) for the streaming anonymizer.
+
+Every input frame of a person pushes one frame into that person's ring buffer and
+makes one window due: the last 75 frames, normalised like the network was trained
+(SpineMid of the window's first frame at the origin). How the output frame is taken
+from the anonymized windows is the *window policy* (:class:`WindowPolicy`):
+
+``last`` (default)
+    The output for frame ``t`` is the last frame of the window that ends at ``t``.
+    No delay is added: frame ``t`` goes out as soon as its window is back from the
+    engine.
+``delay:N``
+    The output for frame ``t`` is published when frame ``t + N`` has arrived: the
+    average of frame ``t`` as seen by the ``N + 1`` windows that end at ``t .. t+N``,
+    weighted ``1, 2, ..., N+1`` (the window in which ``t`` lies deepest counts most).
+    This adds ``N`` frame periods of latency and smooths window-to-window jitter.
+
+Start-up: before 75 frames exist the buffer is padded by repeating the person's
+first frame, so the very first output is a real anonymized frame with no jump when
+the buffer fills up (the padding slides out one frame at a time).
+
+Gaps: a frame number that jumps by at most ``max_gap`` frames is bridged by linear
+interpolation inside the buffer (those frames are not published: nothing came in for
+them); a longer jump resets the person's buffer (padding again). A frame number not
+above the last one of that person is out of date: dropped and counted. Persons not
+seen for ``idle_s`` seconds are evicted (:meth:`WindowStore.evict_idle`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from pmr_stream.skeleton import SPINE_MID, C, J, T
+
+#: Policy names accepted by :meth:`WindowPolicy.parse`.
+POLICY_HELP: Final[str] = "'last' (no added delay) or 'delay:N' (N frames later, blended over N+1 windows)"
+_MAX_DELAY: Final[int] = T - 1
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """Which part of the anonymized windows becomes an output frame (``delay`` 0 = ``last``)."""
+
+    delay: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.delay <= _MAX_DELAY:
+            raise ValueError(f"window delay must be in 0..{_MAX_DELAY} frames, got {self.delay}")
+
+    @classmethod
+    def parse(cls, text: str) -> WindowPolicy:
+        """``"last"`` or ``"delay:N"``."""
+        t = text.strip().lower()
+        if t == "last":
+            return cls(0)
+        m = re.fullmatch(r"delay:(\d+)", t)
+        if not m:
+            raise ValueError(f"window policy {text!r} is not {POLICY_HELP}")
+        return cls(int(m.group(1)))
+
+    @property
+    def name(self) -> str:
+        return "last" if self.delay == 0 else f"delay:{self.delay}"
+
+    def weights(self) -> npt.NDArray[np.float32]:
+        """Weight of frame ``t`` in the window ending at ``t + k``, ``k = 0..delay`` (sum 1)."""
+        w = np.arange(1, self.delay + 2, dtype=np.float32)
+        return w / w.sum()
+
+
+@dataclass
+class Due:
+    """A window ready for the engine, and what to publish from it.
+
+    ``window``: ``(75, 25, 3)`` float32 normalised; ``offset``: ``(3,)`` the SpineMid that
+    was subtracted; ``tag``: the input frame's identity (opaque to this module).
+    """
+
+    key: tuple[str, int]
+    frame: int
+    window: npt.NDArray[np.float32]
+    offset: npt.NDArray[np.float32]
+    tag: Any
+    t_due_ns: int = 0
+
+
+@dataclass
+class _Pending:
+    """A frame waiting for its later windows (``delay:N``)."""
+
+    frame: int
+    tag: Any
+    acc: npt.NDArray[np.float64]
+    got: int = 0
+    failed: bool = False
+
+
+@dataclass
+class PersonTrack:
+    """One person's ring buffer and what is still owed to the output."""
+
+    buffer: npt.NDArray[np.float32]  # (75, 25, 3), oldest first
+    last_frame: int
+    last_seen_ns: int
+    frames: int = 0
+    pending: deque[_Pending] = field(default_factory=deque)
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """``max_gap``: frames bridged by interpolation; ``idle_s``: eviction after this long unseen."""
+
+    policy: WindowPolicy = field(default_factory=WindowPolicy)
+    max_gap: int = 10
+    idle_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_gap < T - 1:
+            raise ValueError(f"max_gap must be in 0..{T - 2} frames, got {self.max_gap}")
+        if self.idle_s <= 0:
+            raise ValueError(f"idle_s must be > 0, got {self.idle_s}")
+
+
+@dataclass
+class WindowCounters:
+    frames: int = 0
+    out_of_date: int = 0
+    interpolated: int = 0
+    resets: int = 0
+    evicted: int = 0
+
+
+class WindowStore:
+    """The ring buffers of every (stream, person), and the policy's output bookkeeping."""
+
+    def __init__(self, options: WindowOptions | None = None) -> None:
+        self.options = options or WindowOptions()
+        self.tracks: dict[tuple[str, int], PersonTrack] = {}
+        self.counters = WindowCounters()
+
+    # ---------------------------------------------------------------- input
+
+    def push(
+        self, stream: str, person: int, frame: int, joints: npt.ArrayLike, tag: Any, now_ns: int
+    ) -> tuple[Due | None, list[tuple[Any, npt.NDArray[np.float32] | None]]]:
+        """Add one frame: ``(the window now due or None if out of date, frames flushed by a reset)``."""
+        x = np.asarray(joints, dtype=np.float32).reshape(J, C)
+        key = (stream, person)
+        tr = self.tracks.get(key)
+        flushed: list[tuple[Any, npt.NDArray[np.float32] | None]] = []
+        if tr is not None and frame <= tr.last_frame:
+            self.counters.out_of_date += 1
+            return None, flushed
+        if tr is not None and frame - tr.last_frame > self.options.max_gap + 1:
+            self.counters.resets += 1
+            flushed = self.drop(key)
+            tr = None
+        if tr is None:
+            tr = PersonTrack(np.repeat(x[None], T, axis=0), frame, now_ns)
+            self.tracks[key] = tr
+        else:
+            step = frame - tr.last_frame
+            prev = tr.buffer[-1]
+            fill = [prev + (x - prev) * (i / step) for i in range(1, step)]  # bridge a short gap linearly
+            self.counters.interpolated += len(fill)
+            tr.buffer = np.concatenate([tr.buffer, *(f[None] for f in fill), x[None]])[-T:]
+            tr.last_frame = frame
+            tr.last_seen_ns = now_ns
+        tr.frames += 1
+        self.counters.frames += 1
+        offset = tr.buffer[0, SPINE_MID].copy()
+        return Due(key, frame, tr.buffer - offset, offset, tag, now_ns), flushed
+
+    # ---------------------------------------------------------------- output
+
+    def resolve(self, due: Due, anonymized: npt.NDArray[np.float32] | None) -> list[tuple[Any, npt.NDArray[np.float32] | None]]:
+        """Feed back one window's result (``None``: it failed); the frames now complete.
+
+        Returns ``(tag, joints)`` pairs in frame order; ``joints`` is ``None`` for a frame
+        that cannot be published (one of its windows failed: fail closed).
+        """
+        d = self.options.policy.delay
+        if d == 0:
+            if anonymized is None:
+                return [(due.tag, None)]
+            return [(due.tag, (anonymized[-1] + due.offset).astype(np.float32))]
+        tr = self.tracks.get(due.key)
+        if tr is None:
+            return [(due.tag, None)]
+        w = self.options.policy.weights()
+        tr.pending.append(_Pending(due.frame, due.tag, np.zeros((J, C), np.float64)))
+        # the window ending at due.frame holds pending frame p at position 74 - (due.frame - p.frame)
+        for p in tr.pending:
+            k = due.frame - p.frame
+            if 0 <= k <= d and k < T:
+                if anonymized is None:
+                    p.failed = True
+                else:
+                    p.acc += w[k] * (anonymized[T - 1 - k] + due.offset)
+                    p.got += 1
+        out: list[tuple[Any, npt.NDArray[np.float32] | None]] = []
+        while tr.pending and due.frame - tr.pending[0].frame >= d:
+            p = tr.pending.popleft()
+            out.append((p.tag, None if p.failed else self._finish(p, w)))
+        return out
+
+    @staticmethod
+    def _finish(p: _Pending, w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        # frames whose later windows were never made (gaps) are renormalised over what came
+        used = float(w[: p.got].sum()) if p.got else 1.0
+        return (p.acc / used).astype(np.float32)
+
+    def flush(self, key: tuple[str, int]) -> list[tuple[Any, npt.NDArray[np.float32] | None]]:
+        """The frames a track still owes (end of stream, reset, eviction), from what their windows gave."""
+        tr = self.tracks.get(key)
+        if tr is None or not tr.pending:
+            return []
+        w = self.options.policy.weights()
+        out = []
+        while tr.pending:
+            p = tr.pending.popleft()
+            # weights were assigned by position; renormalise by the ones received
+            got_w = float(sum(w[k] for k in range(min(p.got, len(w))))) if p.got else 0.0
+            ok = not p.failed and p.got > 0 and got_w > 0
+            out.append((p.tag, (p.acc / got_w).astype(np.float32) if ok else None))
+        return out
+
+    def drop(self, key: tuple[str, int]) -> list[tuple[Any, npt.NDArray[np.float32] | None]]:
+        """Flush and forget a track."""
+        out = self.flush(key)
+        self.tracks.pop(key, None)
+        return out
+
+    def keys_of(self, stream: str) -> list[tuple[str, int]]:
+        return [k for k in self.tracks if k[0] == stream]
+
+    def idle(self, now_ns: int) -> list[tuple[str, int]]:
+        """Tracks not seen for ``idle_s``."""
+        limit = int(self.options.idle_s * 1e9)
+        return [k for k, tr in self.tracks.items() if now_ns - tr.last_seen_ns > limit]
+
+
+__all__ = ["WindowPolicy", "WindowOptions", "WindowStore", "WindowCounters", "Due", "POLICY_HELP"]
