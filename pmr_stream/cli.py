@@ -526,6 +526,42 @@ def _add_service_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_stream)
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from pmr_stream.sinks.viewer import Viewer, ViewerOptions, run_viewer
+    from pmr_stream.wire.sockets import stop_on_signals
+    from pmr_stream.wire.subscriber import Subscriber
+
+    endpoints = list(args.endpoint) + ([args.raw_endpoint] if args.show_original and args.raw_endpoint else [])
+    topics = list(args.topic or ["anon/"]) + (["raw/"] if args.show_original else [])
+    if any(not t.startswith("anon/") for t in args.topic or []):
+        raise ValueError("pmr view shows anonymized streams: --topic must start with anon/ (use --show-original for raw)")
+    opts = ViewerOptions(width=args.width, height=args.height, show_original=args.show_original,
+                         until_end=args.until_end, duration_s=args.duration)  # fmt: skip
+    with Subscriber(endpoints, topics, _socket_options(args), bind=args.bind) as sub, stop_on_signals() as stop:
+        viewer = Viewer(sub, opts)
+        out = run_viewer(viewer, args.output, stop, fps=args.fps)
+    if out is not None:
+        print(f"wrote {out} ({viewer.pictures} frames)", flush=True)
+    elif viewer.pictures == 0:
+        print("nothing to show (no anonymized frames arrived)", flush=True)
+        return 1
+    return 0
+
+
+def _add_view_command(sub: Any) -> None:
+    p = sub.add_parser("view", help="show anonymized streams live, or write them to MP4/GIF (the writer)")
+    p.add_argument("--show-original", action="store_true", help="draw the raw skeleton beside it (explicit only)")
+    p.add_argument("--raw-endpoint", default=None, help="with --show-original: the producer's endpoint (raw/)")
+    p.add_argument("--output", default=None, help=".mp4/.avi/.gif: write instead of a window (default without a display: out/viewer.mp4)")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written video")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--until-end", action="store_true", help="stop when every anonymized stream has ended")
+    _add_socket_flags(p, publisher=False)
+    p.set_defaults(func=cmd_view)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pmr", description="pmr-stream: anonymize skeleton motion with PMR.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
@@ -571,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_stream_commands(sub)
     _add_model_commands(sub)
+    _add_view_command(sub)
     _add_engine_commands(sub)
     _add_service_commands(sub)
     return parser
