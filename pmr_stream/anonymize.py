@@ -37,6 +37,7 @@ from pmr_stream.skeleton import (
     crop_clip,
     normalize,
     pad_to_length,
+    retarget_bones,
     window_starts,
 )
 
@@ -88,6 +89,7 @@ class TorchWindowFn:
         with torch.no_grad():
             self.code = self.model.privacy_code(d)  # (1, C0, C1)
         self.max_batch = max_batch
+        self.dummy = np.asarray(dummy, dtype=np.float32).reshape(T, J, C)  # (75, 25, 3) normalised
 
     @torch.no_grad()
     def anonymize(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -122,17 +124,23 @@ class AnonymizeOptions:
     correlation with the original 0.57 vs 0.18).
     ``mode="blend"``: windows ``stride`` frames apart blended with a Hann taper
     (75 = no overlap; 25 = each frame in 3 windows); fewer network calls.
+    ``bone_lengths``: ``(24,)`` metres (e.g. :func:`dummy_bone_lengths` of the dummy): every
+    output bone is set to that length by forward kinematics, directions kept, as the
+    streaming service does by default; ``None`` keeps the network's output as it is.
     """
 
     mode: Literal["centre", "blend"] = "centre"
     stride: int = 25
     batch_size: int = 256
+    bone_lengths: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("centre", "blend"):
             raise ValueError(f"mode must be 'centre' or 'blend', got {self.mode!r}")
         if not 1 <= self.stride <= T:
             raise ValueError(f"stride must be in 1..{T}, got {self.stride}")
+        if self.bone_lengths is not None and len(self.bone_lengths) != J - 1:
+            raise ValueError(f"bone_lengths must hold {J - 1} lengths, got {len(self.bone_lengths)}")
 
 
 def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: AnonymizeOptions | None = None) -> npt.NDArray[np.float32]:
@@ -147,7 +155,7 @@ def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: Anonymi
     if n == 0:
         return x.copy()
     if opts.mode == "centre":
-        return _centre_windows(x, window_fn, opts.batch_size)
+        return _bones(_centre_windows(x, window_fn, opts.batch_size), opts)
     padded = pad_to_length(x, T)  # (max(N, 75), 25, 3)
     starts = window_starts(len(padded), T, opts.stride)
     windows = np.stack([padded[s : s + T] for s in starts])  # (W, 75, 25, 3)
@@ -162,7 +170,11 @@ def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: Anonymi
         acc[s : s + T] += win * wts[:, None, None]
         wsum[s : s + T] += wts
     result = acc / wsum[:, None, None]
-    return result[:n].astype(np.float32)
+    return _bones(result[:n].astype(np.float32), opts)
+
+
+def _bones(x: npt.NDArray[np.float32], opts: AnonymizeOptions) -> npt.NDArray[np.float32]:
+    return x if opts.bone_lengths is None else retarget_bones(x, np.asarray(opts.bone_lengths, np.float32))
 
 
 def _centre_windows(x: npt.NDArray[np.float32], window_fn: WindowFn, batch_size: int) -> npt.NDArray[np.float32]:

@@ -303,7 +303,11 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
 
     rec = load_recording(args.input, args.format)
     window_fn, model_id = default_window_fn(args.model_path, args.dummy, device=args.device)
-    out = anonymize_recording(rec, window_fn.anonymize, AnonymizeOptions(mode=args.mode, stride=args.stride), model_id=model_id)
+    from pmr_stream.anonymize import dummy_bone_lengths
+
+    bones = tuple(float(b) for b in dummy_bone_lengths(window_fn.dummy)) if args.bones == "dummy" else None
+    opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
+    out = anonymize_recording(rec, window_fn.anonymize, opts, model_id=model_id)
     save_recording(out, args.output, args.output_format or args.format)
     print(f"wrote {args.output}: {out.num_frames} frames, {out.num_persons} person(s) anonymized with {model_id}")
     return 0
@@ -335,10 +339,63 @@ def _add_train_arguments(p: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.eval_command import evaluate_command
+
+    return evaluate_command(args)
+
+
+def cmd_train_evaluators(args: argparse.Namespace) -> int:
+    from training.eval_command import train_evaluators_command
+
+    return train_evaluators_command(args)
+
+
+def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
+    """Flags shared by ``pmr evaluate`` and ``pmr train-evaluators``."""
+    p.add_argument("--dataset", choices=("standin", "ntu60"), default="standin")
+    p.add_argument("--data", default=None,
+                   help="stand-in .npz (default data/standin.npz, generated when missing) or NTU-60 .skeleton directory")  # fmt: skip
+    p.add_argument("--genders", default=None, help="NTU-60: CSV of the performers' genders (without it: no gender column)")
+    p.add_argument("--cache", default=None, help="NTU-60: .npz cache of the preprocessed clips (written on first use)")
+    p.add_argument("--evaluators", default=None, help="evaluator cache directory (default runs/evaluators/DATASET)")
+    p.add_argument("--retrain-evaluators", action="store_true", help="train the evaluators even when a fresh cache exists")
+    p.add_argument("--sgn-size", choices=("slim", "paper"), default="slim",
+                   help="slim: a CPU-sized SGN (default); paper: SGN as published (use a GPU)")  # fmt: skip
+    p.add_argument("--evaluator-epochs", type=int, default=None, help="epochs per evaluator (default 25 slim, 60 paper)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    if not evaluate_flags:
+        return
+    p.add_argument("--model-path", action="append", default=None,
+                   help="PMR checkpoint to evaluate (repeatable; default: the shipped model)")  # fmt: skip
+    p.add_argument("--dmr-path", default=None, help="DMR checkpoint (default: the shipped dmr_standin.pt); 'none' skips")
+    p.add_argument("--dummy", default=None, help="the constant policy's dummy recording (default: the shipped dummy)")
+    p.add_argument("--seeds", type=int, default=5, help="evaluation seeds (default 5)")
+    p.add_argument("--policies", default="constant,random,same_action", help="dummy policies, comma-separated")
+    p.add_argument("--no-fk", action="store_true", help="leave out the forward-kinematics baseline")
+    p.add_argument("--no-stream", action="store_true", help="leave out the streaming-path row")
+    p.add_argument("--stream-backend", default="auto", help="engine backend of the streaming row (default auto)")
+    p.add_argument("--stream-policy", default="last", help="window policy of the streaming row (default last)")
+    p.add_argument("--stream-bones", choices=("dummy", "model"), default="dummy",
+                   help="bone step of the streaming row, as the service's --bones (default dummy)")
+    p.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test clips only (quick runs)")
+    p.add_argument("--output", default=None, help="output directory (default out/eval_DATASET)")
+
+
 def _add_model_commands(sub: Any) -> None:
     p = sub.add_parser("train", help="train PMR (the paper's 6 sub-stages) on the stand-in or NTU-60")
     _add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="the privacy/utility table: Original, PMR, DMR, FK baseline, streaming path")
+    _add_eval_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train-evaluators", help="train and cache the SGN evaluators (action, re-ID, gender, linkage)")
+    _add_eval_arguments(p, evaluate_flags=False)
+    p.set_defaults(func=cmd_train_evaluators)
 
     p = sub.add_parser("anonymize", help="anonymize a recording offline (every person, any length)")
     p.add_argument("--input", required=True, help=".skeleton, .npz, or an SGN/ST-GCN array file")
@@ -351,6 +408,8 @@ def _add_model_commands(sub: Any) -> None:
                    help="centre: one window per frame, read at its centre (smooth, default); "
                         "blend: windows --stride frames apart, Hann-blended (fewer network calls)")
     p.add_argument("--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)")
+    p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
+                   help="dummy (default): set every output bone to the dummy's length; model: the network's output as is")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_anonymize)
 
@@ -455,6 +514,7 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
         policy=WindowPolicy.parse(args.policy), max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         max_gap=args.max_gap, idle_s=args.idle, report_s=args.report,
         stats_json=Path(args.stats_json) if args.stats_json else None,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host, bones=args.bones,
     )  # fmt: skip
     options: dict[str, Any] = {"max_batch": max(args.max_batch, 1)}
     if args.device:
@@ -481,6 +541,8 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
             wait_timeout_s=args.wait_timeout, report=lambda d: _print_json_line("stats", d),
             ready=lambda ep: print(f"anonymizer: {backend.name} on {backend.device} ({model_id}), policy "
                                    f"{opts.policy.name}; raw/ from {', '.join(args.raw)}, anon/ on {ep}", flush=True),
+            on_metrics=lambda url: print(f"anonymizer: statistics on {url}/metrics (Prometheus) and {url}/stats.json",
+                                         flush=True),
         )  # fmt: skip
     print(f"anonymizer stopped: {final['published_frames']} of {final['frames_in']} frames published, "
           f"failed {final['failed']}", flush=True)  # fmt: skip
@@ -511,6 +573,11 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--idle", type=float, default=5.0, help="evict persons/streams unseen this long, seconds")
     p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: none)")
     p.add_argument("--stats-json", default=None, metavar="FILE", help="also write the stats to FILE")
+    p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
+                   help="dummy (default): set every output bone to the dummy's length; model: the network's output as is")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve /metrics (Prometheus text) and /stats.json over HTTP on PORT (0: any free port)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics endpoint binds (default loopback)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
     p.add_argument("--wait-subscribers", type=int, default=0, help="wait for this many anon/ subscribers first")

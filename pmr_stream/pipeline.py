@@ -128,6 +128,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     backend = ["--backend", args.backend, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
     backend += (["--device", args.device] if args.device else []) + (["--threads", str(args.threads)] if args.threads else [])
     backend += ["--no-spin"] if args.no_spin else []
+    backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
+    backend += ["--bones", args.bones]
     sink = _spawn("sink", ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, "--output",
                            str(work / "anon.npz"), "--latency-json", str(work / "latency.json"), *limit], work)  # fmt: skip
     procs = [sink]
@@ -220,6 +222,10 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wait-ms", type=float, default=1.0, help="anonymizer: longest wait for a batch to fill")
     p.add_argument("--threads", type=int, default=None, help="anonymizer: CPU threads per engine call")
     p.add_argument("--no-spin", action="store_true", help="anonymizer: onnxruntime threads sleep when idle")
+    p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
+                   help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="anonymizer: serve /metrics (Prometheus text) and /stats.json on this loopback port")  # fmt: skip
     p.add_argument("--output", default="out/stream_demo.mp4", help="side-by-side video (.mp4/.gif)")
     p.add_argument("--workdir", default="out/stream", help="recordings, stats and logs of the run")
     p.add_argument("--max-frames", type=int, default=None, help="stop the source after this many frames")

@@ -37,7 +37,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from pmr_stream.skeleton import C, J, T
+from pmr_stream.metrics_http import MetricsServer, prometheus_text
+from pmr_stream.skeleton import C, J, T, bone_lengths, retarget_bones
 from pmr_stream.window import Due, WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart, WireError
 from pmr_stream.wire.sockets import Publisher, SocketOptions
@@ -45,6 +46,8 @@ from pmr_stream.wire.subscriber import Received, Subscriber
 
 log = logging.getLogger(__name__)
 
+#: How output bones are sized: the dummy's lengths, or whatever the network gave.
+BONE_MODES: Final[tuple[str, ...]] = ("dummy", "model")
 #: Samples kept for the latency / batch percentiles.
 _SAMPLES: Final[int] = 20000
 
@@ -61,6 +64,13 @@ class ServiceOptions:
         idle_s: persons and streams not heard of for this long are evicted.
         report_s: seconds between stats lines (0: none).
         stats_json: also write the stats to this file at each report and at the end.
+        metrics_port: serve ``/metrics`` (Prometheus text) and ``/stats.json`` over HTTP on
+            this port (0: a free port; ``None``: no endpoint), refreshed every second.
+        metrics_host: the address the endpoint binds (default loopback only).
+        bones: ``"dummy"`` (default): every output frame's bones are set to the dummy's
+            median lengths by forward kinematics (directions kept), so no residual of the
+            person's build survives the network's imperfect retargeting; ``"model"``: the
+            network's output as it is.
     """
 
     policy: WindowPolicy = field(default_factory=WindowPolicy)
@@ -70,8 +80,13 @@ class ServiceOptions:
     idle_s: float = 5.0
     report_s: float = 5.0
     stats_json: Path | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    bones: str = "dummy"
 
     def __post_init__(self) -> None:
+        if self.bones not in BONE_MODES:
+            raise ValueError(f"bones must be one of {', '.join(BONE_MODES)}, got {self.bones!r}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.max_wait_ms < 0:
@@ -150,6 +165,20 @@ class AnonymizerService:
         self.due: list[Due] = []
         self.stats = ServiceStats()
         self.streams_seen: set[str] = set()
+        self.bone_target = self._bone_target(backend) if o.bones == "dummy" else None
+        self.metrics: MetricsServer | None = None
+        if o.metrics_port is not None:
+            self.metrics = MetricsServer(o.metrics_port, o.metrics_host)
+            self.metrics.update(self.summary())
+
+    @staticmethod
+    def _bone_target(backend: Any) -> np.ndarray:
+        """The dummy's median bone lengths ``(24,)`` metres, from the backend's model source."""
+        window = getattr(getattr(backend, "source", None), "dummy_window", None)
+        if window is None:
+            raise ValueError(f"bones='dummy' needs the dummy: backend {getattr(backend, 'name', backend)!r} has no "
+                             "source.dummy_window (use a pmr_stream.backends backend, or bones='model')")  # fmt: skip
+        return np.median(bone_lengths(window), axis=0).astype(np.float32)
 
     # ------------------------------------------------------------------ input
 
@@ -228,6 +257,7 @@ class AnonymizerService:
         self.stats.batch_sizes.append(len(batch))
         self.stats.engine_ms_per_batch.append(dt)
         self.stats.engine_ms_per_window.append(dt / len(batch))
+        done: list[tuple[Any, np.ndarray | None]] = []
         for i, d in enumerate(batch):
             res = None
             if out is not None:
@@ -235,9 +265,18 @@ class AnonymizerService:
                     res = out[i]
                 else:
                     self.stats.failed["non_finite"] += 1
-            self._resolve(self.windows.resolve(d, res))
+            done += self.windows.resolve(d, res)
+        self._resolve(done)
 
     def _resolve(self, done: list[tuple[Any, np.ndarray | None]]) -> None:
+        """Build the output messages of finished frames (``None``: fail closed, nothing published)."""
+        if self.bone_target is not None:
+            # after the window policy's blending, so what is published has exactly the dummy's bones
+            ok = [i for i, (_, j) in enumerate(done) if j is not None]
+            if ok:
+                fixed = retarget_bones(np.stack([done[i][1] for i in ok]), self.bone_target)  # type: ignore[misc]
+                for n, i in enumerate(ok):
+                    done[i] = (done[i][0], fixed[n])
         for slot, joints in done:
             src = slot.src
             slot.done = True
@@ -307,6 +346,7 @@ class AnonymizerService:
         t_end = None if duration_s is None else time.monotonic() + duration_s
         next_report = time.monotonic() + self.options.report_s if self.options.report_s > 0 else None
         next_evict = time.monotonic() + 1.0
+        next_metrics = time.monotonic() + 1.0
         while not stop.is_set():
             if t_end is not None and time.monotonic() >= t_end:
                 break
@@ -315,6 +355,9 @@ class AnonymizerService:
             if now >= next_evict:
                 self._evict(time.monotonic_ns())
                 next_evict = now + 1.0
+            if self.metrics is not None and now >= next_metrics:
+                self.metrics.update(self.summary())
+                next_metrics = now + 1.0
             if next_report is not None and now >= next_report:
                 self._emit()
                 next_report = now + self.options.report_s
@@ -327,6 +370,8 @@ class AnonymizerService:
 
     def _emit(self) -> dict[str, Any]:
         d = self.summary()
+        if self.metrics is not None:
+            self.metrics.update(d)
         if self.report is not None:
             self.report(d)
         if self.options.stats_json is not None:
@@ -360,18 +405,6 @@ class AnonymizerService:
         }  # fmt: skip
 
 
-def prometheus_text(summary: dict[str, Any]) -> str:
-    """The flat numeric fields of :meth:`AnonymizerService.summary` in Prometheus text format."""
-    lines = []
-    for k, v in summary.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        lines.append(f"pmr_anonymizer_{k} {v}")
-    for k, v in summary.get("failed", {}).items():
-        lines.append(f'pmr_anonymizer_failed{{reason="{k}"}} {v}')
-    return "\n".join(lines) + "\n"
-
-
 def serve(
     raw_endpoints: Sequence[str],
     anon_endpoint: str,
@@ -387,8 +420,12 @@ def serve(
     wait_timeout_s: float = 30.0,
     report: Callable[[dict[str, Any]], None] | None = None,
     ready: Callable[[str], None] | None = None,
+    on_metrics: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Bind ``anon_endpoint``, optionally wait for its subscribers, connect to ``raw_endpoints`` and serve."""
+    """Bind ``anon_endpoint``, optionally wait for its subscribers, connect to ``raw_endpoints`` and serve.
+
+    ``ready`` gets the bound ``anon/`` endpoint; ``on_metrics`` the metrics endpoint's base
+    URL (when ``options.metrics_port`` is set)."""
     stop = stop or threading.Event()
     with Publisher(anon_endpoint, socket_options) as pub:
         if ready is not None:
@@ -398,7 +435,13 @@ def serve(
                         pub.subscribers, wait_subscribers, wait_timeout_s)  # fmt: skip
         with Subscriber(list(raw_endpoints), ["raw/"], socket_options) as sub:
             svc = AnonymizerService(backend, model_id, sub, pub, options, report)
-            return svc.run(stop, duration_s, until_end)
+            try:
+                if svc.metrics is not None and on_metrics is not None:
+                    on_metrics(svc.metrics.url)
+                return svc.run(stop, duration_s, until_end)
+            finally:
+                if svc.metrics is not None:
+                    svc.metrics.close()
 
 
-__all__ = ["ServiceOptions", "AnonymizerService", "ServiceStats", "serve", "prometheus_text"]
+__all__ = ["BONE_MODES", "ServiceOptions", "AnonymizerService", "ServiceStats", "serve", "prometheus_text"]

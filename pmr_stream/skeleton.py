@@ -15,6 +15,7 @@ Array shapes follow the names ``T`` (frames), ``P`` (persons), ``J`` (25 joints)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -370,6 +371,38 @@ def bone_lengths(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[n
     child = [c for c, _ in layout.bones]
     parent = [p for _, p in layout.bones]
     return np.linalg.norm(x[..., child, :] - x[..., parent, :], axis=-1)
+
+
+def retarget_bones(joints: npt.ArrayLike, lengths: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
+    """``joints`` ``(..., J, 3)`` with every bone set to ``lengths`` ``(..., B)`` or ``(B,)`` metres
+    (``layout.bones`` order), by forward kinematics from the root.
+
+    The root keeps its position and every bone its direction
+    (``out[child] = out[parent] + length * unit(joints[child] - joints[parent])``), so joint
+    angles are unchanged; a zero-length bone leaves the child on its parent.
+    """
+    x = np.asarray(joints, dtype=np.float32)
+    if x.shape[-2:] != (layout.num_joints, 3):
+        raise ValueError(f"joints must have shape (..., {layout.num_joints}, 3), got {x.shape}")
+    lens = np.broadcast_to(np.asarray(lengths, dtype=np.float32), x.shape[:-2] + (len(layout.bones),))
+    child, parent, paths = _bone_paths(layout)
+    d = x[..., child, :] - x[..., parent, :]  # (..., B, 3) every bone at once
+    n = np.linalg.norm(d, axis=-1, keepdims=True)
+    v = np.divide(d, n, out=np.zeros_like(d), where=n > 1e-9) * lens[..., None]
+    root = layout.parents.index(-1)
+    return (x[..., root : root + 1, :] + np.matmul(paths, v)).astype(np.float32)  # sum of the bones root -> joint
+
+
+@functools.lru_cache(maxsize=8)
+def _bone_paths(layout: Layout) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    """Children ``(B,)``, parents ``(B,)`` and ``paths`` ``(J, B)``: 1 where bone b lies on the path root -> j."""
+    child = np.array([c for c, _ in layout.bones])
+    parent = np.array([p for _, p in layout.bones])
+    paths = np.zeros((layout.num_joints, len(layout.bones)), np.float32)
+    for b, (c, p) in enumerate(layout.bones):  # parents come first
+        paths[c] = paths[p]
+        paths[c, b] = 1.0
+    return child, parent, paths
 
 
 def bone_directions(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:

@@ -184,3 +184,11 @@ def test_cli_anonymize_two_person_skeleton(tmp_path: Path) -> None:
     # the two persons stay apart, each where it stood
     for p in range(2):
         assert np.abs(a[pa[:, p], p, 0] - o[po[:, p], p, 0]).mean() < 0.3
+    # --bones dummy (the default): every bone of every output frame has the dummy's length
+    want = np.median(bone_lengths(load_dummy(DEFAULT_DUMMY)), axis=0)
+    for p in range(2):
+        np.testing.assert_allclose(bone_lengths(a[pa[:, p], p]), np.broadcast_to(want, (int(pa[:, p].sum()), 24)), atol=2e-3)
+    out2 = tmp_path / "anon_model.skeleton"
+    assert main(["anonymize", "--input", str(src), "--output", str(out2), "--bones", "model"]) == 0
+    b, _, _, _ = read_skeleton(out2).to_arrays()
+    assert np.abs(bone_lengths(b[pa[:, 0], 0]) - want).max() > 0.005  # the network's own bones

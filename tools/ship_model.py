@@ -1,10 +1,13 @@
 """Copy a trained checkpoint's retargeting weights (only what inference needs) into the package.
 
     python -m tools.ship_model runs/pmr_standin/best.pt [--output pmr_stream/assets/pmr_standin.pt]
-                               [--train-seconds S] [--note TEXT]
+                               [--train-seconds S] [--note TEXT] [--half]
 
 Drops the classifiers, Q and optimiser state; keeps the config and the provenance
 (adding the training wall time and a note), so the shipped file is a few MB.
+``--half`` stores the weights as float16 (half the size; they are loaded back into the
+float32 network, relative rounding about 1e-3): used for the DMR baseline, which is
+five times the size of PMR and only serves the evaluation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ def main() -> None:
     ap.add_argument("--output", default=str(DEFAULT_MODEL))
     ap.add_argument("--train-seconds", type=float, default=None, help="training wall time to record")
     ap.add_argument("--note", default=None)
+    ap.add_argument("--half", action="store_true", help="store the weights as float16")
     args = ap.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
     prov = dict(ckpt.provenance)
@@ -30,7 +34,11 @@ def main() -> None:
     if args.note:
         prov["note"] = args.note
     prov["shipped_from"] = Path(args.checkpoint).name
-    out = save_checkpoint(args.output, Checkpoint(config=ckpt.config, model_state=ckpt.model_state, provenance=prov))
+    state = ckpt.model_state
+    if args.half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        prov["stored_as"] = "float16"
+    out = save_checkpoint(args.output, Checkpoint(config=ckpt.config, model_state=state, provenance=prov))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {args.checkpoint}")
 
 

@@ -377,7 +377,10 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> Path:
         ax.set_xlabel("epoch (all stages)")
         if logy and any(k in r for r in history for k in keys):
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:  # e.g. the DMR baseline has no classifiers to plot
+            ax.text(0.5, 0.5, "not trained in this run", ha="center", va="center", transform=ax.transAxes, color="grey")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

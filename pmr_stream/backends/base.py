@@ -177,6 +177,7 @@ class ModelSource:
     model_id: str
     model_sha256: str  # of the checkpoint file
     dummy_sha256: str  # of the normalised dummy window's float32 bytes
+    dummy_window: npt.NDArray[np.float32] | None = None  # (75, 25, 3) normalised metres
 
     @property
     def stem(self) -> str:
@@ -205,6 +206,7 @@ def load_source(opts: BackendOptions) -> ModelSource:
         model=model, code=code.detach().clone(), model_path=model_path,
         model_id=str(ckpt.provenance.get("model_id", Path(model_path).stem)),
         model_sha256=sha256_file(model_path), dummy_sha256=sha256_bytes(np.ascontiguousarray(window).tobytes()),
+        dummy_window=window,
     )  # fmt: skip
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.anonymize import AnonymizeOptions, anonymize_track
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
-from pmr_stream.service import AnonymizerService, ServiceOptions, prometheus_text
+from pmr_stream.metrics_http import prometheus_text
+from pmr_stream.service import AnonymizerService, ServiceOptions
 from pmr_stream.skeleton import bone_lengths
 from pmr_stream.window import WindowPolicy
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
@@ -69,11 +69,11 @@ def test_one_anonymized_frame_per_input_frame(backend: Any, clip: np.ndarray, po
         assert m.model_id == "test-model"
         assert not np.allclose(m.joints, src.joints, atol=1e-3)
     out = np.stack([m.joints for m in frames])
-    # the bones are the ones the model gives the dummy's body offline (whole-clip anonymization,
-    # blended over all window positions); the shipped stand-in model moves them only part of the
-    # way to the dummy's (README)
-    offline = median_bones(anonymize_track(clip, backend.anonymize, AnonymizeOptions(mode="blend")))
-    assert np.abs(median_bones(out) - offline).mean() < np.abs(median_bones(clip) - offline).mean()
+    # every frame has the dummy's bone lengths (bones="dummy", the default), not the performer's
+    dummy = backend.source.dummy_window
+    want = np.median(bone_lengths(dummy), axis=0)
+    np.testing.assert_allclose(bone_lengths(out), np.broadcast_to(want, (len(out), 24)), atol=2e-4)
+    assert np.abs(median_bones(clip) - want).mean() > 0.01  # and the performer's differ
     # no visible jump: frame-to-frame motion of the output stays in the range of the input's
     step_out = np.linalg.norm(np.diff(out, axis=0), axis=-1).mean(axis=1)
     step_in = np.linalg.norm(np.diff(clip, axis=0), axis=-1).mean(axis=1)
@@ -87,6 +87,7 @@ class FlakyBackend:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.source = inner.source  # the dummy, for bones="dummy"
         self.calls = 0
 
     def anonymize(self, x: np.ndarray) -> np.ndarray:
@@ -188,3 +189,55 @@ def test_gaps_out_of_date_and_summary(backend: Any, clip: np.ndarray) -> None:
     assert summary["out_of_date"] == 2 and summary["interpolated"] == 3
     text = prometheus_text(summary)
     assert "pmr_anonymizer_published_frames 5" in text
+
+
+def test_bones_model_leaves_the_network_output(backend: Any, clip: np.ndarray) -> None:
+    """``bones="model"`` publishes the network's frames unchanged: their bones are not the dummy's."""
+    with Publisher("tcp://127.0.0.1:*") as raw:
+        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0, bones="model")) as svc, \
+                Subscriber(svc.anon_endpoint, ["anon/"]) as sub:  # fmt: skip
+            wait_connected(raw)
+            time.sleep(0.3)
+            sent = replay(raw, "cam1", clip[:60], pace_s=0.001)
+            got = collect(sub)
+    frames = [r.message for r in got if isinstance(r.message, FrameMessage)]
+    assert len(frames) == len(sent)
+    want = np.median(bone_lengths(backend.source.dummy_window), axis=0)
+    assert np.abs(bone_lengths(np.stack([m.joints for m in frames])) - want).max() > 0.005
+    with pytest.raises(ValueError, match="bones must be one of"):
+        ServiceOptions(bones="mine")
+
+
+def test_metrics_endpoint_over_http(backend: Any, clip: np.ndarray) -> None:
+    """``/metrics`` (Prometheus text) and ``/stats.json`` over real HTTP while the service runs."""
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+
+    with Publisher("tcp://127.0.0.1:*") as raw, Publisher("tcp://127.0.0.1:*") as anon, \
+            Subscriber(raw.endpoint, ["raw/"]) as sub_raw:  # fmt: skip
+        wait_connected(raw)
+        svc = AnonymizerService(backend, "m", sub_raw, anon, ServiceOptions(report_s=0, metrics_port=0))
+        assert svc.metrics is not None
+        stop = threading.Event()
+        th = threading.Thread(target=svc.run, args=(stop,), daemon=True)
+        th.start()
+        try:
+            replay(raw, "cam1", clip[:40])
+            url = svc.metrics.url
+            text, t_end = "", time.monotonic() + 15
+            while time.monotonic() < t_end and "pmr_anonymizer_published_frames 40" not in text:
+                time.sleep(0.3)
+                text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+            assert "pmr_anonymizer_published_frames 40" in text
+            assert "# TYPE pmr_anonymizer_frames_in gauge" in text
+            assert 'pmr_anonymizer_engine_ms_per_window{quantile="0.99"}' in text
+            stats = json.loads(urllib.request.urlopen(f"{url}/stats.json", timeout=5).read())
+            assert stats["frames_in"] == 40 and stats["streams_seen"] == 1
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(f"{url}/nothing", timeout=5)
+        finally:
+            stop.set()
+            th.join(10)
+            svc.metrics.close()

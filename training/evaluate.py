@@ -1,0 +1,404 @@
+"""The privacy/utility evaluation: the paper's table, measured right.
+
+Protocol (see the README's "Evaluation" section):
+
+* Evaluators (SGN action, re-ID, gender; siamese SGN linkage) are trained on the
+  original clips of the training split (:mod:`training.evaluators`) and measured on
+  the test split. Every method is evaluated on the same input: the centre 75-frame
+  window of each test clip, original and anonymized alike (the paper compared 300-frame
+  originals with 75-frame anonymized clips).
+* Metrics: MSE over every frame, joint and axis (normalised metres; the paper used frame
+  0 only); action top-1/top-5; re-ID top-1/top-5; gender accuracy from the gender
+  evaluator (the paper's column re-ran re-ID); linkage accuracy: an attacker holding an
+  original reference window of a person decides whether an anonymized window is the same
+  person, on balanced pairs (every reference clip in one same-person and one
+  other-person pair, so 50% is chance exactly).
+* Dummy policies: ``constant`` (the shipped dummy, what streaming uses), ``random``
+  (another performer's test clip), ``same_action`` (another performer doing the same
+  action: what the paper's numbers used).
+* Seeds: each seed draws the dummies of the random policies, the linkage pairs and the
+  frame each SGN segment reads; the tables give mean and standard deviation.
+* Rows: Original; PMR (the shipped default and any checkpoint given); DMR (the same
+  network with embeddings (256, 32), trained without classifiers and Q); FK baseline
+  (every bone set to the dummy's length, joint angles kept); and PMR through the
+  streaming path (windows made by :class:`pmr_stream.window.WindowStore` as the
+  anonymizer service makes them, run through an engine backend).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from tqdm.auto import tqdm
+
+from pmr_stream.skeleton import C, J, T, bone_lengths, pad_to_length, retarget_bones
+from training.data import ClipSet
+from training.evaluators import Evaluators, centre_windows, linkage_pairs
+from training.metrics import binary_accuracy, majority_rate, mean_std, mse, topk_accuracy
+
+log = logging.getLogger(__name__)
+
+POLICIES: Final[tuple[str, ...]] = ("constant", "random", "same_action")
+METRICS: Final[tuple[str, ...]] = ("mse", "action_top1", "action_top5", "reid_top1", "reid_top5", "gender", "linkage")
+
+#: ``(windows (N, 75, 25, 3), dummies (N, 75, 25, 3)) -> anonymized (N, 75, 25, 3)``
+AnonymizeFn = Callable[[npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+
+@dataclass
+class Method:
+    """A row of the table: ``fn`` anonymizes windows with one dummy window per row.
+
+    ``policies``: the dummy policies it is evaluated under; ``kind``: ``pmr``, ``dmr``,
+    ``fk``, ``stream`` or ``test``.
+    """
+
+    name: str
+    kind: str
+    fn: AnonymizeFn
+    policies: tuple[str, ...] = POLICIES
+    source: str = ""
+
+
+# ----------------------------------------------------------------------------- dummies
+
+
+def choose_dummies(clips: ClipSet, policy: str, seed: int) -> tuple[npt.NDArray[np.int64] | None, int]:
+    """Index ``(N,)`` of each test clip's dummy clip (``None`` for ``constant``), and how many
+    clips fell back to a random other performer because nobody else did their action."""
+    if policy == "constant":
+        return None, 0
+    if policy not in POLICIES:
+        raise ValueError(f"dummy policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    rng = np.random.default_rng([seed, POLICIES.index(policy)])
+    p, a = clips.performer, clips.action
+    out = np.empty(len(clips), np.int64)
+    fallback = 0
+    for i in range(len(clips)):
+        cand = np.flatnonzero(p != p[i])
+        if policy == "same_action":
+            same = cand[a[cand] == a[i]]
+            if len(same):
+                cand = same
+            else:
+                fallback += 1
+        if len(cand) == 0:
+            raise ValueError("dummy policies other than constant need at least two performers in the test split")
+        out[i] = cand[rng.integers(len(cand))]
+    return out, fallback
+
+
+# ----------------------------------------------------------------------------- anonymizers
+
+
+def network_fn(model: torch.nn.Module, batch: int = 256, device: str = "cpu") -> AnonymizeFn:
+    """Whole-window cross reconstruction ``D(E_M(window), E_P(dummy))`` with a PMR/DMR network."""
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+
+    @torch.no_grad()
+    def run(windows: npt.NDArray[np.float32], dummies: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        out = []
+        constant = bool(len(dummies)) and bool(np.all(dummies == dummies[:1]))
+        code = model.privacy_code(torch.from_numpy(dummies[:1]).to(dev)) if constant else None
+        for s in range(0, len(windows), batch):
+            x = torch.from_numpy(windows[s : s + batch]).to(dev)
+            if code is not None:
+                y = model.anonymize_with_code(x, code)
+            else:
+                y = model.cross_reconstruct(x, torch.from_numpy(dummies[s : s + batch]).to(dev))
+            out.append(y.cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    return run
+
+
+def with_dummy_bones(fn: AnonymizeFn) -> AnonymizeFn:
+    """``fn`` followed by the service's default bone step: every bone set to its row's dummy's
+    median length (forward kinematics, directions kept)."""
+
+    def run(windows: npt.NDArray[np.float32], dummies: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        lengths = np.median(bone_lengths(dummies), axis=1)  # (N, 24)
+        return retarget_bones(fn(windows, dummies), lengths[:, None, :])
+
+    return run
+
+
+def stream_outputs(
+    clips: ClipSet, backend: Any, policy: str = "last", chunk: int = 32, progress: bool = False,
+    bones: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]:
+    """PMR as the streaming service produces it, at the frames of each clip's centre window.
+
+    Each (padded) clip is pushed frame by frame into a :class:`~pmr_stream.window.WindowStore`
+    (start-up padding, per-window normalisation, the window policy), every due window goes
+    through ``backend.anonymize`` in batches across clips, and the store turns the results
+    into output frames; ``bones`` ``(24,)``: then every bone is set to these lengths, as the
+    service does with ``bones="dummy"``. Returns ``(N, 75, 25, 3)``: the output frames at
+    the centre window's frames, comparable with :func:`~training.evaluators.centre_windows`.
+    """
+    from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
+
+    pol = WindowPolicy.parse(policy)
+    out = np.zeros((len(clips), T, J, C), np.float32)
+    bar = tqdm(total=len(clips), desc=f"streaming path ({pol.name})", disable=not progress, leave=False)
+    for c0 in range(0, len(clips), chunk):
+        store = WindowStore(WindowOptions(policy=pol))
+        dues = []
+        for i in range(c0, min(c0 + chunk, len(clips))):
+            x = pad_to_length(clips.clips[i])
+            s = (len(x) - T) // 2
+            for t in range(min(len(x), s + T + pol.delay)):
+                due, _ = store.push(f"clip{i}", 0, t, x[t], (i, t - s), 0)
+                if due is not None and t >= s:
+                    dues.append(due)
+        results: list[npt.NDArray[np.float32]] = []
+        for b in range(0, len(dues), 512):
+            results.extend(backend.anonymize(np.stack([d.window for d in dues[b : b + 512]])))
+        done = []
+        for due, y in zip(dues, results, strict=True):
+            done += store.resolve(due, y)
+        for key in list(store.tracks):
+            done += store.flush(key)
+        for (i, k), frame in done:
+            if 0 <= k < T:
+                if frame is None:
+                    raise RuntimeError(f"streaming path: clip {clips.names[i]} frame {k} could not be anonymized")
+                out[i, k] = frame if bones is None else retarget_bones(frame, bones)
+        bar.update(min(chunk, len(clips) - c0))
+    bar.close()
+    return out
+
+
+# ----------------------------------------------------------------------------- metrics of one set
+
+
+def score(
+    ev: Evaluators,
+    clips: ClipSet,
+    original: npt.NDArray[np.float32],
+    anonymized: npt.NDArray[np.float32],
+    seed: int,
+    pairs: npt.NDArray[np.int64],
+    reference_features: torch.Tensor,
+    is_original: bool = False,
+) -> dict[str, float]:
+    """Every metric of one anonymized set (fractions; ``mse`` in m^2, NaN for the Original row)."""
+    m: dict[str, float] = {"mse": float("nan") if is_original else mse(anonymized, original)}
+    if "action" in ev.models:
+        lg = ev.logits("action", anonymized, seed)
+        m["action_top1"] = topk_accuracy(lg, clips.action, 1)
+        m["action_top5"] = topk_accuracy(lg, clips.action, min(5, lg.shape[1]))
+    if "reid" in ev.models:
+        lg = ev.logits("reid", anonymized, seed)
+        m["reid_top1"] = topk_accuracy(lg, clips.performer, 1)
+        m["reid_top5"] = topk_accuracy(lg, clips.performer, min(5, lg.shape[1]))
+    if "gender" in ev.models and (clips.gender >= 0).all():
+        m["gender"] = topk_accuracy(ev.logits("gender", anonymized, seed), clips.gender, 1)
+    if "linkage" in ev.models:
+        fb = reference_features if is_original else ev.features(anonymized, seed)
+        m["linkage"] = binary_accuracy(ev.link(reference_features[pairs[:, 0]], fb[pairs[:, 1]]), pairs[:, 2])
+    return m
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Row:
+    method: str
+    policy: str
+    kind: str
+    per_seed: list[dict[str, float]] = field(default_factory=list)
+    source: str = ""
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        keys = [k for k in METRICS if any(k in s for s in self.per_seed)]
+        return {k: mean_std([s[k] for s in self.per_seed if k in s]) for k in keys}
+
+
+@dataclass
+class EvalResult:
+    rows: list[Row]
+    chance: dict[str, float]
+    seeds: list[int]
+    seconds: float
+    info: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seeds": self.seeds, "seconds": self.seconds, "chance": self.chance, "info": self.info,
+            "rows": [{"method": r.method, "policy": r.policy, "kind": r.kind, "source": r.source, "per_seed": r.per_seed,
+                      "mean": {k: v[0] for k, v in r.summary().items()},
+                      "std": {k: v[1] for k, v in r.summary().items()}} for r in self.rows],
+        }  # fmt: skip
+
+
+def chance_levels(clips: ClipSet, ev: Evaluators) -> dict[str, float]:
+    """What guessing scores: uniform over classes for action/re-ID, majority for gender, 50% linkage."""
+    out = {"action_top1": 1 / clips.num_actions, "action_top5": min(5, clips.num_actions) / clips.num_actions,
+           "reid_top1": 1 / clips.num_performers, "reid_top5": min(5, clips.num_performers) / clips.num_performers,
+           "linkage": 0.5}  # fmt: skip
+    if "gender" in ev.models and (clips.gender >= 0).all():
+        out["gender"] = majority_rate(clips.gender)
+    return out
+
+
+def evaluate(
+    ev: Evaluators,
+    test: ClipSet,
+    methods: list[Method],
+    dummy: npt.NDArray[np.float32],
+    seeds: list[int],
+    *,
+    progress: bool = True,
+    info: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Run the protocol: every method under each of its policies, for every seed.
+
+    ``dummy``: the constant policy's dummy window ``(75, 25, 3)``. Outputs that do not
+    depend on the seed (the constant policy, the streaming path) are computed once.
+    """
+    t0 = time.perf_counter()
+    original = centre_windows(test)
+    constant = np.broadcast_to(np.asarray(dummy, np.float32), original.shape)
+    rows: dict[tuple[str, str], Row] = {("Original", "-"): Row("Original", "-", "original")}
+    for m in methods:
+        for pol in m.policies:
+            rows[(m.name, pol)] = Row(m.name, pol, m.kind, source=m.source)
+    steps = len(seeds) * len(rows)
+    bar = tqdm(total=steps, desc="evaluating", disable=not progress, dynamic_ncols=True)
+    fixed: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
+    fallbacks: dict[str, int] = {}
+    for seed in seeds:
+        pairs = linkage_pairs(test.performer, np.random.default_rng([seed, 99])) if "linkage" in ev.models else np.zeros((0, 3), np.int64)
+        ref = ev.features(original, seed) if "linkage" in ev.models else torch.zeros(0)
+        rows[("Original", "-")].per_seed.append(score(ev, test, original, original, seed, pairs, ref, is_original=True))
+        bar.update(1)
+        dummies_by_policy: dict[str, npt.NDArray[np.float32]] = {}
+        for m in methods:
+            for pol in m.policies:
+                bar.set_postfix_str(f"seed {seed} {m.name} / {pol}")
+                if pol == "constant" and (m.name, pol) in fixed:
+                    anon = fixed[(m.name, pol)]
+                else:
+                    if pol not in dummies_by_policy:
+                        idx, fb = choose_dummies(test, pol, seed)
+                        fallbacks[pol] = fallbacks.get(pol, 0) + fb
+                        dummies_by_policy[pol] = np.ascontiguousarray(constant) if idx is None else original[idx]
+                    anon = np.asarray(m.fn(original, dummies_by_policy[pol]), dtype=np.float32)
+                    if anon.shape != original.shape:
+                        raise ValueError(f"{m.name}: anonymizer returned {anon.shape}, expected {original.shape}")
+                    if pol == "constant":
+                        fixed[(m.name, pol)] = anon
+                rows[(m.name, pol)].per_seed.append(score(ev, test, original, anon, seed, pairs, ref))
+                bar.update(1)
+    bar.close()
+    info = dict(info or {})
+    info["same_action_fallbacks_per_seed"] = fallbacks.get("same_action", 0) / max(len(seeds), 1)
+    info["test_clips"] = len(test)
+    return EvalResult(list(rows.values()), chance_levels(test, ev), list(seeds), time.perf_counter() - t0, info)
+
+
+# ----------------------------------------------------------------------------- output
+
+_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("MSE", "mse"), ("AR top-1", "action_top1"), ("AR top-5", "action_top5"), ("Re-ID top-1", "reid_top1"),
+    ("Re-ID top-5", "reid_top5"), ("Gender", "gender"), ("Linkage", "linkage"),
+)  # fmt: skip
+POLICY_LABEL: Final[dict[str, str]] = {"-": "-", "constant": "constant", "random": "random other", "same_action": "same action"}
+
+
+def _cell(key: str, mean: float, std: float) -> str:
+    if np.isnan(mean):
+        return "-"
+    if key == "mse":
+        return f"{mean:.4f} ± {std:.4f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def markdown_table(result: EvalResult, title: str = "") -> str:
+    """The table in the paper's layout (percent; MSE in m^2), one row per method and dummy policy."""
+    lines = [f"**{title}**", ""] if title else []
+    lines.append("| Method | Dummy | " + " | ".join(c for c, _ in _COLUMNS) + " |")
+    lines.append("|---|---|" + "---|" * len(_COLUMNS))
+    for r in result.rows:
+        s = r.summary()
+        cells = [_cell(k, *s[k]) if k in s else "n/a" for _, k in _COLUMNS]
+        lines.append(f"| {r.method} | {POLICY_LABEL.get(r.policy, r.policy)} | " + " | ".join(cells) + " |")
+    ch = result.chance
+    lines.append("| *chance* | - | - | " + " | ".join(f"{100 * ch[k]:.1f}" if k in ch else "n/a" for _, k in _COLUMNS[1:]) + " |")
+    lines.append("")
+    lines.append(f"Mean ± standard deviation over {len(result.seeds)} seeds ({', '.join(map(str, result.seeds))}); "
+                 f"{result.info.get('test_clips', '?')} test clips; accuracies in percent, MSE in m² "
+                 "(normalised coordinates, every frame and joint).")  # fmt: skip
+    return "\n".join(lines)
+
+
+def plot_privacy_utility(result: EvalResult, path: str | Path, title: str = "") -> Path:
+    """Re-ID top-1 (privacy leak, lower is better) against action top-1 (utility), one point per
+    row with standard-deviation error bars; chance levels dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    markers = {"-": "*", "constant": "o", "random": "s", "same_action": "^"}
+    colours: dict[str, Any] = {}
+    cmap = plt.get_cmap("tab10")
+    for r in result.rows:
+        s = r.summary()
+        if "action_top1" not in s or "reid_top1" not in s:
+            continue
+        col = colours.setdefault(r.method, cmap(len(colours) % 10))
+        (ax_m, ax_s), (re_m, re_s) = s["action_top1"], s["reid_top1"]
+        ax.errorbar(100 * ax_m, 100 * re_m, xerr=100 * ax_s, yerr=100 * re_s, fmt=markers.get(r.policy, "o"), color=col,
+                    markersize=11 if r.policy == "-" else 8, capsize=3,
+                    label=f"{r.method} ({POLICY_LABEL.get(r.policy, r.policy)})")  # fmt: skip
+    ch = result.chance
+    ax.axhline(100 * ch["reid_top1"], color="grey", ls="--", lw=1)
+    ax.axvline(100 * ch["action_top1"], color="grey", ls="--", lw=1)
+    ax.text(100 * ch["action_top1"], 100 * ch["reid_top1"], " chance", color="grey", va="bottom", fontsize=8)
+    ax.set_xlabel("action recognition top-1 (%)  → more utility")
+    ax.set_ylabel("re-identification top-1 (%)  → less privacy")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "privacy / utility")
+    ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def write_outputs(result: EvalResult, out_dir: str | Path, title: str) -> dict[str, Path]:
+    """``eval.md``, ``eval.json`` and ``privacy_utility.png`` in ``out_dir``."""
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    md = d / "eval.md"
+    md.write_text(markdown_table(result, title) + "\n")
+    js = d / "eval.json"
+    js.write_text(json.dumps(result.to_json(), indent=2, default=float))
+    png = plot_privacy_utility(result, d / "privacy_utility.png", title)
+    return {"markdown": md, "json": js, "chart": png}
+
+
+__all__ = [
+    "AnonymizeFn", "EvalResult", "METRICS", "Method", "POLICIES", "Row", "choose_dummies", "chance_levels", "evaluate",
+    "markdown_table", "network_fn", "plot_privacy_utility", "score", "stream_outputs", "with_dummy_bones", "write_outputs",
+]  # fmt: skip
+
+

@@ -1,0 +1,34 @@
+"""The non-learned baseline: every bone set to the dummy's length by forward kinematics.
+
+Each frame keeps its root (SpineBase) position and every bone's direction (so its joint
+angles); only the lengths change, to the dummy's median bone lengths. Body shape is
+gone, gait and posture stay. It is what the learned model has to beat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from pmr_stream.skeleton import NTU25, C, J, Layout, bone_lengths, retarget_bones
+
+
+def target_lengths(dummy: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
+    """Median bone lengths ``(24,)`` metres of a dummy ``(T, 25, 3)`` window, in ``layout.bones`` order."""
+    d = np.asarray(dummy, dtype=np.float32)
+    if d.ndim != 3 or d.shape[1:] != (layout.num_joints, C):
+        raise ValueError(f"dummy must have shape (frames, {layout.num_joints}, 3), got {d.shape}")
+    return np.median(bone_lengths(d, layout), axis=0).astype(np.float32)
+
+
+def fk_anonymize(windows: npt.ArrayLike, dummies: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Batch form for the evaluation: ``windows`` ``(N, T, 25, 3)``, one dummy window per row ``(N, T', 25, 3)``."""
+    w = np.asarray(windows, dtype=np.float32)
+    d = np.asarray(dummies, dtype=np.float32)
+    if w.ndim != 4 or w.shape[2:] != (J, C) or d.ndim != 4 or len(d) != len(w):
+        raise ValueError(f"fk_anonymize: windows (N, T, {J}, 3) and dummies (N, T', {J}, 3) expected, got {w.shape}, {d.shape}")
+    lengths = np.median(bone_lengths(d), axis=1)  # (N, 24)
+    return retarget_bones(w, lengths[:, None, :])
+
+
+__all__ = ["target_lengths", "fk_anonymize"]

@@ -1,0 +1,71 @@
+"""The evaluation's metrics, as plain functions with known answers on small cases.
+
+All take NumPy arrays; accuracies are fractions in ``[0, 1]`` (the tables print percent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+
+def mse(anonymized: npt.ArrayLike, original: npt.ArrayLike) -> float:
+    """Mean squared error over every window, frame, joint and axis (normalised metres, m^2).
+
+    ``anonymized`` and ``original`` are ``(N, T, 25, 3)``. The paper's code used frame 0
+    only; this is every frame.
+    """
+    a = np.asarray(anonymized, dtype=np.float64)
+    b = np.asarray(original, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"mse: anonymized {a.shape} and original {b.shape} differ in shape")
+    if a.size == 0:
+        raise ValueError("mse: no data")
+    return float(np.mean((a - b) ** 2))
+
+
+def topk_accuracy(logits: npt.ArrayLike, labels: npt.ArrayLike, k: int = 1) -> float:
+    """Fraction of rows whose label is among the ``k`` highest scores of ``logits`` ``(N, K)``.
+
+    Ties are broken towards the lower class index (a constant score row predicts class 0 first).
+    """
+    s = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if s.ndim != 2 or y.shape != (s.shape[0],):
+        raise ValueError(f"topk_accuracy: logits must be (N, K) and labels (N,), got {s.shape} and {y.shape}")
+    if len(y) == 0:
+        raise ValueError("topk_accuracy: no rows")
+    if not 1 <= k <= s.shape[1]:
+        raise ValueError(f"topk_accuracy: k must be in 1..{s.shape[1]}, got {k}")
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(order == y[:, None], axis=1)))
+
+
+def binary_accuracy(logits: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """Fraction of ``labels`` (0/1) matched by ``logits > 0``."""
+    s = np.asarray(logits, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if s.shape != y.shape or len(y) == 0:
+        raise ValueError(f"binary_accuracy: logits {s.shape} and labels {y.shape} must be equal and non-empty")
+    return float(np.mean((s > 0).astype(np.int64) == y))
+
+
+def majority_rate(labels: npt.ArrayLike) -> float:
+    """Accuracy of always answering the most common label (the chance level of an unbalanced task)."""
+    y = np.asarray(labels, dtype=np.int64)
+    if len(y) == 0:
+        raise ValueError("majority_rate: no labels")
+    return float(np.bincount(y - y.min()).max() / len(y))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+__all__ = ["mse", "topk_accuracy", "binary_accuracy", "majority_rate", "mean_std"]
