@@ -515,6 +515,7 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
         max_gap=args.max_gap, idle_s=args.idle, report_s=args.report,
         stats_json=Path(args.stats_json) if args.stats_json else None,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host, bones=args.bones,
+        engine_thread=args.engine_thread,
     )  # fmt: skip
     options: dict[str, Any] = {"max_batch": max(args.max_batch, 1)}
     if args.device:
@@ -575,6 +576,8 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--stats-json", default=None, metavar="FILE", help="also write the stats to FILE")
     p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
                    help="dummy (default): set every output bone to the dummy's length; model: the network's output as is")
+    p.add_argument("--engine-thread", action="store_true",
+                   help="run the engine in its own thread while the loop keeps receiving and publishing")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve /metrics (Prometheus text) and /stats.json over HTTP on PORT (0: any free port)")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics endpoint binds (default loopback)")

@@ -129,7 +129,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     backend += (["--device", args.device] if args.device else []) + (["--threads", str(args.threads)] if args.threads else [])
     backend += ["--no-spin"] if args.no_spin else []
     backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
-    backend += ["--bones", args.bones]
+    backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
     sink = _spawn("sink", ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, "--output",
                            str(work / "anon.npz"), "--latency-json", str(work / "latency.json"), *limit], work)  # fmt: skip
     procs = [sink]
@@ -224,6 +224,7 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-spin", action="store_true", help="anonymizer: onnxruntime threads sleep when idle")
     p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
                    help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives")
+    p.add_argument("--engine-thread", action="store_true", help="anonymizer: run the engine in its own thread")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="anonymizer: serve /metrics (Prometheus text) and /stats.json on this loopback port")  # fmt: skip
     p.add_argument("--output", default="out/stream_demo.mp4", help="side-by-side video (.mp4/.gif)")

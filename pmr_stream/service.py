@@ -31,6 +31,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -83,6 +84,7 @@ class ServiceOptions:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     bones: str = "dummy"
+    engine_thread: bool = False
 
     def __post_init__(self) -> None:
         if self.bones not in BONE_MODES:
@@ -166,6 +168,8 @@ class AnonymizerService:
         self.stats = ServiceStats()
         self.streams_seen: set[str] = set()
         self.bone_target = self._bone_target(backend) if o.bones == "dummy" else None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine") if o.engine_thread else None
+        self._inflight: tuple[list[Due], Future[Any]] | None = None
         self.metrics: MetricsServer | None = None
         if o.metrics_port is not None:
             self.metrics = MetricsServer(o.metrics_port, o.metrics_host)
@@ -231,27 +235,48 @@ class AnonymizerService:
     # ------------------------------------------------------------------ engine
 
     def _run_due(self) -> None:
+        """Run every due window now (the in-flight batch, if any, is finished first)."""
+        self._finish_inflight(block=True)
         while self.due:
             batch, self.due = self.due[: self.options.max_batch], self.due[self.options.max_batch :]
-            self._run_batch(batch)
+            t0 = time.monotonic_ns()
+            self._complete(batch, *self._engine(batch, t0))
 
-    def _run_batch(self, batch: list[Due]) -> None:
-        t0 = time.monotonic_ns()
-        for d in batch:
-            self.stats.queue_wait_ms.append((t0 - d.t_due_ns) / 1e6)
-        x = np.stack([d.window for d in batch]).astype(np.float32, copy=False)
-        out: np.ndarray | None
+    def _dispatch(self) -> None:
+        """Engine thread: collect a finished batch, and hand the next due windows to the thread."""
+        self._finish_inflight(block=False)
+        if self._inflight is None and self.due and self._executor is not None:
+            batch, self.due = self.due[: self.options.max_batch], self.due[self.options.max_batch :]
+            t0 = time.monotonic_ns()
+            self._inflight = (batch, self._executor.submit(self._engine, batch, t0))
+
+    def _finish_inflight(self, block: bool) -> None:
+        if self._inflight is None or (not block and not self._inflight[1].done()):
+            return
+        batch, fut = self._inflight
+        self._inflight = None
+        self._complete(batch, *fut.result())  # _engine never raises: failures come back as out=None
+
+    def _engine(self, batch: list[Due], t0: int) -> tuple[np.ndarray | None, int, int, str | None]:
+        """Run one batch: ``(output or None, t0, t1, error)``. Safe to call from the engine thread."""
         try:
+            x = np.stack([d.window for d in batch]).astype(np.float32, copy=False)
             out = np.asarray(self.backend.anonymize(x), dtype=np.float32)
             if out.shape != (len(batch), T, J, C):
                 raise ValueError(f"backend returned shape {out.shape}, expected {(len(batch), T, J, C)}")
+            return out, t0, time.monotonic_ns(), None
         except Exception as exc:  # noqa: BLE001 - any backend failure fails closed
+            return None, t0, time.monotonic_ns(), f"{type(exc).__name__}: {exc}"
+
+    def _complete(self, batch: list[Due], out: np.ndarray | None, t0: int, t1: int, error: str | None) -> None:
+        if error is not None:
             self.stats.failed["backend_error"] += len(batch)
             n = self.stats.failed["backend_error"]
             if n <= len(batch) * 3 or n & (n - 1) == 0:
-                log.warning("backend failed on a batch of %d windows (%s): nothing published for them", len(batch), exc)
-            out = None
-        dt = (time.monotonic_ns() - t0) / 1e6
+                log.warning("backend failed on a batch of %d windows (%s): nothing published for them", len(batch), error)
+        for d in batch:
+            self.stats.queue_wait_ms.append((t0 - d.t_due_ns) / 1e6)
+        dt = (t1 - t0) / 1e6
         self.stats.batches += 1
         self.stats.windows += len(batch)
         self.stats.batch_sizes.append(len(batch))
@@ -308,6 +333,7 @@ class AnonymizerService:
                     self.stats.published_other += 1
 
     def _evict(self, now: int) -> None:
+        self._finish_inflight(block=True)
         for key in self.windows.idle(now):
             self._resolve(self.windows.drop(key))
             self.windows.counters.evicted += 1
@@ -321,12 +347,15 @@ class AnonymizerService:
     def step(self, poll_s: float = 0.05) -> int:
         """Receive what is queued (waiting up to ``poll_s`` for the first message), run, publish."""
         got = 0
+        run = self._dispatch if self._executor is not None else self._run_due
+        if self._inflight is not None:
+            poll_s = min(poll_s, 0.0002)  # a batch is in the engine thread: come back for it soon
         r = self.sub.receive(poll_s)
         while r is not None:
             self.take(r)
             got += 1
             if len(self.due) >= self.options.max_batch:
-                self._run_due()
+                run()
                 self._publish_ready()
             r = self.sub.receive(0) if got < 100000 else None
             if r is None and self.due and self.options.max_wait_ms > 0:
@@ -335,7 +364,7 @@ class AnonymizerService:
                 if left > 0:
                     r = self.sub.receive(left)
         self.stats.max_queue = max(self.stats.max_queue, len(self.due))
-        self._run_due()
+        run()
         self._publish_ready()
         return got
 
@@ -363,9 +392,12 @@ class AnonymizerService:
                 next_report = now + self.options.report_s
             if until_end and self.streams_seen and all(s.ended for s in self.out.values()):
                 break
+        self._run_due()
         for name in list(self.out):
             self._flush_stream(name)
         self._publish_ready()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         return self._emit()
 
     def _emit(self) -> dict[str, Any]:

@@ -48,10 +48,10 @@ def median_bones(x: np.ndarray) -> np.ndarray:
     return np.median(bone_lengths(x), axis=0)
 
 
-@pytest.mark.parametrize("policy", ["last", "delay:4"])
-def test_one_anonymized_frame_per_input_frame(backend: Any, clip: np.ndarray, policy: str) -> None:
+@pytest.mark.parametrize(("policy", "engine_thread"), [("last", False), ("delay:4", False), ("delay:4", True)])
+def test_one_anonymized_frame_per_input_frame(backend: Any, clip: np.ndarray, policy: str, engine_thread: bool) -> None:
     with Publisher("tcp://127.0.0.1:*") as raw:
-        opts = ServiceOptions(policy=WindowPolicy.parse(policy), report_s=0)
+        opts = ServiceOptions(policy=WindowPolicy.parse(policy), report_s=0, engine_thread=engine_thread)
         with running_service(raw.endpoint, backend, opts) as svc, \
                 Subscriber(svc.anon_endpoint, ["anon/", "raw/"]) as sub:  # fmt: skip
             wait_connected(raw)
@@ -101,10 +101,12 @@ class FlakyBackend:
         return out
 
 
-def test_backend_failures_fail_closed(backend: Any, clip: np.ndarray) -> None:
+@pytest.mark.parametrize("engine_thread", [False, True])
+def test_backend_failures_fail_closed(backend: Any, clip: np.ndarray, engine_thread: bool) -> None:
     flaky = FlakyBackend(backend)
     with Publisher("tcp://127.0.0.1:*") as raw:
-        with running_service(raw.endpoint, flaky, ServiceOptions(max_batch=1, report_s=0)) as svc, \
+        opts = ServiceOptions(max_batch=1, report_s=0, engine_thread=engine_thread)
+        with running_service(raw.endpoint, flaky, opts) as svc, \
                 Subscriber(svc.anon_endpoint, [""]) as sub:  # fmt: skip
             wait_connected(raw)
             time.sleep(0.3)
@@ -121,9 +123,10 @@ def test_backend_failures_fail_closed(backend: Any, clip: np.ndarray) -> None:
     assert all(r.topic.startswith("anon/") for r in got)
 
 
-def test_many_streams_batched_persons_apart(backend: Any, clip: np.ndarray) -> None:
+@pytest.mark.parametrize("engine_thread", [False, True])
+def test_many_streams_batched_persons_apart(backend: Any, clip: np.ndarray, engine_thread: bool) -> None:
     with Publisher("tcp://127.0.0.1:*") as raw:
-        opts = ServiceOptions(max_batch=64, max_wait_ms=5, report_s=0)
+        opts = ServiceOptions(max_batch=64, max_wait_ms=5, report_s=0, engine_thread=engine_thread)
         with running_service(raw.endpoint, backend, opts) as svc, Subscriber(svc.anon_endpoint, ["anon/"]) as sub:
             wait_connected(raw)
             time.sleep(0.3)
