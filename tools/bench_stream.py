@@ -56,6 +56,8 @@ def run_pipeline(source: str, duration: float, backend: str, device: str | None,
 def _extra(args: argparse.Namespace) -> tuple[str, ...]:
     out = ("--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms))
     out += ("--no-spin",) if args.no_spin else ()
+    out += ("--engine-thread",) if args.engine_thread else ()
+    out += ("--bones", args.bones)
     return out + (("--threads", str(args.threads)) if args.threads else ())
 
 
@@ -101,18 +103,24 @@ def _recordings() -> list[tuple[str, np.ndarray]]:
 
 
 def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from pmr_stream.anonymize import anonymize_track
+    from pmr_stream.anonymize import AnonymizeOptions, anonymize_track
     from pmr_stream.backends import get_backend
+    from pmr_stream.skeleton import bone_lengths, retarget_bones
     from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
 
     b = get_backend(args.backend, **({"device": args.device} if args.device else {}))
     tracks = _recordings()
+    lengths = np.median(bone_lengths(b.source.dummy_window), axis=0) if args.bones == "dummy" else None
+    opts = AnonymizeOptions(bone_lengths=None if lengths is None else tuple(float(v) for v in lengths))
+
+    def bones(y: np.ndarray) -> np.ndarray:  # the service's bone step (--bones dummy)
+        return y if lengths is None else retarget_bones(y, lengths)
 
     def jitter(y: np.ndarray) -> float:  # mean |second difference| of the joints, mm per frame^2
         return float(1000 * np.linalg.norm(np.diff(y, 2, axis=0), axis=-1).mean())
 
     rows = []
-    offline = {name: anonymize_track(x, b.anonymize) for name, x in tracks}
+    offline = {name: anonymize_track(x, b.anonymize, opts) for name, x in tracks}
     rows.append({"policy": "offline (whole clip, pmr anonymize default)", "added_latency_ms": None,
                  "diff_to_offline_mm": 0.0,
                  "jitter_mm": round(float(np.mean([jitter(offline[n]) for n, _ in tracks])), 2),
@@ -130,14 +138,15 @@ def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
                     outs[tag] = o
             for tag, o in st.drop(("s", 0)):
                 outs[tag] = o
-            y = np.stack([outs[t] for t in range(len(x))])
+            y = bones(np.stack([outs[t] for t in range(len(x))]))
             diffs.append(float(1000 * np.linalg.norm(y - offline[name], axis=-1).mean()))
             jits.append(jitter(y))
         rows.append({"policy": policy.name, "added_latency_ms": round(policy.delay * 1000 / 30, 1),
                      "diff_to_offline_mm": round(float(np.mean(diffs)), 1),
                      "jitter_mm": round(float(np.mean(jits)), 2)})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
-    return [{"tracks": len(tracks), "frames": int(sum(len(x) for _, x in tracks)), "backend": b.name}, *rows]
+    return [{"tracks": len(tracks), "frames": int(sum(len(x) for _, x in tracks)), "backend": b.name,
+             "bones": args.bones}, *rows]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--max-wait-ms", type=float, default=1.0)
         p.add_argument("--threads", type=int, default=None)
         p.add_argument("--no-spin", action="store_true")
+        p.add_argument("--engine-thread", action="store_true", help="the service runs the engine in its own thread")
+        p.add_argument("--bones", choices=("dummy", "model"), default="dummy", help="the service's bone step")
         p.add_argument("--max-load", type=float, default=0.8, help="wait (up to 5 min) for the load to drop below this")
     args = parser.parse_args(argv)
     deadline = time.monotonic() + 300

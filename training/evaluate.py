@@ -16,8 +16,10 @@ Protocol (see the README's "Evaluation" section):
 * Dummy policies: ``constant`` (the shipped dummy, what streaming uses), ``random``
   (another performer's test clip), ``same_action`` (another performer doing the same
   action: what the paper's numbers used).
-* Seeds: each seed draws the dummies of the random policies, the linkage pairs and the
-  frame each SGN segment reads; the tables give mean and standard deviation.
+* Seeds: each seed draws the dummies of the random policies and the linkage pairs; the
+  evaluators read each window the way SGN tests (the middle frame of each segment), so
+  their answer is a function of the windows and a constant-dummy row varies across seeds
+  in its linkage column only. The tables give mean and standard deviation.
 * Rows: Original; PMR (the shipped default and any checkpoint given); DMR (the same
   network with embeddings (256, 32), trained without classifiers and Q); FK baseline
   (every bone set to the dummy's length, joint angles kept); and PMR through the
@@ -182,31 +184,47 @@ def stream_outputs(
 # ----------------------------------------------------------------------------- metrics of one set
 
 
+@dataclass
+class Predictions:
+    """What the evaluators say about one set of windows (a function of the windows alone)."""
+
+    logits: dict[str, npt.NDArray[np.float32]]
+    features: torch.Tensor | None
+
+
+def predict(ev: Evaluators, windows: npt.NDArray[np.float32]) -> Predictions:
+    """Run every evaluator on windows ``(N, 75, 25, 3)``."""
+    logits = {t: ev.logits(t, windows) for t in ("action", "reid", "gender") if t in ev.models}  # type: ignore[arg-type]
+    return Predictions(logits, ev.features(windows) if "linkage" in ev.models else None)
+
+
 def score(
     ev: Evaluators,
     clips: ClipSet,
-    original: npt.NDArray[np.float32],
-    anonymized: npt.NDArray[np.float32],
-    seed: int,
+    preds: Predictions,
     pairs: npt.NDArray[np.int64],
-    reference_features: torch.Tensor,
-    is_original: bool = False,
+    reference: Predictions,
+    mse_value: float,
 ) -> dict[str, float]:
-    """Every metric of one anonymized set (fractions; ``mse`` in m^2, NaN for the Original row)."""
-    m: dict[str, float] = {"mse": float("nan") if is_original else mse(anonymized, original)}
-    if "action" in ev.models:
-        lg = ev.logits("action", anonymized, seed)
+    """Every metric of one anonymized set (fractions; ``mse`` in m^2, NaN for the Original row).
+
+    ``reference``: the predictions on the original windows (the linkage attacker's
+    references are original recordings); ``pairs`` ``(M, 3)`` from :func:`linkage_pairs`.
+    """
+    m: dict[str, float] = {"mse": mse_value}
+    if "action" in preds.logits:
+        lg = preds.logits["action"]
         m["action_top1"] = topk_accuracy(lg, clips.action, 1)
         m["action_top5"] = topk_accuracy(lg, clips.action, min(5, lg.shape[1]))
-    if "reid" in ev.models:
-        lg = ev.logits("reid", anonymized, seed)
+    if "reid" in preds.logits:
+        lg = preds.logits["reid"]
         m["reid_top1"] = topk_accuracy(lg, clips.performer, 1)
         m["reid_top5"] = topk_accuracy(lg, clips.performer, min(5, lg.shape[1]))
-    if "gender" in ev.models and (clips.gender >= 0).all():
-        m["gender"] = topk_accuracy(ev.logits("gender", anonymized, seed), clips.gender, 1)
-    if "linkage" in ev.models:
-        fb = reference_features if is_original else ev.features(anonymized, seed)
-        m["linkage"] = binary_accuracy(ev.link(reference_features[pairs[:, 0]], fb[pairs[:, 1]]), pairs[:, 2])
+    if "gender" in preds.logits and (clips.gender >= 0).all():
+        m["gender"] = topk_accuracy(preds.logits["gender"], clips.gender, 1)
+    if preds.features is not None and reference.features is not None and len(pairs):
+        scores = ev.link(reference.features[pairs[:, 0]], preds.features[pairs[:, 1]])
+        m["linkage"] = binary_accuracy(scores, pairs[:, 2])
     return m
 
 
@@ -277,19 +295,21 @@ def evaluate(
             rows[(m.name, pol)] = Row(m.name, pol, m.kind, source=m.source)
     steps = len(seeds) * len(rows)
     bar = tqdm(total=steps, desc="evaluating", disable=not progress, dynamic_ncols=True)
-    fixed: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
+    # outputs that do not depend on the seed (the constant dummy, the streaming row) and
+    # what the evaluators say about them are computed once
+    fixed: dict[tuple[str, str], tuple[Predictions, float]] = {}
     fallbacks: dict[str, int] = {}
+    reference = predict(ev, original)
     for seed in seeds:
         pairs = linkage_pairs(test.performer, np.random.default_rng([seed, 99])) if "linkage" in ev.models else np.zeros((0, 3), np.int64)
-        ref = ev.features(original, seed) if "linkage" in ev.models else torch.zeros(0)
-        rows[("Original", "-")].per_seed.append(score(ev, test, original, original, seed, pairs, ref, is_original=True))
+        rows[("Original", "-")].per_seed.append(score(ev, test, reference, pairs, reference, float("nan")))
         bar.update(1)
         dummies_by_policy: dict[str, npt.NDArray[np.float32]] = {}
         for m in methods:
             for pol in m.policies:
                 bar.set_postfix_str(f"seed {seed} {m.name} / {pol}")
-                if pol == "constant" and (m.name, pol) in fixed:
-                    anon = fixed[(m.name, pol)]
+                if (m.name, pol) in fixed:
+                    preds, err = fixed[(m.name, pol)]
                 else:
                     if pol not in dummies_by_policy:
                         idx, fb = choose_dummies(test, pol, seed)
@@ -298,9 +318,10 @@ def evaluate(
                     anon = np.asarray(m.fn(original, dummies_by_policy[pol]), dtype=np.float32)
                     if anon.shape != original.shape:
                         raise ValueError(f"{m.name}: anonymizer returned {anon.shape}, expected {original.shape}")
+                    preds, err = predict(ev, anon), mse(anon, original)
                     if pol == "constant":
-                        fixed[(m.name, pol)] = anon
-                rows[(m.name, pol)].per_seed.append(score(ev, test, original, anon, seed, pairs, ref))
+                        fixed[(m.name, pol)] = (preds, err)
+                rows[(m.name, pol)].per_seed.append(score(ev, test, preds, pairs, reference, err))
                 bar.update(1)
     bar.close()
     info = dict(info or {})
@@ -398,7 +419,7 @@ def write_outputs(result: EvalResult, out_dir: str | Path, title: str) -> dict[s
 
 __all__ = [
     "AnonymizeFn", "EvalResult", "METRICS", "Method", "POLICIES", "Row", "choose_dummies", "chance_levels", "evaluate",
-    "markdown_table", "network_fn", "plot_privacy_utility", "score", "stream_outputs", "with_dummy_bones", "write_outputs",
+    "Predictions", "markdown_table", "network_fn", "plot_privacy_utility", "predict", "score", "stream_outputs", "with_dummy_bones", "write_outputs",
 ]  # fmt: skip
 
 

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from pmr_stream.skeleton import crop_clip
 from training.data import ClipSet
-from training.sgn import SGNClassifier, SGNConfig, SiameseSGN, sample_frames
+from training.sgn import SGNClassifier, SGNConfig, SiameseSGN
 
 log = logging.getLogger(__name__)
 
@@ -270,32 +270,24 @@ class Evaluators:
         return torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
 
     @torch.no_grad()
-    def logits(self, task: Task, windows: npt.NDArray[np.float32], seed: int, batch: int = 512) -> npt.NDArray[np.float32]:
+    def logits(self, task: Task, windows: npt.NDArray[np.float32], batch: int = 512) -> npt.NDArray[np.float32]:
         """Class scores ``(N, K)`` of a classification task on windows ``(N, 75, 25, 3)``.
 
-        ``seed`` picks the frame SGN samples from each segment (random per segment, as in
-        training): each evaluation seed sees different frames.
+        SGN's test-time sampling: the middle frame of each segment, so the answer is a
+        function of the windows alone.
         """
         model = self.models[task]
         model.eval()
-        frames = self.frames(windows.shape[1], seed)
-        out = [model(self._tensor(windows[s : s + batch]), frames=frames).cpu().numpy() for s in range(0, len(windows), batch)]
+        out = [model(self._tensor(windows[s : s + batch])).cpu().numpy() for s in range(0, len(windows), batch)]
         return np.concatenate(out)
 
     @torch.no_grad()
-    def features(self, windows: npt.NDArray[np.float32], seed: int, batch: int = 512) -> torch.Tensor:
-        """Linkage backbone features ``(N, F)`` of windows (same frame choice rule as :meth:`logits`)."""
+    def features(self, windows: npt.NDArray[np.float32], batch: int = 512) -> torch.Tensor:
+        """Linkage backbone features ``(N, F)`` of windows (SGN's test-time sampling, as :meth:`logits`)."""
         model = self.models["linkage"]
         assert isinstance(model, SiameseSGN)
         model.eval()
-        frames = self.frames(windows.shape[1], seed)
-        return torch.cat([model.backbone(self._tensor(windows[s : s + batch]), frames=frames)
-                          for s in range(0, len(windows), batch)])  # fmt: skip
-
-    def frames(self, length: int, seed: int) -> torch.Tensor:
-        """The frames ``(S,)`` every evaluator reads for evaluation seed ``seed``: one random frame
-        per segment (SGN's sampling), the same for original and anonymized windows."""
-        return sample_frames(length, self.spec.sgn.segments, True, torch.Generator().manual_seed(seed))
+        return torch.cat([model.backbone(self._tensor(windows[s : s + batch])) for s in range(0, len(windows), batch)])
 
     @torch.no_grad()
     def link(self, fa: torch.Tensor, fb: torch.Tensor) -> npt.NDArray[np.float32]:

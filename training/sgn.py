@@ -138,7 +138,8 @@ class SGNBackbone(nn.Module):
         dyn = self.pos_embed(self._normed(pos, self.norm)) + self.vel_embed(self._normed(vel, self.vel_norm))  # (B, S, J, e)
         joint = self.joint_embed(self.joint_onehot)  # (J, e), the same for every window and segment
         h = torch.cat([dyn, joint.expand_as(dyn)], dim=-1)  # (B, S, J, 2e)
-        g = torch.softmax(self.theta(h) @ self.phi(h).transpose(-1, -2), dim=-1)  # (B, S, J, J)
+        phi = self.phi(h).transpose(-1, -2).contiguous()  # (B, S, 4e, J): a contiguous operand keeps bmm fast
+        g = torch.softmax(self.theta(h) @ phi, dim=-1)  # (B, S, J, J)
         h = self.gcn3(self.gcn2(self.gcn1(h, g), g), g)  # (B, S, J, 4e)
         h = h.amax(dim=2) + self.seg_embed(self.seg_onehot)  # (B, S, 4e): spatial max-pool, segment semantics
         h = self.dropout(F.relu(self.tbn(self.tconv(h.transpose(1, 2)))))  # (B, 4e, S)
