@@ -42,15 +42,17 @@ def test_pmr_stream_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.Popen(
+        # a synthetic source that would run for 120 s: the Ctrl-C always lands mid-stream,
+        # however slow the start-up is on a loaded machine
         [sys.executable, str(ROOT / "run_stream.py"), "--workdir", str(tmp_path / "w"), "--no-video",
-         "--backend", "onnxruntime", "--device", "cpu"],
+         "--backend", "onnxruntime", "--device", "cpu", "--source", "synthetic:1", "--duration", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         log = tmp_path / "w" / "anonymizer.log"
         while time.monotonic() < deadline and '"published_frames"' not in (log.read_text() if log.exists() else ""):
-            time.sleep(0.2)  # the first stats line: frames are flowing (demo clip: 12 s)
+            time.sleep(0.2)  # the first stats line: frames are flowing
         p.send_signal(signal.SIGINT)
         stdout, _ = p.communicate(timeout=60)
     finally:
@@ -60,4 +62,4 @@ def test_pmr_stream_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert p.returncode == 0, stdout
     assert "interrupted" in stdout and "anonymized recording:" in stdout
     anon = load_recording(tmp_path / "w" / "anon.npz")
-    assert 30 < len(anon.joints) < 360
+    assert 30 < len(anon.joints) < 120 * 30
