@@ -67,9 +67,9 @@ def load_dummy(path: str | Path) -> npt.NDArray[np.float32]:
 
 def dummy_bone_lengths(dummy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Median bone lengths ``(24,)`` metres of a dummy window."""
-    from pmr_stream.skeleton import bone_lengths
+    from pmr_stream.skeleton import median_bone_lengths
 
-    return np.median(bone_lengths(dummy), axis=0)
+    return median_bone_lengths(dummy)
 
 
 class TorchWindowFn:

@@ -39,7 +39,7 @@ from typing import Any, Final
 import numpy as np
 
 from pmr_stream.metrics_http import MetricsServer, prometheus_text
-from pmr_stream.skeleton import C, J, T, bone_lengths, retarget_bones
+from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
 from pmr_stream.window import Due, WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart, WireError
 from pmr_stream.wire.sockets import Publisher, SocketOptions
@@ -182,7 +182,7 @@ class AnonymizerService:
         if window is None:
             raise ValueError(f"bones='dummy' needs the dummy: backend {getattr(backend, 'name', backend)!r} has no "
                              "source.dummy_window (use a pmr_stream.backends backend, or bones='model')")  # fmt: skip
-        return np.median(bone_lengths(window), axis=0).astype(np.float32)
+        return median_bone_lengths(window)
 
     # ------------------------------------------------------------------ input
 

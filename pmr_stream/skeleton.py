@@ -405,6 +405,11 @@ def _bone_paths(layout: Layout) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.in
     return child, parent, paths
 
 
+def median_bone_lengths(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
+    """Median over frames of the bone lengths: ``(..., T, J, 3)`` -> ``(..., B)`` metres (a body's build)."""
+    return np.median(bone_lengths(joints, layout), axis=-2).astype(np.float32)
+
+
 def bone_directions(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
     """Unit bone vectors ``(..., B, 3)`` from parent to child (zero for a zero-length bone)."""
     x = np.asarray(joints, dtype=np.float32)

@@ -105,12 +105,12 @@ def _recordings() -> list[tuple[str, np.ndarray]]:
 def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     from pmr_stream.anonymize import AnonymizeOptions, anonymize_track
     from pmr_stream.backends import get_backend
-    from pmr_stream.skeleton import bone_lengths, retarget_bones
+    from pmr_stream.skeleton import median_bone_lengths, retarget_bones
     from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
 
     b = get_backend(args.backend, **({"device": args.device} if args.device else {}))
     tracks = _recordings()
-    lengths = np.median(bone_lengths(b.source.dummy_window), axis=0) if args.bones == "dummy" else None
+    lengths = median_bone_lengths(b.source.dummy_window) if args.bones == "dummy" else None
     opts = AnonymizeOptions(bone_lengths=None if lengths is None else tuple(float(v) for v in lengths))
 
     def bones(y: np.ndarray) -> np.ndarray:  # the service's bone step (--bones dummy)

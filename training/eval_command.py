@@ -10,7 +10,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from pmr_stream.skeleton import bone_lengths
+from pmr_stream.skeleton import median_bone_lengths
 from training.evaluate import (
     POLICIES,
     Method,
@@ -150,7 +150,7 @@ def _stream_method(args: Any, model_path: str, dummy_path: Path, test: Any) -> M
     backend = get_backend(args.stream_backend, model_path=str(model_path), dummy=str(dummy_path),
                           device=args.device)  # fmt: skip
     window = backend.source.dummy_window
-    bones = np.median(bone_lengths(window), axis=0) if args.stream_bones == "dummy" else None
+    bones = median_bone_lengths(window) if args.stream_bones == "dummy" else None
     outputs = stream_outputs(test, backend, args.stream_policy, progress=not args.quiet, bones=bones)
     name = getattr(backend, "name", args.stream_backend)
     backend.close()

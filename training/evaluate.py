@@ -42,7 +42,7 @@ import numpy.typing as npt
 import torch
 from tqdm.auto import tqdm
 
-from pmr_stream.skeleton import C, J, T, bone_lengths, pad_to_length, retarget_bones
+from pmr_stream.skeleton import C, J, T, median_bone_lengths, pad_to_length, retarget_bones
 from training.data import ClipSet
 from training.evaluators import Evaluators, centre_windows, linkage_pairs
 from training.metrics import binary_accuracy, majority_rate, mean_std, mse, topk_accuracy
@@ -129,7 +129,7 @@ def with_dummy_bones(fn: AnonymizeFn) -> AnonymizeFn:
     median length (forward kinematics, directions kept)."""
 
     def run(windows: npt.NDArray[np.float32], dummies: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        lengths = np.median(bone_lengths(dummies), axis=1)  # (N, 24)
+        lengths = median_bone_lengths(dummies)  # (N, 24)
         return retarget_bones(fn(windows, dummies), lengths[:, None, :])
 
     return run

@@ -130,6 +130,12 @@ def _lr_at(spec: EvaluatorSpec, step: int, steps: int) -> float:
     return spec.lr * 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(steps, 1)))  # cosine decay
 
 
+def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def train_classifier(
     clips: ClipSet, task: Task, spec: EvaluatorSpec, *, progress: bool = True, device: str = "cpu"
 ) -> tuple[SGNClassifier, dict[str, Any]]:
@@ -165,9 +171,7 @@ def train_classifier(
                 group["lr"] = _lr_at(spec, step, steps)
             logits = model(x, g)
             loss = F.cross_entropy(logits, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _optimise(opt, loss)
             correct += int((logits.argmax(1) == target).sum())
             seen += len(idx)
             step += 1
@@ -239,9 +243,7 @@ def train_linkage(
                 group["lr"] = _lr_at(spec, step, steps)
             logits = model(xa, xb, g)
             loss = F.binary_cross_entropy_with_logits(logits, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _optimise(opt, loss)
             correct += int(((logits > 0).float() == target).sum())
             seen += len(rows)
             step += 1
@@ -295,9 +297,6 @@ class Evaluators:
         model = self.models["linkage"]
         assert isinstance(model, SiameseSGN)
         return model.head(torch.cat([(fa - fb).abs(), fa * fb], dim=1)).squeeze(1).cpu().numpy()
-
-
-TrainFn = Callable[..., tuple[torch.nn.Module, dict[str, Any]]]
 
 
 def load_or_train(

@@ -10,15 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.skeleton import NTU25, C, J, Layout, bone_lengths, retarget_bones
-
-
-def target_lengths(dummy: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
-    """Median bone lengths ``(24,)`` metres of a dummy ``(T, 25, 3)`` window, in ``layout.bones`` order."""
-    d = np.asarray(dummy, dtype=np.float32)
-    if d.ndim != 3 or d.shape[1:] != (layout.num_joints, C):
-        raise ValueError(f"dummy must have shape (frames, {layout.num_joints}, 3), got {d.shape}")
-    return np.median(bone_lengths(d, layout), axis=0).astype(np.float32)
+from pmr_stream.skeleton import C, J, median_bone_lengths, retarget_bones
 
 
 def fk_anonymize(windows: npt.ArrayLike, dummies: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -27,8 +19,8 @@ def fk_anonymize(windows: npt.ArrayLike, dummies: npt.ArrayLike) -> npt.NDArray[
     d = np.asarray(dummies, dtype=np.float32)
     if w.ndim != 4 or w.shape[2:] != (J, C) or d.ndim != 4 or len(d) != len(w):
         raise ValueError(f"fk_anonymize: windows (N, T, {J}, 3) and dummies (N, T', {J}, 3) expected, got {w.shape}, {d.shape}")
-    lengths = np.median(bone_lengths(d), axis=1)  # (N, 24)
+    lengths = median_bone_lengths(d)  # (N, 24)
     return retarget_bones(w, lengths[:, None, :])
 
 
-__all__ = ["target_lengths", "fk_anonymize"]
+__all__ = ["fk_anonymize"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pmr_stream.skeleton import NTU25, bone_directions, bone_lengths, retarget_bones
+from pmr_stream.skeleton import NTU25, bone_directions, bone_lengths, median_bone_lengths, retarget_bones
 from pmr_stream.synth import StandinSpec, generate_standin
 from training.evaluators import linkage_pairs
-from training.fk_baseline import fk_anonymize, target_lengths
+from training.fk_baseline import fk_anonymize
 from training.metrics import binary_accuracy, majority_rate, mean_std, mse, topk_accuracy
 
 
@@ -62,7 +62,7 @@ def test_fk_baseline_sets_dummy_bones_and_keeps_directions_and_root() -> None:
     clip = a.joints[a.offsets[0] : a.offsets[1]][:75]
     dummy = a.joints[a.offsets[1] : a.offsets[2]][:75]
     assert np.abs(bone_lengths(clip).mean(0) - bone_lengths(dummy).mean(0)).max() > 0.01  # two different bodies
-    want = target_lengths(dummy)
+    want = median_bone_lengths(dummy)
     out = retarget_bones(clip, want)
     np.testing.assert_allclose(bone_lengths(out), np.broadcast_to(want, (75, 24)), atol=1e-5)
     np.testing.assert_allclose(bone_directions(out), bone_directions(clip), atol=1e-5)
