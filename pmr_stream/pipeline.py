@@ -127,7 +127,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     cli = ["-m", "pmr_stream.cli"]
     backend = ["--backend", args.backend, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
     backend += (["--device", args.device] if args.device else []) + (["--threads", str(args.threads)] if args.threads else [])
-    backend += ["--no-spin"] if args.no_spin else []
+    backend += ["--spin"] if args.spin else []
     backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
     backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
     sink = _spawn("sink", ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, "--output",
@@ -219,9 +219,10 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's choice)")
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
     p.add_argument("--max-batch", type=int, default=128, help="anonymizer: most windows per engine call")
-    p.add_argument("--max-wait-ms", type=float, default=1.0, help="anonymizer: longest wait for a batch to fill")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="anonymizer: longest wait for a batch to fill (default 5 ms)")
     p.add_argument("--threads", type=int, default=None, help="anonymizer: CPU threads per engine call")
-    p.add_argument("--no-spin", action="store_true", help="anonymizer: onnxruntime threads sleep when idle")
+    p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=False,
+                   help="anonymizer: onnxruntime threads spin when idle (default: they sleep)")
     p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
                    help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives")
     p.add_argument("--engine-thread", action="store_true", help="anonymizer: run the engine in its own thread")

@@ -7,9 +7,11 @@ One loop (one thread) does everything, so there are no locks and no reordering:
    out-of-order sequence numbers are dropped and counted there);
 2. push each frame into its (stream, person) ring buffer (:mod:`pmr_stream.window`),
    which makes one 75-frame window due per input frame;
-3. when ``max_batch`` windows are due, or the oldest has waited ``max_wait_ms``, or
-   nothing else is queued, run the due windows of **all** streams through the backend
-   as one batch (split at ``max_batch``);
+3. run the due windows of **all** streams through the backend as one batch (split at
+   ``max_batch``) when ``max_batch`` windows are due, or nothing else is queued and the
+   next frame is not expected before the oldest due window has waited ``max_wait_ms``
+   (the expected gap is ``1 / rate`` from the measured frame arrival rate, so a single
+   30 fps stream never waits, while many streams fill their batches);
 4. publish, per stream and in sequence order, one anonymized
    :class:`~pmr_stream.wire.schema.FrameMessage` per input frame (same ``seq``,
    ``frame``, ``pts_s`` and capture timestamps, ``anonymized=True``, ``model_id``), and
@@ -60,7 +62,9 @@ class ServiceOptions:
     Attributes:
         policy: window policy (``last`` or ``delay:N``, see :mod:`pmr_stream.window`).
         max_batch: most windows per engine call.
-        max_wait_ms: longest a due window waits for others to join its batch.
+        max_wait_ms: longest a due window waits for others to join its batch. The service
+            waits only while frames arrive faster than one per ``max_wait_ms`` (measured
+            rate), so at low rates nothing waits.
         max_gap: missing frames of a person bridged by interpolation; longer gaps reset it.
         idle_s: persons and streams not heard of for this long are evicted.
         report_s: seconds between stats lines (0: none).
@@ -76,7 +80,7 @@ class ServiceOptions:
 
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     max_batch: int = 128
-    max_wait_ms: float = 1.0
+    max_wait_ms: float = 5.0
     max_gap: int = 10
     idle_s: float = 5.0
     report_s: float = 5.0
@@ -129,6 +133,31 @@ class ServiceStats:
     t_start: float = field(default_factory=time.monotonic)
 
 
+class ArrivalRate:
+    """Frames per second arriving, smoothed (exponential, updated every ``period_s``)."""
+
+    def __init__(self, period_s: float = 0.1, weight: float = 0.3) -> None:
+        self.period_ns = int(period_s * 1e9)
+        self.weight = weight
+        self.rate = 0.0
+        self._count = 0
+        self._t0: int | None = None
+
+    def add(self, n: int, now_ns: int) -> None:
+        """Count ``n`` frames received by monotonic time ``now_ns``."""
+        if self._t0 is None:
+            self._t0 = now_ns
+        self._count += n
+        dt = now_ns - self._t0
+        if dt >= self.period_ns:
+            self.rate += self.weight * (self._count * 1e9 / dt - self.rate)
+            self._count, self._t0 = 0, now_ns
+
+    def expected_gap_s(self) -> float:
+        """Seconds until the next frame is expected (``inf`` before any rate is known)."""
+        return 1.0 / self.rate if self.rate > 0 else float("inf")
+
+
 def _pct(values: Sequence[float] | deque[float], qs: Sequence[float] = (50, 99)) -> list[float | None]:
     if not values:
         return [None] * len(qs)
@@ -167,6 +196,7 @@ class AnonymizerService:
         self.due: list[Due] = []
         self.stats = ServiceStats()
         self.streams_seen: set[str] = set()
+        self.arrivals = ArrivalRate()
         self.bone_target = self._bone_target(backend) if o.bones == "dummy" else None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine") if o.engine_thread else None
         self._inflight: tuple[list[Due], Future[Any]] | None = None
@@ -346,7 +376,7 @@ class AnonymizerService:
 
     def step(self, poll_s: float = 0.05) -> int:
         """Receive what is queued (waiting up to ``poll_s`` for the first message), run, publish."""
-        got = 0
+        got = counted = 0
         run = self._dispatch if self._executor is not None else self._run_due
         if self._inflight is not None:
             poll_s = min(poll_s, 0.0002)  # a batch is in the engine thread: come back for it soon
@@ -359,10 +389,13 @@ class AnonymizerService:
                 self._publish_ready()
             r = self.sub.receive(0) if got < 100000 else None
             if r is None and self.due and self.options.max_wait_ms > 0:
-                oldest = self.due[0].t_due_ns
-                left = self.options.max_wait_ms / 1e3 - (time.monotonic_ns() - oldest) / 1e9
-                if left > 0:
+                now = time.monotonic_ns()
+                self.arrivals.add(got - counted, now)
+                counted = got
+                left = self.options.max_wait_ms / 1e3 - (now - self.due[0].t_due_ns) / 1e9
+                if left > 0 and self.arrivals.expected_gap_s() < left:  # more is likely to come in time
                     r = self.sub.receive(left)
+        self.arrivals.add(got - counted, time.monotonic_ns())
         self.stats.max_queue = max(self.stats.max_queue, len(self.due))
         run()
         self._publish_ready()
@@ -433,7 +466,7 @@ class AnonymizerService:
             "engine_ms_per_window_p50_p99": _pct(s.engine_ms_per_window),
             "queue_wait_ms_p50_p99": _pct(s.queue_wait_ms),
             "capture_to_publish_ms_p50_p99": _pct(s.service_latency_ms),
-            "max_queue": s.max_queue,
+            "max_queue": s.max_queue, "arrival_rate_per_s": round(self.arrivals.rate, 1),
         }  # fmt: skip
 
 
@@ -476,4 +509,4 @@ def serve(
                     svc.metrics.close()
 
 
-__all__ = ["BONE_MODES", "ServiceOptions", "AnonymizerService", "ServiceStats", "serve", "prometheus_text"]
+__all__ = ["BONE_MODES", "ArrivalRate", "ServiceOptions", "AnonymizerService", "ServiceStats", "serve", "prometheus_text"]

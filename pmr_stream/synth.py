@@ -2083,6 +2083,15 @@ class SyntheticStream:
         self._frame += 1
         return frame
 
+    def prime(self) -> None:
+        """Generate the next action segment now if none is buffered (a few ms of CPU).
+
+        A live source calls this before its clock starts, so many streams starting
+        together do not all generate their first segment in the first frame period.
+        The frames returned are the same with or without it."""
+        if not self._buffer:
+            self._fill()
+
     def take(self, n: int) -> Array32:
         """The next ``n`` frames as ``(n, 25, 3)`` float32."""
         return np.stack([next(self) for _ in range(n)]) if n > 0 else np.zeros((0, J, 3), np.float32)

@@ -235,6 +235,15 @@ def test_synthetic_stream_is_endless_smooth_and_deterministic() -> None:
     assert S.SyntheticStream(seed=3).take(5).shape == (5, 25, 3)
 
 
+def test_prime_generates_ahead_without_changing_the_frames() -> None:
+    plain = S.SyntheticStream(CAST[2], seed=4).take(200)
+    primed = S.SyntheticStream(CAST[2], seed=4)
+    primed.prime()
+    assert len(primed._buffer) > 30  # a whole action segment is ready before the first frame is asked for
+    primed.prime()  # a second call while frames are buffered does nothing
+    assert primed.take(200).tobytes() == plain.tobytes()
+
+
 def test_synth_does_not_import_torch() -> None:
     code = "import sys, pmr_stream.synth; sys.exit('torch' in sys.modules or 'training' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -55,7 +55,7 @@ def run_pipeline(source: str, duration: float, backend: str, device: str | None,
 
 def _extra(args: argparse.Namespace) -> tuple[str, ...]:
     out = ("--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms))
-    out += ("--no-spin",) if args.no_spin else ()
+    out += ("--spin",) if args.spin else ()
     out += ("--engine-thread",) if args.engine_thread else ()
     out += ("--bones", args.bones)
     return out + (("--threads", str(args.threads)) if args.threads else ())
@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--policies", default="last,delay:2,delay:4,delay:8,delay:15")
         p.add_argument("--json", default=None)
         p.add_argument("--max-batch", type=int, default=128)
-        p.add_argument("--max-wait-ms", type=float, default=1.0)
+        p.add_argument("--max-wait-ms", type=float, default=5.0)
         p.add_argument("--threads", type=int, default=None)
-        p.add_argument("--no-spin", action="store_true")
+        p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=False,
+                       help="the service's onnxruntime threads spin when idle (default: they sleep)")
         p.add_argument("--engine-thread", action="store_true", help="the service runs the engine in its own thread")
         p.add_argument("--bones", choices=("dummy", "model"), default="dummy", help="the service's bone step")
         p.add_argument("--max-load", type=float, default=0.8, help="wait (up to 5 min) for the load to drop below this")

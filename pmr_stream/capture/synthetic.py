@@ -45,6 +45,8 @@ class SyntheticSource:
             SyntheticStream(cast[k], actions, seed=seed + k, noise=noise, fps=self.fps)
             for k in range(n_streams)
         ]
+        for gen in self._gens:  # the first segments now, not all in the first frame period
+            gen.prime()
         self.streams = [
             StreamInfo(sid, self.fps, "synthetic", 1,
                        {"performer": cast[k].id, "seed": seed + k, "generator": "pmr_stream.synth.SyntheticStream"})

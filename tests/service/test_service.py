@@ -11,7 +11,7 @@ import pytest
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
 from pmr_stream.metrics_http import prometheus_text
-from pmr_stream.service import AnonymizerService, ServiceOptions
+from pmr_stream.service import AnonymizerService, ArrivalRate, ServiceOptions
 from pmr_stream.skeleton import bone_lengths
 from pmr_stream.window import WindowPolicy
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
@@ -244,3 +244,34 @@ def test_metrics_endpoint_over_http(backend: Any, clip: np.ndarray) -> None:
             stop.set()
             th.join(10)
             svc.metrics.close()
+
+
+def test_arrival_rate() -> None:
+    r = ArrivalRate(period_s=0.1, weight=0.5)
+    assert r.expected_gap_s() == float("inf")  # nothing measured: never worth waiting
+    t = 0
+    for _ in range(40):  # 30 frames every 100 ms = 300 frames/s
+        t += 100_000_000
+        r.add(30, t)
+    assert r.rate == pytest.approx(300.0, rel=1e-3)
+    assert r.expected_gap_s() == pytest.approx(1 / 300, rel=1e-3)
+    for _ in range(20):  # silence: the rate decays towards 0
+        t += 100_000_000
+        r.add(0, t)
+    assert r.rate < 1.0
+
+
+def test_a_slow_stream_does_not_wait_for_a_batch(backend: Any, clip: np.ndarray) -> None:
+    """``max_wait_ms`` only applies while frames come faster than one per ``max_wait_ms``."""
+    with Publisher("tcp://127.0.0.1:*") as raw:
+        opts = ServiceOptions(max_batch=64, max_wait_ms=40, report_s=0)
+        with running_service(raw.endpoint, backend, opts) as svc, Subscriber(svc.anon_endpoint, ["anon/"]) as sub:
+            wait_connected(raw)
+            time.sleep(0.3)
+            replay(raw, "slow", clip[:40], pace_s=1 / 15)  # 15 fps: one frame per 67 ms
+            got = collect(sub)
+        stats = svc.result
+    assert sum(isinstance(r.message, FrameMessage) for r in got) == 40
+    assert stats["batch_size_p50_p99_max"][2] == 1
+    assert stats["queue_wait_ms_p50_p99"][1] < 20  # a 40 ms wait for every frame would show here
+    assert 5 < stats["arrival_rate_per_s"] < 30
