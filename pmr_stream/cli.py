@@ -138,6 +138,9 @@ def _add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
                        help="topic prefix: raw/ (default), anon/, raw/<stream> for exactly one stream")
     g.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops (default 1000)")
     g.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message accepted (default 1 MiB)")
+    g.add_argument("--kernel-buffer", type=int, default=None, metavar="BYTES",
+                   help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
+                        "a peer that stops reading lose messages (counted) instead of receiving them seconds late")
     c = p.add_argument_group("CurveZMQ (encryption and authentication; make keys with `pmr keys`)")
     c.add_argument("--curve-secret", default=None, metavar="FILE", help="this side's .key_secret file")
     c.add_argument("--curve-server-key", default=None, metavar="FILE",
@@ -160,7 +163,8 @@ def _socket_options(args: argparse.Namespace, conflate: bool = False) -> SocketO
         )
     elif args.curve_server_key or args.curve_clients:
         raise ValueError("--curve-server-key/--curve-clients need --curve-secret (this side's key)")
-    return SocketOptions(hwm=args.hwm, max_message_bytes=args.max_message_bytes, conflate=conflate, curve=curve)
+    return SocketOptions(hwm=args.hwm, max_message_bytes=args.max_message_bytes, conflate=conflate, curve=curve,
+                         kernel_buffer_bytes=args.kernel_buffer)  # fmt: skip
 
 
 def _print_json_line(prefix: str, d: dict[str, Any]) -> None:
@@ -536,7 +540,7 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
     gc.freeze()  # the backend and its libraries live as long as the process: keep them out of full GC passes
     with stop_on_signals() as stop:
         final = serve(
-            args.raw, args.anon, backend, model_id, opts, SocketOptions(hwm=args.hwm), stop=stop,
+            args.raw, args.anon, backend, model_id, opts, SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer), stop=stop,
             duration_s=args.duration, until_end=args.until_end, wait_subscribers=args.wait_subscribers,
             wait_timeout_s=args.wait_timeout, report=lambda d: _print_json_line("stats", d),
             ready=lambda ep: print(f"anonymizer: {backend.name} on {backend.device} ({model_id}), policy "
@@ -585,6 +589,9 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--wait-subscribers", type=int, default=0, help="wait for this many anon/ subscribers first")
     p.add_argument("--wait-timeout", type=float, default=60.0, help="longest wait for them, seconds")
     p.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops")
+    p.add_argument("--kernel-buffer", type=int, default=None, metavar="BYTES",
+                   help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
+                        "a subscriber that stops reading lose messages (it counts them) instead of lagging")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per engine call (default: the backend's)")
     p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=False,
                    help="onnxruntime: let idle worker threads spin between calls (default --no-spin: they sleep, "

@@ -136,6 +136,11 @@ class SocketOptions:
         linger_ms: how long closing waits to flush queued messages.
         reconnect_ivl_ms: reconnection interval of connecting sockets.
         curve: CurveZMQ settings, or ``None`` for clear text (loopback only!).
+        kernel_buffer_bytes: ``SO_SNDBUF`` / ``SO_RCVBUF`` of the socket's TCP connections
+            (``ZMQ_SNDBUF`` / ``ZMQ_RCVBUF``); ``None`` leaves the OS's auto-tuning, which
+            may hold megabytes for a peer that stopped reading. A small value makes such a
+            peer reach ``hwm`` soon, so its messages are dropped (and counted as missing
+            by the subscriber) instead of arriving seconds late.
     """
 
     hwm: int = DEFAULT_HWM
@@ -144,8 +149,11 @@ class SocketOptions:
     linger_ms: int = 500
     reconnect_ivl_ms: int = 100
     curve: CurveOptions | None = None
+    kernel_buffer_bytes: int | None = None
 
     def __post_init__(self) -> None:
+        if self.kernel_buffer_bytes is not None and self.kernel_buffer_bytes < 1024:
+            raise ValueError(f"kernel_buffer_bytes must be >= 1024 (or None), got {self.kernel_buffer_bytes}")
         if self.hwm < 1:
             raise ValueError(f"hwm must be >= 1, got {self.hwm}")
         if not 1024 <= self.max_message_bytes <= (1 << 30):
@@ -170,6 +178,9 @@ class _WireSocket:
         self.socket.setsockopt(zmq.LINGER, options.linger_ms)
         self.socket.setsockopt(zmq.RECONNECT_IVL, options.reconnect_ivl_ms)
         self.socket.setsockopt(zmq.MAXMSGSIZE, options.max_message_bytes + 128)  # + topic
+        if options.kernel_buffer_bytes is not None:
+            self.socket.setsockopt(zmq.SNDBUF, options.kernel_buffer_bytes)
+            self.socket.setsockopt(zmq.RCVBUF, options.kernel_buffer_bytes)
         self.endpoints: list[str] = []
         self._closed = False
         try:

@@ -13,7 +13,7 @@ import pytest
 
 from pmr_stream.service import ServiceOptions, serve
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
-from pmr_stream.wire.sockets import Publisher
+from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Subscriber
 
 
@@ -37,7 +37,8 @@ class Running:
 
 @contextmanager
 def running_service(raw_endpoint: str, backend: Any, options: ServiceOptions | None = None,
-                    wait_subscribers: int = 1, until_end: bool = False) -> Iterator[Running]:  # fmt: skip
+                    wait_subscribers: int = 1, until_end: bool = False,
+                    socket_options: SocketOptions | None = None) -> Iterator[Running]:  # fmt: skip
     """The anonymizer in a thread (real sockets on loopback), stopped on exit."""
     r = Running()
 
@@ -48,7 +49,7 @@ def running_service(raw_endpoint: str, backend: Any, options: ServiceOptions | N
     def target() -> None:
         try:
             r.result = serve([raw_endpoint], "tcp://127.0.0.1:*", backend, "test-model",
-                             options or ServiceOptions(report_s=0), stop=r.stop, duration_s=60,
+                             options or ServiceOptions(report_s=0), socket_options, stop=r.stop, duration_s=60,
                              until_end=until_end, wait_subscribers=wait_subscribers, wait_timeout_s=10,
                              ready=ready)  # fmt: skip
         except BaseException as exc:  # noqa: BLE001 - surfaced by the test

@@ -275,3 +275,74 @@ def test_a_slow_stream_does_not_wait_for_a_batch(backend: Any, clip: np.ndarray)
     assert stats["batch_size_p50_p99_max"][2] == 1
     assert stats["queue_wait_ms_p50_p99"][1] < 20  # a 40 ms wait for every frame would show here
     assert 5 < stats["arrival_rate_per_s"] < 30
+
+
+def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np.ndarray) -> None:
+    """One anon/ subscriber stops reading while 8 streams x 400 frames are served, far more
+    than the service's queue for it (1000 messages) and the kernel buffers hold: the service
+    and a second, reading subscriber go on at full speed and miss nothing. The stalled one
+    loses frames; when it reads again, what it gets is consistent and every lost message is
+    counted (``seq_missing``) once later messages of the stream reach it."""
+    import threading
+
+    from pmr_stream.wire.sockets import SocketOptions
+
+    streams, n, more = [f"s{i}" for i in range(8)], 400, 10
+
+    def tick(raw: Publisher, t: int) -> None:
+        for k, s in enumerate(streams):
+            raw.send(frame_msg(s, t + 1, t, clip[t % len(clip)] + np.float32(k)))
+        time.sleep(0.002)
+
+    with Publisher("tcp://127.0.0.1:*") as raw:
+        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0), wait_subscribers=2,
+                             socket_options=SocketOptions(kernel_buffer_bytes=16384)) as svc, \
+                Subscriber(svc.anon_endpoint, ["anon/"]) as fast, \
+                Subscriber(svc.anon_endpoint, ["anon/"], SocketOptions(hwm=5, kernel_buffer_bytes=4096)) as stalled:  # fmt: skip
+            wait_connected(raw)
+            time.sleep(0.3)
+            got: list[Any] = []
+
+            def read_all() -> None:  # the reading subscriber, in step with the service
+                ends, t_end = 0, time.monotonic() + 60
+                while ends < len(streams) and time.monotonic() < t_end:
+                    r = fast.receive(0.1)
+                    if r is not None:
+                        got.append(r)
+                        ends += isinstance(r.message, StreamEnd)
+
+            reader = threading.Thread(target=read_all)
+            reader.start()
+            t0 = time.monotonic()
+            for s in streams:
+                raw.send(start_msg(s, 0))
+            for t in range(n):  # the stalled subscriber reads nothing meanwhile
+                tick(raw, t)
+            while len([r for r in got if isinstance(r.message, FrameMessage)]) < len(streams) * n:
+                assert time.monotonic() - t0 < 30, "the reading subscriber is held up"
+                time.sleep(0.05)
+            fast_s = time.monotonic() - t0
+            late = collect(stalled, until_ends=1, timeout_s=1.0)  # it reads again: what it still holds
+            for t in range(n, n + more):
+                tick(raw, t)
+            for s in streams:
+                raw.send(end_msg(s, n + more + 1, n + more))
+            late += collect(stalled, until_ends=len(streams), timeout_s=20)
+            reader.join(30)
+            stalled_missing = sum(st.seq_missing for st in stalled.streams.values())
+        stats = svc.result
+    total = len(streams) * (n + more)
+    frames = {(r.message.stream, r.message.seq): r.message for r in got if isinstance(r.message, FrameMessage)}
+    assert len(frames) == total == stats["published_frames"]  # the reading one missed nothing
+    assert fast_s < 30
+    late_frames = [r.message for r in late if isinstance(r.message, FrameMessage)]
+    assert len(late_frames) < len(streams) * n // 2, f"the stalled subscriber got {len(late_frames)} frames"
+    for m in late_frames:  # what it did get is the same anonymized frame the reading one got, in order
+        assert m.anonymized and np.array_equal(m.joints, frames[(m.stream, m.seq)].joints)
+    missing = 0
+    for s in streams:
+        seqs = [r.message.seq for r in late if r.message.stream == s]
+        assert seqs == sorted(set(seqs)) and seqs[-1] == n + more + 1  # in order, up to the stream's end
+        assert set(range(n + 1, n + more + 1)) <= set(seqs)  # everything after it read again
+        missing += n + more + 2 - len(seqs)
+    assert missing > 0 and stalled_missing == missing  # every loss counted

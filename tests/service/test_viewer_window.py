@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -76,18 +77,23 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
                 env={**os.environ, "DISPLAY": xdisplay}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
 
-            def produce() -> None:  # 30 fps until the test is done
-                raw.send(start_msg("cam1", 0, "s1"))
-                i = 0
+            def produce() -> None:  # 30 fps until the test is done, re-announcing like a real producer
+                seq = i = 0
                 while not stop.is_set():
-                    raw.send(frame_msg("cam1", i + 1, i, clip[i % len(clip)], 0))
+                    if i % 15 == 0:
+                        raw.send(start_msg("cam1", seq, "s1"))
+                        seq += 1
+                    raw.send(frame_msg("cam1", seq, i, clip[i % len(clip)], 0))
+                    seq += 1
                     i += 1
                     time.sleep(1 / 30)
-                raw.send(end_msg("cam1", i + 1, i))
+                raw.send(end_msg("cam1", seq, i))
 
             producer = threading.Thread(target=produce)
             try:
-                assert raw.wait_for_subscribers(2, timeout_s=20), "the service and the viewer did not subscribe"
+                # the service's raw/ and the viewer's raw/ and anon/ subscriptions (the viewer's one
+                # socket subscribes to both topics on both endpoints)
+                assert raw.wait_for_subscribers(3, timeout_s=20), "the service and the viewer did not subscribe"
                 producer.start()
                 window = ""
                 deadline = time.monotonic() + 30
@@ -95,8 +101,10 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
                     window = xdotool(xdisplay, "search", "--name", WINDOW)
                     time.sleep(0.2)
                 if not window:
-                    view.kill()
-                    pytest.fail(f"no viewer window appeared; the viewer said: {view.communicate(timeout=10)[0]}")
+                    view.send_signal(signal.SIGINT)
+                    said = view.communicate(timeout=10)[0]
+                    tree = xdotool(xdisplay, "search", "--name", ".")
+                    pytest.fail(f"no viewer window appeared; the viewer said: {said!r}; windows on {xdisplay}: {tree!r}")
                 window = window.split()[0]
                 time.sleep(1.0)  # a few pictures drawn
                 geometry = dict(line.strip().split(": ", 1) for line in

@@ -88,6 +88,17 @@ def test_bad_endpoint_is_a_clear_error() -> None:
 # ----------------------------------------------------------------------------- CurveZMQ
 
 
+def test_kernel_buffer_is_set_on_the_socket() -> None:
+    import zmq
+
+    with Publisher(TCP_ANY, SocketOptions(kernel_buffer_bytes=8192)) as pub:
+        assert pub.socket.getsockopt(zmq.SNDBUF) == 8192 and pub.socket.getsockopt(zmq.RCVBUF) == 8192
+    with Publisher(TCP_ANY) as pub:
+        assert pub.socket.getsockopt(zmq.SNDBUF) == -1  # the OS's auto-tuning
+    with pytest.raises(ValueError, match="kernel_buffer_bytes must be >= 1024"):
+        SocketOptions(kernel_buffer_bytes=100)
+
+
 def test_generate_keypair_files(tmp_path: Path) -> None:
     pub, sec = generate_keypair(tmp_path, "producer")
     assert (pub.name, sec.name) == ("producer.key", "producer.key_secret")
