@@ -2,7 +2,9 @@
 
 Four processes, each a ``pmr`` command of its own:
 
-* ``produce``: the source (default: a Kinect replay of the shipped demo clip) on ``raw/``;
+* ``produce``: the source (default: a Kinect replay of the shipped demo clip) on ``raw/``
+  (``--producers K`` with ``synthetic:N``: K producer processes sharing the N streams, each
+  with its own sink, for load tests on hosts with more cores);
 * ``anonymizer``: ``raw/`` -> windows -> backend -> ``anon/`` (:mod:`pmr_stream.service`);
 * ``record`` of ``raw/`` (only for the side-by-side video);
 * the anonymized-stream sink (``python -m pmr_stream.pipeline sink``): records ``anon/``
@@ -23,6 +25,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +46,9 @@ def free_port() -> int:
 # ----------------------------------------------------------------------------- the sink process
 
 
-def run_sink(endpoint: str, topic: str, output: Path, latency_json: Path, duration_s: float | None) -> int:
-    """Record ``topic`` until every stream ended; write capture->arrival latencies as JSON."""
+def run_sink(endpoint: str, topics: Sequence[str], output: Path, latency_json: Path, duration_s: float | None) -> int:
+    """Record ``topics`` until every stream ended; write capture->arrival latencies as JSON
+    (percentiles) and, beside it, every frame's latency in ms as ``.npy`` (for merging)."""
     import gc
 
     from pmr_stream.sinks.recorder import Recorder
@@ -53,7 +58,7 @@ def run_sink(endpoint: str, topic: str, output: Path, latency_json: Path, durati
 
     lat: list[float] = []
     gc.freeze()  # what is loaded stays; full collections over it would show up as latency
-    with Subscriber(endpoint, [topic]) as sub, stop_on_signals() as stop:
+    with Subscriber(endpoint, list(topics)) as sub, stop_on_signals() as stop:
         rec = Recorder(sub)
         t_end = None if duration_s is None else time.monotonic() + duration_s
         seen: dict[str, bool] = {}
@@ -74,7 +79,8 @@ def run_sink(endpoint: str, topic: str, output: Path, latency_json: Path, durati
             rec.add(q)
         written = rec.save(output)
         drops = dict(sub.drops)
-    a = np.asarray(lat) if lat else np.zeros(0)
+    a = np.asarray(lat, dtype=np.float64)
+    np.save(latency_json.with_suffix(".npy"), a, allow_pickle=False)
     summary = {
         "frames": len(lat), "drops": drops, "files": [str(p) for p, _ in written],
         "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
@@ -114,13 +120,68 @@ def _tail(path: Path, n: int = 15) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class _Group:
+    """One producer process and the sink of its streams."""
+
+    source: str
+    stream: str
+    topics: tuple[str, ...]  # the sink's subscriptions
+    seed: int
+    raw_ep: str
+
+
+def _groups(args: argparse.Namespace) -> list[_Group]:
+    """Split the source over ``args.producers`` producer processes (``synthetic:N`` only)."""
+    k = args.producers
+    if k < 1:
+        raise ValueError(f"--producers must be >= 1, got {k}")
+    if k == 1:
+        return [_Group(args.source, args.stream, ("anon/",), 0, f"tcp://127.0.0.1:{free_port()}")]
+    from pmr_stream.capture.producer import parse_source
+    from pmr_stream.capture.synthetic import stream_ids
+
+    spec = parse_source(args.source)
+    n = int(spec.arg) if spec.kind == "synthetic" else 0
+    if n < k:
+        raise ValueError(f"--producers {k} splits a synthetic:N source with N >= {k} streams, not {args.source!r}")
+    if not args.no_video or args.max_frames:
+        raise ValueError("--producers > 1 is for load tests: add --no-video, and limit the run with --duration")
+    out = []
+    for i in range(k):
+        n_i = n // k + (i < n % k)
+        stream = f"{args.stream}.p{i}"
+        topics = tuple(f"anon/{sid}" for sid in stream_ids(n_i, stream))
+        out.append(_Group(f"synthetic:{n_i}", stream, topics, i * n, f"tcp://127.0.0.1:{free_port()}"))
+    return out
+
+
+def _merge_latency(work: Path, parts: list[Path]) -> None:
+    """The sinks' latencies as one ``latency.json`` (percentiles over every frame of every sink)."""
+    summaries = [json.loads(p.read_text()) for p in parts if p.exists()]
+    samples = [np.load(p.with_suffix(".npy"), allow_pickle=False) for p in parts if p.with_suffix(".npy").exists()]
+    a = np.concatenate(samples) if samples else np.zeros(0)
+    drops: dict[str, int] = {}
+    for d in summaries:
+        for reason, count in d["drops"].items():
+            drops[reason] = drops.get(reason, 0) + count
+    merged = {
+        "frames": len(a), "drops": drops, "files": [f for d in summaries for f in d["files"]], "sinks": len(parts),
+        "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
+        "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
+        "latency_ms_max": float(a.max()) if len(a) else None,
+    }  # fmt: skip
+    (work / "latency.json").write_text(json.dumps(merged, indent=1))
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     """Run producer, anonymizer and subscribers as separate processes; render; summarise."""
     work = Path(args.workdir)
+    groups = _groups(args)
     work.mkdir(parents=True, exist_ok=True)
-    for old in work.glob("*.npz"):
+    for old in [*work.glob("*.npz"), *work.glob("latency*.json"), *work.glob("latency*.npy")]:
         old.unlink()
-    raw_ep = f"tcp://127.0.0.1:{free_port()}"
+    raw_ep = groups[0].raw_ep
     anon_ep = f"tcp://127.0.0.1:{free_port()}"
     # the others start first and wait for the producer: their safety limit runs longer
     limit = ["--duration", str(args.duration + 60)] if args.duration else []
@@ -130,29 +191,41 @@ def run_pipeline(args: argparse.Namespace) -> int:
     backend += ["--spin"] if args.spin else []
     backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
     backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
-    sink = _spawn("sink", ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, "--output",
-                           str(work / "anon.npz"), "--latency-json", str(work / "latency.json"), *limit], work)  # fmt: skip
-    procs = [sink]
+    one = len(groups) == 1
+    sink_json = [work / ("latency.json" if one else f"latency.p{i}.json") for i in range(len(groups))]
+    procs = []
+    for i, g in enumerate(groups):
+        topics = [a for t in g.topics for a in ("--topic", t)]
+        procs.append(_spawn("sink" if one else f"sink.p{i}",
+                            ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, *topics, "--output",
+                             str(work / ("anon.npz" if one else f"anon.p{i}.npz")), "--latency-json", str(sink_json[i]),
+                             *limit], work))  # fmt: skip
     if not args.no_video:
         procs.append(_spawn("raw_recorder", [*cli, "record", "--endpoint", raw_ep, "--topic", "raw/",
                                              "--output", str(work / "raw.npz"), "--until-end", *limit], work))  # fmt: skip
-    procs.append(_spawn("anonymizer", [*cli, "anonymizer", "--raw", raw_ep, "--anon", anon_ep, *backend,
-                                       "--policy", args.policy, "--wait-subscribers", "1", "--until-end",
+    raws = [a for g in groups for a in ("--raw", g.raw_ep)]
+    n_subs = sum(len(g.topics) for g in groups)  # ZeroMQ counts one subscription per sink and topic
+    procs.append(_spawn("anonymizer", [*cli, "anonymizer", *raws, "--anon", anon_ep, *backend,
+                                       "--policy", args.policy, "--wait-subscribers", str(n_subs), "--until-end",
                                        "--stats-json", str(work / "service.json"), "--report", "5", *limit], work))  # fmt: skip
-    producer_args = [*cli, "produce", "--source", args.source, "--endpoint", raw_ep, "--stream", args.stream,
-                     "--wait-subscribers", str(1 if args.no_video else 2), "--wait-timeout", "120", "--report", "0"]  # fmt: skip
-    if args.max_frames:
-        producer_args += ["--max-frames", str(args.max_frames)]
-    if args.duration:
-        producer_args += ["--duration", str(args.duration)]
-    producer = _spawn("producer", producer_args, work)
-    procs.insert(0, producer)
-    print(f"pipeline: {args.source} -> {raw_ep} (raw/) -> anonymizer [{args.backend}, {args.policy}] -> "
-          f"{anon_ep} (anon/) -> recorder; logs in {work}/ (Ctrl-C stops)", flush=True)  # fmt: skip
+    producers = []
+    for i, g in enumerate(groups):
+        producer_args = [*cli, "produce", "--source", g.source, "--endpoint", g.raw_ep, "--stream", g.stream,
+                         "--wait-subscribers", str(1 if args.no_video else 2), "--wait-timeout", "120", "--report", "0"]  # fmt: skip
+        producer_args += ["--seed", str(g.seed)] if g.seed else []
+        if args.max_frames:
+            producer_args += ["--max-frames", str(args.max_frames)]
+        if args.duration:
+            producer_args += ["--duration", str(args.duration)]
+        producers.append(_spawn("producer" if one else f"producer.p{i}", producer_args, work))
+    procs = producers + procs
+    src = args.source if one else f"{args.source} ({len(groups)} producers)"
+    print(f"pipeline: {src} -> {raw_ep if one else 'one endpoint each'} (raw/) -> anonymizer [{args.backend}, "
+          f"{args.policy}] -> {anon_ep} (anon/) -> recorder; logs in {work}/ (Ctrl-C stops)", flush=True)  # fmt: skip
     interrupted = False
     try:
-        while producer[1].poll() is None:
-            if any(p.poll() not in (None, 0) for _, p, _ in procs[1:]):
+        while any(p.poll() is None for _, p, _ in producers):
+            if any(p.poll() not in (None, 0) for _, p, _ in procs):
                 break
             time.sleep(0.1)
         # the replay ended: the others stop by themselves once they saw the stream end
@@ -162,11 +235,14 @@ def run_pipeline(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping the pipeline", flush=True)
-        producer[1].send_signal(signal.SIGINT)
-        try:
-            producer[1].wait(10)
-        except subprocess.TimeoutExpired:
-            producer[1].kill()
+        for _, p, _ in producers:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for _, p, _ in producers:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
         time.sleep(0.5)
     finally:
         _stop(procs, 15)
@@ -177,6 +253,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         for n, _ in bad:
             print(f"--- {n} failed; its log ends:\n{_tail(work / f'{n}.log')}", file=sys.stderr, flush=True)
         return 1
+    if not one:
+        _merge_latency(work, sink_json)
     lat = json.loads((work / "latency.json").read_text()) if (work / "latency.json").exists() else {}
     svc = json.loads((work / "service.json").read_text()) if (work / "service.json").exists() else {}
     anon_files = lat.get("files") or []
@@ -215,6 +293,9 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default=DEFAULT_SOURCE,
                    help="kinect:FILE, video:FILE, webcam:0, synthetic (default: the built-in demo recording)")
     p.add_argument("--stream", default="demo", help="stream id (default demo)")
+    p.add_argument("--producers", type=int, default=1,
+                   help="load tests: split a synthetic:N source over this many producer processes, each with its "
+                        "own sink (needs --no-video and --duration; for hosts with more cores)")
     p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's choice)")
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
@@ -242,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sink", help="record anon/ and the capture->arrival latency (used by the pipeline)")
     s.add_argument("--endpoint", required=True)
-    s.add_argument("--topic", default="anon/")
+    s.add_argument("--topic", action="append", default=None, help="topic (repeatable; default anon/)")
     s.add_argument("--output", required=True)
     s.add_argument("--latency-json", required=True)
     s.add_argument("--duration", type=float, default=None)
@@ -250,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     add_stream_arguments(r)
     args = parser.parse_args(argv)
     if args.cmd == "sink":
-        return run_sink(args.endpoint, args.topic, Path(args.output), Path(args.latency_json), args.duration)
+        return run_sink(args.endpoint, args.topic or ["anon/"], Path(args.output), Path(args.latency_json), args.duration)
     return run_pipeline(args)
 
 

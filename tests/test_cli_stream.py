@@ -218,6 +218,9 @@ def test_keys_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture
             "--curve-secret",
         ),
         (["produce", "--source", "synthetic", "--endpoint", "bogus://x"], "cannot bind"),
+        (["stream", "--source", "synthetic:4", "--producers", "2"], "add --no-video"),
+        (["stream", "--source", "synthetic:2", "--producers", "3", "--no-video"], "N >= 3 streams"),
+        (["stream", "--producers", "2", "--no-video"], "splits a synthetic:N source"),
     ],
 )
 def test_bad_arguments_are_clear_errors(

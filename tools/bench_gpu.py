@@ -11,6 +11,9 @@ reason otherwise; exporting ONNX needs the ``onnx`` package). Writes to OUTDIR:
 ``parity.json``     every available GPU backend vs the PyTorch fp32 reference on CPU,
                     on random and recorded windows (fp32 < 1e-5, fp16 < 1e-2 relative)
 ``pytest.txt``      the ``gpu``/``tensorrt`` marked tests, when pytest is installed
+``stream.json``     the streaming service's capacity on the GPU (``tools.bench_stream capacity``:
+                    producers, anonymizer and sinks as processes on loopback), when pyzmq
+                    is installed (a small wheel to carry) and time is left
 ``bench.json``      the full benchmark report (see tools/bench.py)
 ``bench.md``        the same as a table, with the paper's way and the floor
 ``bench.png``       latency histograms (when matplotlib is installed)
@@ -165,6 +168,29 @@ def run_pytest(out: Path, timeout: float) -> None:
         (out / "pytest.txt").write_text(f"$ {' '.join(cmd)}\ntimed out after {timeout:.0f} s\n")
 
 
+def stream_capacity(out: Path, device: str, streams: str, timeout: float) -> None:
+    """``tools.bench_stream capacity`` on this host's GPU, written to ``stream.json``."""
+    if not (_has("zmq") and _has("msgpack")):
+        _write(out / "stream.json", {"skipped": "pyzmq/msgpack are not installed (pip install pyzmq msgpack)"})
+        log.warning("stream capacity skipped: pyzmq or msgpack missing")
+        return
+    import os
+
+    producers = max(1, min(8, (os.cpu_count() or 2) // 3))
+    backend = "auto" if device != "cpu" else "onnxruntime"
+    cmd = [sys.executable, "-m", "tools.bench_stream", "capacity", "--backend", backend, "--device", device,
+           "--max-batch", "1024", "--producers", str(producers), "--streams", streams, "--duration", "10",
+           "--max-load", "1000", "--json", str(out / "stream.json")]  # fmt: skip
+    log.info("stream capacity: %s", " ".join(cmd[2:]))
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+        (out / "stream_log.txt").write_text(res.stdout[-20000:] + res.stderr[-20000:])
+        if res.returncode != 0:
+            log.error("stream capacity failed (exit %d); see stream_log.txt", res.returncode)
+    except subprocess.TimeoutExpired:
+        log.error("stream capacity ran past %.0f s", timeout)
+
+
 def summary(report: dict[str, Any], par: dict[str, Any], what: str) -> str:
     cases = report["cases"]
     lines = ["# GPU benchmark summary", "", f"model: {what}", f"GPU: {report['machine'].get('gpu')}", ""]
@@ -196,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", default=",".join(map(str, BATCHES)))
     ap.add_argument("--cache-dir", default=None, help="artifact cache (default OUTDIR/cache; reuse exported ONNX here)")
     ap.add_argument("--no-pytest", action="store_true")
+    ap.add_argument("--stream-streams", default="120,480", help="streams per capacity point of the stream step ('' skips it)")
     ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to dry-run this script without a GPU")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
@@ -245,6 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run_bench(opts)
     (out / "summary.md").write_text(summary(report, par, what))
     print(report["table"])
+    left = args.budget - (time.monotonic() - t0)
+    if args.stream_streams and left > 90:
+        n_points = len(args.stream_streams.split(","))
+        stream_capacity(out, args.device, args.stream_streams, timeout=min(left - 40, 40.0 * n_points + 30))
+        log.info("stream capacity done at %.0f s", time.monotonic() - t0)
+    elif args.stream_streams:
+        _write(out / "stream.json", {"skipped": f"time budget: {left:.0f} s left"})
     left = args.budget - (time.monotonic() - t0)
     if args.no_pytest:
         pass

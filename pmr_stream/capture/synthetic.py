@@ -16,6 +16,12 @@ from pmr_stream.capture.producer import PersonPose, SourceFrame, StreamInfo
 from pmr_stream.skeleton import FPS
 
 
+def stream_ids(n_streams: int, stream: str = "syn") -> list[str]:
+    """The stream ids of ``synthetic:N`` with stream id ``stream``: ``stream`` alone for one,
+    ``stream-0`` .. ``stream-<N-1>`` for several."""
+    return [stream] if n_streams == 1 else [f"{stream}-{k}" for k in range(n_streams)]
+
+
 class SyntheticSource:
     """``n_streams`` synthetic performers, one stream each, one person per stream.
 
@@ -40,7 +46,7 @@ class SyntheticSource:
             raise ValueError(f"n_streams must be >= 1, got {n_streams}")
         self.fps = float(fps)
         cast = make_performers(n_streams, seed)
-        ids = [stream] if n_streams == 1 else [f"{stream}-{k}" for k in range(n_streams)]
+        ids = stream_ids(n_streams, stream)
         self._gens = [
             SyntheticStream(cast[k], actions, seed=seed + k, noise=noise, fps=self.fps)
             for k in range(n_streams)
@@ -70,4 +76,4 @@ class SyntheticSource:
         pass
 
 
-__all__ = ["SyntheticSource"]
+__all__ = ["SyntheticSource", "stream_ids"]

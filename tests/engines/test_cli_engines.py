@@ -78,3 +78,25 @@ def test_bench_on_cuda_without_a_gpu_says_so(capsys: pytest.CaptureFixture[str])
         pytest.skip("this host has a CUDA GPU")
     assert main(["bench", "--device", "cuda", "--no-paper"]) == 2
     assert "sees no CUDA device" in capsys.readouterr().err
+
+
+def test_the_prepared_gpu_script_dry_runs_on_cpu(tmp_path: Path) -> None:
+    """``tools/bench_gpu.py --device cpu`` runs every step of the GPU script (stream step
+    included) so that a lent GPU's minutes are not spent finding a broken script."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "gpu"
+    p = subprocess.run(
+        [sys.executable, "-m", "tools.bench_gpu", str(out), "--device", "cpu", "--no-pytest", "--batch-sizes", "1",
+         "--seconds", "0.05", "--stream-streams", "4", "--budget", "200"],
+        capture_output=True, text=True, timeout=300, cwd=root,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    for name in ("env.json", "parity.json", "bench.json", "bench.md", "summary.md", "stream.json", "log.txt"):
+        assert (out / name).is_file(), name
+    stream = json.loads((out / "stream.json").read_text())
+    (row,) = stream["rows"]
+    assert row["streams"] == 4 and row["holds"] and row["frames_in"] == row["published"] == row["received"] > 0
