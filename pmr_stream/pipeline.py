@@ -81,14 +81,18 @@ def run_sink(endpoint: str, topics: Sequence[str], output: Path, latency_json: P
         drops = dict(sub.drops)
     a = np.asarray(lat, dtype=np.float64)
     np.save(latency_json.with_suffix(".npy"), a, allow_pickle=False)
-    summary = {
-        "frames": len(lat), "drops": drops, "files": [str(p) for p, _ in written],
+    latency_json.write_text(json.dumps(_latency_summary(a, drops, [str(p) for p, _ in written]), indent=1))
+    return 0 if written else 1
+
+
+def _latency_summary(a: np.ndarray, drops: dict[str, int], files: list[str]) -> dict[str, Any]:
+    """What ``latency.json`` holds: frame count, drops, files and p50/p99/max of ``a`` (ms)."""
+    return {
+        "frames": len(a), "drops": drops, "files": files,
         "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
         "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
         "latency_ms_max": float(a.max()) if len(a) else None,
     }  # fmt: skip
-    latency_json.write_text(json.dumps(summary, indent=1))
-    return 0 if written else 1
 
 
 # ----------------------------------------------------------------------------- the launcher
@@ -165,12 +169,7 @@ def _merge_latency(work: Path, parts: list[Path]) -> None:
     for d in summaries:
         for reason, count in d["drops"].items():
             drops[reason] = drops.get(reason, 0) + count
-    merged = {
-        "frames": len(a), "drops": drops, "files": [f for d in summaries for f in d["files"]], "sinks": len(parts),
-        "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
-        "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
-        "latency_ms_max": float(a.max()) if len(a) else None,
-    }  # fmt: skip
+    merged = _latency_summary(a, drops, [f for d in summaries for f in d["files"]]) | {"sinks": len(parts)}
     (work / "latency.json").write_text(json.dumps(merged, indent=1))
 
 

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -130,10 +130,42 @@ def _lr_at(spec: EvaluatorSpec, step: int, steps: int) -> float:
     return spec.lr * 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(steps, 1)))  # cosine decay
 
 
-def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+#: One step's batch: the model's inputs and the target, on the training device.
+Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
+
+
+def _fit(
+    model: torch.nn.Module, spec: EvaluatorSpec, g: torch.Generator, per_epoch: int,
+    batches: Callable[[int], Iterator[Batch]], loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    hits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], desc: str, progress: bool,
+) -> tuple[float, float]:
+    """The evaluators' training loop: AdamW with the spec's schedule, ``per_epoch`` steps of
+    ``batches(epoch)`` per epoch, a progress bar. Returns (training accuracy of the last
+    epoch, seconds); the model is left on the CPU in eval mode."""  # fmt: skip
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    steps = spec.epochs * per_epoch
+    t0 = time.perf_counter()
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    model.train()
+    step, correct, seen = 0, 0, 0
+    for epoch in range(spec.epochs):
+        correct, seen = 0, 0
+        for inputs, target in batches(epoch):
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(spec, step, steps)
+            logits = model(*inputs, g)
+            loss = loss_fn(logits, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            correct += int(hits(logits, target).sum())
+            seen += len(target)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / seen:.3f}")
+    bar.close()
+    model.cpu().eval()
+    return correct / max(seen, 1), time.perf_counter() - t0
 
 
 def train_classifier(
@@ -150,37 +182,20 @@ def train_classifier(
     g = torch.Generator().manual_seed(spec.seed)
     dev = torch.device(device)
     model = SGNClassifier(k, spec.sgn).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     crops = _Crops(clips, spec.seed)
     rng = np.random.default_rng(spec.seed)
     n = len(clips)
     per_epoch = max(1, n // spec.batch_size)
-    steps = spec.epochs * per_epoch
-    t0 = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"train {task} evaluator", disable=not progress, leave=False, dynamic_ncols=True)
-    model.train()
-    step, correct, seen = 0, 0, 0
-    for epoch in range(spec.epochs):
+
+    def batches(epoch: int) -> Iterator[Batch]:
         perm = rng.permutation(n)
-        correct, seen = 0, 0
         for b in range(per_epoch):
             idx = perm[b * spec.batch_size : (b + 1) * spec.batch_size]
-            x = _augment(crops.batch(idx, epoch), spec, g).to(dev)
-            target = torch.from_numpy(y[idx]).to(dev)
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(spec, step, steps)
-            logits = model(x, g)
-            loss = F.cross_entropy(logits, target)
-            _optimise(opt, loss)
-            correct += int((logits.argmax(1) == target).sum())
-            seen += len(idx)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / seen:.3f}")
-    bar.close()
-    model.cpu().eval()
-    return model, {"train_accuracy_last_epoch": correct / max(seen, 1), "train_seconds": time.perf_counter() - t0,
-                   "num_classes": k, "train_clips": n}  # fmt: skip
+            yield (_augment(crops.batch(idx, epoch), spec, g).to(dev),), torch.from_numpy(y[idx]).to(dev)
+
+    acc, seconds = _fit(model, spec, g, per_epoch, batches, F.cross_entropy,
+                        lambda logits, target: logits.argmax(1) == target, f"train {task} evaluator", progress)  # fmt: skip
+    return model, {"train_accuracy_last_epoch": acc, "train_seconds": seconds, "num_classes": k, "train_clips": n}
 
 
 def linkage_pairs(performer: npt.ArrayLike, rng: np.random.Generator, count: int | None = None) -> npt.NDArray[np.int64]:
@@ -218,41 +233,25 @@ def train_linkage(
     g = torch.Generator().manual_seed(spec.seed)
     dev = torch.device(device)
     model = SiameseSGN(spec.sgn).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     crops = _Crops(clips, spec.seed + 7)
     rng = np.random.default_rng(spec.seed + 7)
     pairs_per_epoch = min(spec.pairs_per_epoch, 2 * len(clips))  # at most one pair each way per clip
     per_epoch = max(1, pairs_per_epoch // spec.batch_size)
-    steps = spec.epochs * per_epoch
-    t0 = time.perf_counter()
-    bar = tqdm(total=steps, desc="train linkage evaluator", disable=not progress, leave=False, dynamic_ncols=True)
-    model.train()
-    step, correct, seen = 0, 0, 0
-    for epoch in range(spec.epochs):
+
+    def batches(epoch: int) -> Iterator[Batch]:
         pairs = linkage_pairs(clips.performer, rng, count=pairs_per_epoch)
         rng.shuffle(pairs)
-        correct, seen = 0, 0
         for b in range(per_epoch):
             rows = pairs[b * spec.batch_size : (b + 1) * spec.batch_size]
             if len(rows) == 0:
-                break
+                return
             xa = _augment(crops.batch(rows[:, 0], epoch), spec, g).to(dev)
             xb = _augment(crops.batch(rows[:, 1], epoch + 10_000), spec, g).to(dev)
-            target = torch.from_numpy(rows[:, 2]).float().to(dev)
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(spec, step, steps)
-            logits = model(xa, xb, g)
-            loss = F.binary_cross_entropy_with_logits(logits, target)
-            _optimise(opt, loss)
-            correct += int(((logits > 0).float() == target).sum())
-            seen += len(rows)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / seen:.3f}")
-    bar.close()
-    model.cpu().eval()
-    return model, {"train_accuracy_last_epoch": correct / max(seen, 1), "train_seconds": time.perf_counter() - t0,
-                   "train_clips": len(clips)}  # fmt: skip
+            yield (xa, xb), torch.from_numpy(rows[:, 2]).float().to(dev)
+
+    acc, seconds = _fit(model, spec, g, per_epoch, batches, F.binary_cross_entropy_with_logits,
+                        lambda logits, target: (logits > 0).float() == target, "train linkage evaluator", progress)  # fmt: skip
+    return model, {"train_accuracy_last_epoch": acc, "train_seconds": seconds, "train_clips": len(clips)}
 
 
 @dataclass
