@@ -20,6 +20,11 @@ Before the file is written: ``onnx.checker`` (full check), and one run through
 ONNX Runtime compared with the PyTorch fp32 reference
 (:class:`pmr_stream.model.pmr.AnonymizerGraph`): relative error under 1e-5
 (fp32) or 1e-2 (fp16), else :class:`ExportError` and no file.
+
+A cached export is reused when its ``.json`` digest matches, but that only
+catches accidents: a file replaced together with its digest is caught when a
+backend loads it, by the start-up probe against the PyTorch reference
+(:meth:`pmr_stream.backends.base.Backend.verify`), which exports it again.
 """
 
 from __future__ import annotations
@@ -41,9 +46,9 @@ import torch
 from torch import nn
 
 from engines.metadata import metadata_path, onnx_name
-from pmr_stream.backends.base import ModelSource, cache_dir, sha256_bytes, sha256_file
+from pmr_stream.backends.base import ModelSource, cache_dir, relative_error, sha256_bytes, sha256_file
+from pmr_stream.backends.base import reference_outputs as _reference_outputs
 from pmr_stream.backends.graph import build_graph
-from pmr_stream.model.pmr import AnonymizerGraph
 from pmr_stream.skeleton import C, J, T
 
 log = logging.getLogger(__name__)
@@ -59,12 +64,6 @@ _NEVER_FOLD: Final[frozenset[str]] = frozenset({"RandomNormal", "RandomUniform",
 
 class ExportError(RuntimeError):
     """The exported graph failed its checks; nothing was written."""
-
-
-def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
-    """``max |out - ref| / max |ref|``: the parity measure used everywhere in the project."""
-    scale = float(np.max(np.abs(ref))) or 1.0
-    return float(np.max(np.abs(np.asarray(out, np.float64) - np.asarray(ref, np.float64)))) / scale
 
 
 class _HalfGraph(nn.Module):
@@ -86,10 +85,8 @@ def export_module(source: ModelSource, precision: str = "fp32", graph: str = "fo
 
 
 def reference_outputs(source: ModelSource, windows: np.ndarray) -> np.ndarray:
-    """The PyTorch fp32 reference: :class:`AnonymizerGraph` in eager mode on CPU."""
-    ref = AnonymizerGraph(copy.deepcopy(source.model).float().cpu(), source.code.float().cpu()).eval()
-    with torch.inference_mode():
-        return ref(torch.from_numpy(np.ascontiguousarray(windows, np.float32))).numpy()
+    """The PyTorch fp32 reference: :class:`~pmr_stream.model.pmr.AnonymizerGraph` in eager mode on CPU."""
+    return _reference_outputs(copy.deepcopy(source.model).float().cpu(), source.code, windows)
 
 
 def fold_constants(model: Any, opset: int) -> Any:

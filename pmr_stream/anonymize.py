@@ -26,8 +26,8 @@ import numpy.typing as npt
 import torch
 
 from pmr_stream.formats.recording import Recording
-from pmr_stream.model.checkpoint import load_model
 from pmr_stream.model.pmr import PMRModel
+from pmr_stream.privacy import file_metadata, fresh_person_order
 from pmr_stream.skeleton import (
     SPINE_MID,
     C,
@@ -200,29 +200,49 @@ def _segments(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
 def anonymize_recording(
     rec: Recording, window_fn: WindowFn, options: AnonymizeOptions | None = None, model_id: str = "pmr"
 ) -> Recording:
-    """Anonymize every person of a recording; frames where a person is absent stay absent."""
-    joints = np.zeros_like(rec.joints)
-    for p in range(rec.num_persons):
+    """Anonymize every person of a recording; frames where a person is absent stay absent.
+
+    The result carries only what :mod:`pmr_stream.privacy` allows in a file: the anonymized
+    joints, presence and timestamps, confidence 1.0 where present (0 where absent), persons
+    renumbered 0, 1.. by first appearance (never-present slots dropped), and the metadata of
+    :data:`~pmr_stream.privacy.FILE_METADATA` (none of the input's: no source path, NTU name
+    parts, body ids, ...). Every writer fills its other fields from that, so a ``.skeleton``
+    gets fresh body ids and neutral per-body fields.
+    """
+    opts = options or AnonymizeOptions()
+    order = fresh_person_order(rec.present)  # new person p is the input's slot order[p]
+    n_t, n_j = rec.num_frames, rec.joints.shape[2]
+    joints = np.zeros((n_t, len(order), n_j, 3), np.float32)
+    present = rec.present[:, order].copy()
+    for new, p in enumerate(order):
         for a, b in _segments(rec.present[:, p]):
-            joints[a:b, p] = anonymize_track(rec.joints[a:b, p], window_fn, options)
-    meta = dict(rec.metadata)
-    meta.update({"anonymized": True, "model_id": model_id})
+            joints[a:b, new] = anonymize_track(rec.joints[a:b, p], window_fn, opts)
+    confidence = np.repeat(present[:, :, None], n_j, axis=2).astype(np.float32)  # nothing of the raw's
+    meta = file_metadata(model_id, opts.mode, "model" if opts.bone_lengths is None else "dummy")
     return Recording(
-        joints=joints, confidence=rec.confidence.copy(), timestamps=rec.timestamps.copy(),
-        present=rec.present.copy(), layout=rec.layout, metadata=meta,
+        joints=joints, confidence=confidence, timestamps=rec.timestamps.copy(),
+        present=present, layout=rec.layout, metadata=meta,
     )  # fmt: skip
 
 
 def default_window_fn(
     model_path: str | Path | None = None, dummy_path: str | Path | None = None, device: str = "cpu"
 ) -> tuple[TorchWindowFn, str]:
-    """The shipped default model and dummy (or the given ones) as a window function, and a model id."""
+    """The shipped default model and dummy (or the given ones) as a window function, and a model id.
+
+    Passes the start-up check of the backends first (:func:`pmr_stream.backends.base.load_source`
+    refuses non-finite weights or dummy and a bad reference output; the window function itself is
+    then run on the probe against the reference): :class:`~pmr_stream.backends.base.ModelCheckError`
+    names the file.
+    """
     from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
+    from pmr_stream.backends.base import BackendOptions, load_source, verify_outputs
 
     mp = Path(model_path) if model_path else DEFAULT_MODEL
     dp = Path(dummy_path) if dummy_path else DEFAULT_DUMMY
-    model, ckpt = load_model(mp)
-    dummy = load_dummy(dp)
-    model_id = str(ckpt.provenance.get("model_id", mp.stem))
+    source = load_source(BackendOptions(model_path=str(mp), dummy=str(dp)))
+    window = source.dummy_window if source.dummy_window is not None else load_dummy(dp)  # always set by load_source
+    fn = TorchWindowFn(source.model, window, device=device)
+    verify_outputs(fn.anonymize, source, "fp32", str(mp))
     log.info("anonymizing with %s (dummy %s)", mp, dp)
-    return TorchWindowFn(model, dummy, device=device), model_id
+    return fn, source.model_id

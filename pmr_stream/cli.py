@@ -98,10 +98,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from pmr_stream.formats.io import convert
+    from pmr_stream.formats.files import check_output_file
+    from pmr_stream.formats.io import load_recording, save_recording
 
-    rec = convert(args.input, args.output, args.input_format, args.output_format)
-    print(f"wrote {args.output} ({rec.num_frames} frames, {rec.num_persons} person(s))")
+    check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input])  # before reading anything
+    rec = load_recording(args.input, args.input_format)
+    written = save_recording(rec, args.output, args.output_format, overwrite=args.overwrite)
+    print(f"wrote {written.path} ({written.frames} frames, {written.persons} person(s))")
     return 0
 
 
@@ -125,6 +128,8 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
+    from pmr_stream.wire.sockets import add_curve_arguments
+
     g = p.add_argument_group("socket")
     if publisher:
         g.add_argument("--endpoint", default="tcp://127.0.0.1:5555",
@@ -141,30 +146,22 @@ def _add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
     g.add_argument("--kernel-buffer", type=int, default=None, metavar="BYTES",
                    help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
                         "a peer that stops reading lose messages (counted) instead of receiving them seconds late")
-    c = p.add_argument_group("CurveZMQ (encryption and authentication; make keys with `pmr keys`)")
-    c.add_argument("--curve-secret", default=None, metavar="FILE", help="this side's .key_secret file")
-    c.add_argument("--curve-server-key", default=None, metavar="FILE",
-                   help="the binding side's public .key (on the connecting side)")
-    c.add_argument("--curve-clients", default=None, metavar="DIR",
-                   help="folder of public .key files of admitted clients (on the binding side)")
-    c.add_argument("--curve-allow-any", action="store_true", help="binding side: encrypt but admit any client key")
+    add_curve_arguments(p)  # --curve-secret, --curve-server-key, --curve-clients, --curve-allow-any, --insecure
 
 
 def _socket_options(args: argparse.Namespace, conflate: bool = False) -> SocketOptions:
-    from pmr_stream.wire.sockets import CurveOptions, SocketOptions
+    """The socket options of a one-socket command (produce, record, probe, view)."""
+    from pmr_stream.wire.sockets import SocketOptions, curve_from_args, insecure_from_args
 
-    curve = None
-    if args.curve_secret:
-        curve = CurveOptions(
-            secret_key_file=Path(args.curve_secret),
-            server_key_file=Path(args.curve_server_key) if args.curve_server_key else None,
-            authorized_keys_dir=Path(args.curve_clients) if args.curve_clients else None,
-            allow_any_client=args.curve_allow_any,
-        )
-    elif args.curve_server_key or args.curve_clients:
-        raise ValueError("--curve-server-key/--curve-clients need --curve-secret (this side's key)")
-    return SocketOptions(hwm=args.hwm, max_message_bytes=args.max_message_bytes, conflate=conflate, curve=curve,
+    bind = not args.connect if hasattr(args, "connect") else bool(args.bind)
+    return SocketOptions(hwm=args.hwm, max_message_bytes=args.max_message_bytes, conflate=conflate,
+                         curve=curve_from_args(args, bind=bind), insecure=insecure_from_args(args),
                          kernel_buffer_bytes=args.kernel_buffer)  # fmt: skip
+
+
+def _link(options: SocketOptions) -> str:
+    """`` (CurveZMQ)`` or `` (clear text)``: what a command's ready line says about a socket."""
+    return " (CurveZMQ)" if options.curve is not None else " (clear text)"
 
 
 def _print_json_line(prefix: str, d: dict[str, Any]) -> None:
@@ -193,7 +190,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         raise
     with pub, stop_on_signals() as stop:
         streams = ", ".join(s.stream for s in source.streams)
-        print(f"publishing {args.source} as {streams} on {pub.endpoint} (Ctrl-C stops)", flush=True)
+        print(f"publishing {args.source} as {streams} on {pub.endpoint}{_link(pub.options)} (Ctrl-C stops)", flush=True)
         stats = Producer(source, pub, opts, report=lambda s: _print_json_line("stats", s)).run(stop)
     print(f"stopped ({stats.end_reason}): {stats.frames} frames, {stats.rate_fps:.1f} fps, "
           f"{stats.drops} dropped, {stats.gaps} without a person", flush=True)  # fmt: skip
@@ -201,24 +198,50 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from pmr_stream.sinks.recorder import Recorder, RecordOptions
+    from pmr_stream.sinks.recorder import Recorder, RecordOptions, WriteOptions
+    from pmr_stream.sinks.segments import check_output, finish_parts
     from pmr_stream.wire.sockets import stop_on_signals
     from pmr_stream.wire.subscriber import Subscriber
 
+    if args.recover:
+        done = finish_parts(args.output, overwrite=args.overwrite)
+        for f in done:
+            for bad in f.summary.bad_segments:
+                print(f"skipped {f.summary.folder / bad}", file=sys.stderr, flush=True)
+            if f.error is None:
+                print(f"recovered {f.path} ({f.frames} frames of {f.summary.topic}, {f.summary.segments} segments)",
+                      flush=True)  # fmt: skip
+            else:
+                print(f"pmr record: not recovered: {f.error}", file=sys.stderr, flush=True)
+        return 0 if done and all(f.error is None for f in done) else 1
+    if not args.endpoint:
+        raise ValueError("--endpoint is required (unless --recover)")
+    wopts = WriteOptions(max_persons=args.max_persons, flush_s=args.flush, overwrite=args.overwrite)
+    check_output(args.output, overwrite=args.overwrite)  # before connecting; Recorder checks again and claims
     topics = args.topic or ["raw/"]
-    with Subscriber(args.endpoint, topics, _socket_options(args), bind=args.bind) as sub, stop_on_signals() as stop:
-        print(f"recording {', '.join(topics)} from {', '.join(sub.socket.endpoints)} (Ctrl-C stops)", flush=True)
-        rec = Recorder(sub)
+    with Subscriber(args.endpoint, topics, _socket_options(args), bind=args.bind) as sub, stop_on_signals() as stop, \
+            Recorder(sub, args.output, wopts) as rec:  # fmt: skip
+        print(f"recording {', '.join(topics)} from {', '.join(sub.socket.endpoints)}{_link(sub.socket.options)} "
+              "(Ctrl-C stops)", flush=True)  # fmt: skip
         rec.run(stop, RecordOptions(duration_s=args.duration, max_frames=args.max_frames, until_end=args.until_end))
-        written = rec.save(args.output)
+        written = rec.save()
         drops = dict(sub.drops)
+    for path, take in written:
+        print(f"wrote {path} ({take.num_frames} frames of {take.topic})", flush=True)
+    refused = rec.stats()["refused_persons"]
+    if refused:
+        print(f"refused {sum(refused.values())} frame message(s) of persons beyond --max-persons "
+              f"{args.max_persons}: {refused}", flush=True)  # fmt: skip
+    if drops:
+        print(f"dropped messages: {drops}", flush=True)
+    for f in rec.kept:
+        print(f"pmr record: not written: {f.error}; finish it with `pmr record --recover --output {args.output}`",
+              file=sys.stderr, flush=True)  # fmt: skip
+    if rec.kept:
+        return 1
     if not written:
         print("nothing recorded (no frames arrived)", flush=True)
         return 1
-    for path, take in written:
-        print(f"wrote {path} ({take.num_frames} frames of {take.topic})", flush=True)
-    if drops:
-        print(f"dropped messages: {drops}", flush=True)
     return 0
 
 
@@ -273,11 +296,22 @@ def _add_stream_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("record", help="subscribe and write what arrives to a recording .npz")
-    p.add_argument("--output", required=True, help="FILE.npz (several streams: FILE.<stream>.npz each)")
+    p.add_argument("--output", required=True,
+                   help="FILE.npz (several takes: FILE.<stream>[~N].npz each); while recording, FILE.npz.parts/")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+    p.add_argument("--max-persons", type=int, default=64,
+                   help="person ids kept per take (default 64); frames of further ids are refused and counted")
+    p.add_argument("--flush", type=float, default=1.0, metavar="SECONDS",
+                   help="seconds between segments in FILE.npz.parts/ (default 1: what a crash can lose)")
+    p.add_argument("--recover", action="store_true",
+                   help="record nothing: merge the takes a killed recorder left in FILE.npz.parts/ into their files")
     _add_socket_flags(p, publisher=False)
+    for action in p._actions:  # --recover needs no endpoint; cmd_record asks for it otherwise
+        if "--endpoint" in action.option_strings:
+            action.required = False
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("probe", help="subscribe and print a live table per stream")
@@ -302,18 +336,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
-    from pmr_stream.anonymize import AnonymizeOptions, anonymize_recording, default_window_fn
-    from pmr_stream.formats.io import load_recording, save_recording
+    from pmr_stream.formats.files import check_output_file
+    from pmr_stream.formats.io import check_fits, guess_format, load_recording, save_recording
 
-    rec = load_recording(args.input, args.format)
+    # paths and the output's capacity are checked before the network (and torch) is loaded
+    check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input])
+    in_fmt = args.format or guess_format(args.input)
+    out_fmt = args.output_format
+    if out_fmt is None and Path(args.output).suffix.lower() == ".npy" and in_fmt in ("sgn", "stgcn"):
+        out_fmt = in_fmt  # a new .npy takes the input's array kind
+    rec = load_recording(args.input, in_fmt)
+    out_fmt, _ = check_fits(rec, args.output, out_fmt)
+    from pmr_stream.anonymize import AnonymizeOptions, anonymize_recording, default_window_fn
+
     window_fn, model_id = default_window_fn(args.model_path, args.dummy, device=args.device)
     from pmr_stream.anonymize import dummy_bone_lengths
 
     bones = tuple(float(b) for b in dummy_bone_lengths(window_fn.dummy)) if args.bones == "dummy" else None
     opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
     out = anonymize_recording(rec, window_fn.anonymize, opts, model_id=model_id)
-    save_recording(out, args.output, args.output_format or args.format)
-    print(f"wrote {args.output}: {out.num_frames} frames, {out.num_persons} person(s) anonymized with {model_id}")
+    written = save_recording(out, args.output, out_fmt, overwrite=args.overwrite)
+    print(
+        f"wrote {written.path}: {written.frames} frames, {written.persons} person(s) anonymized with {model_id}"
+    )
     return 0
 
 
@@ -403,9 +448,14 @@ def _add_model_commands(sub: Any) -> None:
 
     p = sub.add_parser("anonymize", help="anonymize a recording offline (every person, any length)")
     p.add_argument("--input", required=True, help=".skeleton, .npz, or an SGN/ST-GCN array file")
-    p.add_argument("--output", required=True, help="output file (the input's format unless --output-format)")
+    p.add_argument("--output", required=True,
+                   help="output file, written atomically; its format by its extension (a new .npy: the "
+                        "input's array kind) unless --output-format; a format that cannot hold every person "
+                        "is refused")
     p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format (default: guessed)")
     p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (never the input itself)")
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped stand-in model)")
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
     p.add_argument("--mode", choices=("centre", "blend"), default="centre",
@@ -508,18 +558,39 @@ def _add_engine_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions, SocketOptions]:
+    """``(raw_side, anon_side)``: the raw/ subscriber (connects: a CURVE client of the producers,
+    ``--raw-curve-*``) and the anon/ publisher (binds: a CURVE server for the sinks, ``--anon-curve-*``).
+    The raw side's non-loopback rule is checked here, before the backend loads."""
+    from pmr_stream.wire.sockets import SocketOptions, check_raw_endpoints, curve_from_args
+    from pmr_stream.wire.sockets import insecure_from_args as insecure
+
+    raw = SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer,
+                        curve=curve_from_args(args, "raw-", bind=False), insecure=insecure(args, "raw-"))
+    anon = SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer,
+                         curve=curve_from_args(args, "anon-", bind=True))  # fmt: skip
+    check_raw_endpoints(args.raw, raw, bind=False, flag_prefix="raw-")
+    return raw, anon
+
+
 def cmd_anonymizer(args: argparse.Namespace) -> int:
     from pmr_stream.backends import get_backend
+    from pmr_stream.privacy import stream_ids_from_args
     from pmr_stream.service import ServiceOptions, serve
     from pmr_stream.window import WindowPolicy
-    from pmr_stream.wire.sockets import SocketOptions, stop_on_signals
+    from pmr_stream.wire.sockets import stop_on_signals
 
+    raw_sockets, anon_sockets = _anonymizer_socket_options(args)  # bad flags fail before the backend loads
+    ids = stream_ids_from_args(args, create=True)  # the deployment's key (made on first use)
     opts = ServiceOptions(
         policy=WindowPolicy.parse(args.policy), max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         max_gap=args.max_gap, idle_s=args.idle, report_s=args.report,
+        max_metadata_bytes=args.max_metadata_bytes, max_streams=args.max_streams,
+        max_persons_per_stream=args.max_persons_per_stream, max_persons=args.max_persons,
         stats_json=Path(args.stats_json) if args.stats_json else None,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host, bones=args.bones,
         engine_thread=args.engine_thread,
+        stream_key=ids.key, public_stream_ids=ids.public,
     )  # fmt: skip
     options: dict[str, Any] = {"max_batch": max(args.max_batch, 1)}
     if args.device:
@@ -540,11 +611,13 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
     gc.freeze()  # the backend and its libraries live as long as the process: keep them out of full GC passes
     with stop_on_signals() as stop:
         final = serve(
-            args.raw, args.anon, backend, model_id, opts, SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer), stop=stop,
+            args.raw, args.anon, backend, model_id, opts, anon_sockets, raw_socket_options=raw_sockets, stop=stop,
             duration_s=args.duration, until_end=args.until_end, wait_subscribers=args.wait_subscribers,
             wait_timeout_s=args.wait_timeout, report=lambda d: _print_json_line("stats", d),
             ready=lambda ep: print(f"anonymizer: {backend.name} on {backend.device} ({model_id}), policy "
-                                   f"{opts.policy.name}; raw/ from {', '.join(args.raw)}, anon/ on {ep}", flush=True),
+                                   f"{opts.policy.name}; raw/ from {', '.join(args.raw)}{_link(raw_sockets)}, anon/ on {ep}"
+                                   f"{_link(anon_sockets)} "
+                                   f"(stream ids: pseudonyms keyed by {ids.key_path})", flush=True),
             on_metrics=lambda url: print(f"anonymizer: statistics on {url}/metrics (Prometheus) and {url}/stats.json",
                                          flush=True),
         )  # fmt: skip
@@ -561,6 +634,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def _add_service_commands(sub: Any) -> None:
     from pmr_stream.pipeline import add_stream_arguments
+    from pmr_stream.privacy import add_stream_id_arguments
     from pmr_stream.window import POLICY_HELP
 
     p = sub.add_parser("anonymizer", help="the streaming anonymizer service: raw/ in, anon/ out")
@@ -575,12 +649,19 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait for a batch to fill, only while frames arrive faster than one per that time (default 5 ms)")
     p.add_argument("--max-gap", type=int, default=10, help="missing frames interpolated; longer gaps reset (default 10)")
     p.add_argument("--idle", type=float, default=5.0, help="evict persons/streams unseen this long, seconds")
+    p.add_argument("--max-metadata-bytes", type=int, default=16384, metavar="BYTES",
+                   help="refuse stream starts whose metadata is larger, msgpack-encoded (default 16384)")
+    p.add_argument("--max-streams", type=int, default=1024, help="streams tracked at once; more are refused (default 1024)")
+    p.add_argument("--max-persons-per-stream", type=int, default=64,
+                   help="persons held per stream; frames of more are refused (default 64)")
+    p.add_argument("--max-persons", type=int, default=4096, help="persons held in all; more are refused (default 4096)")
     p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: none)")
     p.add_argument("--stats-json", default=None, metavar="FILE", help="also write the stats to FILE")
     p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
                    help="dummy (default): set every output bone to the dummy's length; model: the network's output as is")
     p.add_argument("--engine-thread", action="store_true",
                    help="run the engine in its own thread while the loop keeps receiving and publishing")
+    add_stream_id_arguments(p)
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve /metrics (Prometheus text) and /stats.json over HTTP on PORT (0: any free port)")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics endpoint binds (default loopback)")
@@ -592,6 +673,10 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--kernel-buffer", type=int, default=None, metavar="BYTES",
                    help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
                         "a subscriber that stops reading lose messages (it counts them) instead of lagging")
+    from pmr_stream.wire.sockets import add_curve_arguments
+
+    add_curve_arguments(p, "raw-", role="client", what="the raw/ subscriber (a client of the producers)")
+    add_curve_arguments(p, "anon-", role="server", what="the anon/ publisher (the server of the sinks)", raw=False)
     p.add_argument("--threads", type=int, default=None, help="CPU threads per engine call (default: the backend's)")
     p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=False,
                    help="onnxruntime: let idle worker threads spin between calls (default --no-spin: they sleep, "
@@ -612,8 +697,13 @@ def cmd_view(args: argparse.Namespace) -> int:
     topics = list(args.topic or ["anon/"]) + (["raw/"] if args.show_original else [])
     if any(not t.startswith("anon/") for t in args.topic or []):
         raise ValueError("pmr view shows anonymized streams: --topic must start with anon/ (use --show-original for raw)")
+    stream_ids = None
+    if args.show_original:  # raw ids go to anon/ as keyed pseudonyms: pair them with the anonymizer's key
+        from pmr_stream.privacy import stream_ids_from_args
+
+        stream_ids = stream_ids_from_args(args, create=False)
     opts = ViewerOptions(width=args.width, height=args.height, show_original=args.show_original,
-                         until_end=args.until_end, duration_s=args.duration)  # fmt: skip
+                         until_end=args.until_end, duration_s=args.duration, stream_ids=stream_ids)  # fmt: skip
     with Subscriber(endpoints, topics, _socket_options(args), bind=args.bind) as sub, stop_on_signals() as stop:
         viewer = Viewer(sub, opts)
         out = run_viewer(viewer, args.output, stop, fps=args.fps)
@@ -629,6 +719,9 @@ def _add_view_command(sub: Any) -> None:
     p = sub.add_parser("view", help="show anonymized streams live, or write them to MP4/GIF (the writer)")
     p.add_argument("--show-original", action="store_true", help="draw the raw skeleton beside it (explicit only)")
     p.add_argument("--raw-endpoint", default=None, help="with --show-original: the producer's endpoint (raw/)")
+    from pmr_stream.privacy import add_stream_id_arguments
+
+    add_stream_id_arguments(p)  # with --show-original: the anonymizer's key, to pair raw and anon/ streams
     p.add_argument("--output", default=None, help=".mp4/.avi/.gif: write instead of a window (default without a display: out/viewer.mp4)")
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
@@ -669,6 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--from", dest="input_format", choices=FORMAT_CHOICES, default=None)
     p.add_argument("--to", dest="output_format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (never the input itself); written atomically")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("make-dataset", help="generate the deterministic stand-in motion dataset")
@@ -690,18 +785,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors of the library's own kinds that mean "this host or this input cannot do it" (looked up
+#: only once their module is loaded, so the CLI imports nothing for them).
+_ENVIRONMENT_ERRORS: tuple[tuple[str, str], ...] = (
+    ("pmr_stream.backends.base", "BackendUnavailable"),
+    ("engines.export", "ExportError"),
+    ("engines.tensorrt_build", "EngineBuildError"),
+    ("engines.tensorrt_build", "EngineMismatch"),
+)
+
+
+def _one_line(exc: BaseException) -> str | None:
+    """The one-line message of an error caused by the input or the host, or None for a bug."""
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else "missing key"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        # e.g. IsADirectoryError: "[Errno 21] Is a directory: 'x'" -> "x: Is a directory"
+        return f"{exc.filename}: {exc.strerror}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    if isinstance(exc, (ValueError, OSError)):
+        return str(exc) or type(exc).__name__
+    for module, name in _ENVIRONMENT_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return str(exc)
+    return None
+
+
+def _device_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--device cuda[:N]`` cannot work on this host (before any command starts), or None."""
+    device = getattr(args, "device", None)
+    if not isinstance(device, str) or not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        return f"--device {device}: torch {torch.__version__} sees no CUDA device ({build})"
+    index = device.partition(":")[2]
+    if index.isdigit() and int(index) >= torch.cuda.device_count():
+        return f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s) (cuda:0..)"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``pmr`` command. Bad input or a host that cannot do what was asked (a file
+    missing or a directory, a port in use, no CUDA, a backend not installed) ends with one
+    line ``pmr COMMAND: error: ...`` on stderr and exit status 2, no traceback (``-vv``
+    logs the traceback too)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        problem = _device_problem(args)
+        if problem is not None:
+            raise ValueError(problem)
         return func(args)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        # bad input: one clear line naming what is wrong, no traceback
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"pmr {args.command}: error: {msg}", file=sys.stderr)
+    except Exception as exc:
+        msg = _one_line(exc)
+        if msg is None:
+            raise  # a bug: the traceback is what is needed
+        log.debug("pmr %s failed", args.command, exc_info=True)
+        print(f"pmr {args.command}: error: {msg}", file=sys.stderr, flush=True)
         return 2
 
 

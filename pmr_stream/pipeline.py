@@ -10,6 +10,10 @@ Four processes, each a ``pmr`` command of its own:
 * the anonymized-stream sink (``python -m pmr_stream.pipeline sink``): records ``anon/``
   and every frame's latency from the producer's capture timestamp to its arrival.
 
+With ``--curve`` (a fresh key set in ``WORKDIR/curve/``, :func:`make_stream_keys`) or
+``--curve-keys DIR`` every link is CurveZMQ: each process has its own key pair, and each
+binding side admits only the keys of its clients (:class:`StreamKeys`).
+
 When the replay ends (or on Ctrl-C) the producer sends its stream end, the others stop
 when every stream they saw has ended, the two recordings are rendered side by side
 (original | anonymized) and a latency summary is printed.
@@ -20,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +39,14 @@ from typing import Any
 import numpy as np
 
 from pmr_stream.assets import DEMO_CLIP
+from pmr_stream.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
+from pmr_stream.wire.sockets import (
+    SocketOptions,
+    add_curve_arguments,
+    curve_from_args,
+    generate_keypair,
+    load_key_file,
+)
 
 DEFAULT_SOURCE = f"kinect:{DEMO_CLIP}"
 
@@ -46,9 +60,13 @@ def free_port() -> int:
 # ----------------------------------------------------------------------------- the sink process
 
 
-def run_sink(endpoint: str, topics: Sequence[str], output: Path, latency_json: Path, duration_s: float | None) -> int:
+def run_sink(
+    endpoint: str, topics: Sequence[str], output: Path, latency_json: Path, duration_s: float | None,
+    socket_options: SocketOptions | None = None,
+) -> int:
     """Record ``topics`` until every stream ended; write capture->arrival latencies as JSON
-    (percentiles) and, beside it, every frame's latency in ms as ``.npy`` (for merging)."""
+    (percentiles) and, beside it, every frame's latency in ms as ``.npy`` (for merging).
+    ``socket_options``: e.g. CURVE, as a client of the anonymizer's ``anon/`` publisher."""
     import gc
 
     from pmr_stream.sinks.recorder import Recorder
@@ -58,8 +76,8 @@ def run_sink(endpoint: str, topics: Sequence[str], output: Path, latency_json: P
 
     lat: list[float] = []
     gc.freeze()  # what is loaded stays; full collections over it would show up as latency
-    with Subscriber(endpoint, list(topics)) as sub, stop_on_signals() as stop:
-        rec = Recorder(sub)
+    with Subscriber(endpoint, list(topics), socket_options) as sub, stop_on_signals() as stop:
+        rec = Recorder(sub, output)
         t_end = None if duration_s is None else time.monotonic() + duration_s
         seen: dict[str, bool] = {}
         while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
@@ -77,7 +95,7 @@ def run_sink(endpoint: str, topics: Sequence[str], output: Path, latency_json: P
                 break
         for q in sub.drain():
             rec.add(q)
-        written = rec.save(output)
+        written = rec.save()
         drops = dict(sub.drops)
     a = np.asarray(lat, dtype=np.float64)
     np.save(latency_json.with_suffix(".npy"), a, allow_pickle=False)
@@ -104,10 +122,13 @@ def _spawn(name: str, args: list[str], logs: Path) -> tuple[str, subprocess.Pope
     return name, p, fh
 
 
-def _stop(procs: list[tuple[str, subprocess.Popen[bytes], Any]], timeout_s: float) -> None:
-    for _, p, _ in procs:
+def _stop(procs: list[tuple[str, subprocess.Popen[bytes], Any]], timeout_s: float) -> set[str]:
+    """Ctrl-C every process still running, kill those that do not stop in time; the names signalled."""
+    signalled = set()
+    for name, p, _ in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
+            signalled.add(name)
     deadline = time.monotonic() + timeout_s
     for _, p, _ in procs:
         try:
@@ -115,6 +136,7 @@ def _stop(procs: list[tuple[str, subprocess.Popen[bytes], Any]], timeout_s: floa
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
+    return signalled
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -122,6 +144,163 @@ def _tail(path: Path, n: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
+
+
+def _error_line(path: Path) -> str:
+    """The line of a process's log that says what went wrong: its last ``error:`` line or exception
+    line, else its last non-empty line."""
+    lines = [ln.strip() for ln in _tail(path, 200).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if " error: " in ln or ln.startswith(("error:", "ERROR ")) or re.match(r"^[A-Za-z_.]*(Error|Exception)\b", ln):
+            return ln
+    return lines[-1] if lines else "(its log is empty)"
+
+
+# ----------------------------------------------------------------------------- checks before anything starts
+
+
+def check_source(source: str) -> None:
+    """Open ``--source`` the way the producer will, and close it again (a file must exist and
+    parse, a camera must open); ``ValueError`` naming the source and what is wrong."""
+    from pmr_stream.capture.producer import parse_source
+
+    spec = parse_source(source)
+    try:
+        if spec.kind == "kinect":
+            from pmr_stream.capture.kinect import KinectReplay
+
+            KinectReplay(spec.arg).close()
+        elif spec.kind in ("video", "webcam"):
+            import cv2
+
+            from pmr_stream.capture.pose import open_capture
+
+            level = cv2.getLogLevel()
+            cv2.setLogLevel(0)  # silent: OpenCV's own lines on a missing camera say less than ours
+            try:
+                open_capture(spec.device if spec.kind == "webcam" else spec.arg).release()
+            finally:
+                cv2.setLogLevel(level)
+    except (OSError, ValueError, KeyError) as exc:
+        msg = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"--source {source}: {msg}") from exc
+
+
+def check_backend(backend: str, device: str | None) -> None:
+    """``ValueError`` saying why ``--backend``/``--device`` cannot run here (nothing is built)."""
+    from pmr_stream.backends.registry import unavailable_reason
+
+    if backend == "auto":  # auto always finds torch on the CPU; on CUDA it needs CUDA
+        reason = unavailable_reason("torch", device=device) if device and device.startswith("cuda") else None
+    else:
+        reason = unavailable_reason(backend, **({"device": device} if device else {}))
+    if reason is not None:
+        raise ValueError(f"--backend {backend}{f' --device {device}' if device else ''}: {reason}")
+
+
+def check_port(port: int | None, flag: str) -> None:
+    """``ValueError`` when loopback ``port`` (``None``/0: none or any) cannot be bound now."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ValueError(f"{flag} {port}: cannot bind 127.0.0.1:{port} ({exc.strerror or exc})") from exc
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """What ``pmr stream`` checks before it starts any process (about a second, or the
+    time it takes to load the recording): the source opens, the backend can run on the
+    device, the policy parses, the metrics port is free. Raises ``ValueError`` (one line)."""
+    from pmr_stream.window import WindowPolicy
+
+    check_source(args.source)
+    WindowPolicy.parse(args.policy)
+    check_port(args.metrics_port, "--metrics-port")
+    check_backend(args.backend, args.device)
+
+
+#: The roles of a ``pmr stream`` key set: one CurveZMQ key pair each.
+STREAM_KEY_NAMES: tuple[str, ...] = ("producer", "anonymizer", "recorder", "sink")
+
+
+@dataclass(frozen=True)
+class StreamKeys:
+    """A CurveZMQ key set for ``pmr stream``, in one folder.
+
+    ``NAME.key`` / ``NAME.key_secret`` for each of :data:`STREAM_KEY_NAMES`, and two
+    folders of admitted clients: ``raw_clients/`` (the producer admits the anonymizer and
+    the raw recorder) and ``anon_clients/`` (the anonymizer's ``anon/`` admits the sinks).
+    """
+
+    folder: Path
+
+    def secret(self, name: str) -> Path:
+        return self.folder / f"{name}.key_secret"
+
+    def public(self, name: str) -> Path:
+        return self.folder / f"{name}.key"
+
+    @property
+    def raw_clients(self) -> Path:
+        return self.folder / "raw_clients"
+
+    @property
+    def anon_clients(self) -> Path:
+        return self.folder / "anon_clients"
+
+    def flags(self, process: str) -> list[str]:
+        """The CURVE flags of one process: ``producer``, ``recorder``, ``anonymizer`` or ``sink``."""
+        if process == "producer":  # binds raw/: the server of the anonymizer and the raw recorder
+            return ["--curve-secret", str(self.secret("producer")), "--curve-clients", str(self.raw_clients)]
+        if process == "recorder":
+            return ["--curve-secret", str(self.secret("recorder")), "--curve-server-key", str(self.public("producer"))]
+        if process == "anonymizer":  # a client of the producers, the server of the sinks
+            return ["--raw-curve-secret", str(self.secret("anonymizer")),
+                    "--raw-curve-server-key", str(self.public("producer")),
+                    "--anon-curve-secret", str(self.secret("anonymizer")),
+                    "--anon-curve-clients", str(self.anon_clients)]  # fmt: skip
+        if process == "sink":
+            return ["--curve-secret", str(self.secret("sink")), "--curve-server-key", str(self.public("anonymizer"))]
+        raise ValueError(f"no CURVE flags for process {process!r}")
+
+
+def make_stream_keys(folder: str | os.PathLike[str]) -> StreamKeys:
+    """Write a fresh :class:`StreamKeys` set into ``folder`` (the files of an earlier set there are replaced)."""
+    keys = StreamKeys(Path(folder))
+    keys.folder.mkdir(parents=True, exist_ok=True)
+    for name in STREAM_KEY_NAMES:
+        keys.public(name).unlink(missing_ok=True)
+        keys.secret(name).unlink(missing_ok=True)
+    admitted = {keys.raw_clients: ("anonymizer", "recorder"), keys.anon_clients: ("sink",)}
+    for d in admitted:
+        d.mkdir(exist_ok=True)
+        for old in d.glob("*.key"):
+            old.unlink()
+    for name in STREAM_KEY_NAMES:
+        generate_keypair(keys.folder, name)
+    for d, names in admitted.items():
+        for name in names:
+            (d / f"{name}.key").write_bytes(keys.public(name).read_bytes())
+    return keys
+
+
+def load_stream_keys(folder: str | os.PathLike[str]) -> StreamKeys:
+    """Check an existing :class:`StreamKeys` folder (``--curve-keys``); ``ValueError`` naming what is missing."""
+    keys = StreamKeys(Path(folder))
+    try:
+        if not keys.folder.is_dir():
+            raise FileNotFoundError(f"not a folder: {keys.folder} (`pmr stream --curve` writes a key set)")
+        for name in STREAM_KEY_NAMES:
+            load_key_file(keys.public(name))
+            load_key_file(keys.secret(name), secret=True)
+        for d in (keys.raw_clients, keys.anon_clients):
+            if not d.is_dir() or not any(d.glob("*.key")):
+                raise FileNotFoundError(f"{d}: no folder of admitted clients' public .key files")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--curve-keys {folder}: {exc}") from None
+    return keys
 
 
 @dataclass(frozen=True)
@@ -160,6 +339,12 @@ def _groups(args: argparse.Namespace) -> list[_Group]:
     return out
 
 
+def _anon_topic(topic: str, ids: StreamIds) -> str:
+    """``anon/<raw id>`` as the service publishes it (``anon/<pseudonym>``); a prefix stays."""
+    head, _, stream = topic.partition("/")
+    return f"{head}/{ids.anon(stream)}" if stream else topic
+
+
 def _merge_latency(work: Path, parts: list[Path]) -> None:
     """The sinks' latencies as one ``latency.json`` (percentiles over every frame of every sink)."""
     summaries = [json.loads(p.read_text()) for p in parts if p.exists()]
@@ -177,9 +362,20 @@ def run_pipeline(args: argparse.Namespace) -> int:
     """Run producer, anonymizer and subscribers as separate processes; render; summarise."""
     work = Path(args.workdir)
     groups = _groups(args)
+    keys = load_stream_keys(args.curve_keys) if getattr(args, "curve_keys", None) else None  # checked first
+    preflight(args)  # fail in about a second with one line, before any process starts
+    ids = stream_ids_from_args(args, create=True)  # the deployment's key: anon/ ids are its pseudonyms
     work.mkdir(parents=True, exist_ok=True)
     for old in [*work.glob("*.npz"), *work.glob("latency*.json"), *work.glob("latency*.npy")]:
         old.unlink()
+    for parts in work.glob("*.npz.parts"):  # segments of an earlier run that was killed
+        shutil.rmtree(parts)
+    if keys is None and getattr(args, "curve", False):  # CURVE on every link, with a fresh key set
+        keys = make_stream_keys(work / "curve")
+
+    def curve(process: str) -> list[str]:
+        return keys.flags(process) if keys is not None else []
+
     raw_ep = groups[0].raw_ep
     anon_ep = f"tcp://127.0.0.1:{free_port()}"
     # the others start first and wait for the producer: their safety limit runs longer
@@ -190,28 +386,32 @@ def run_pipeline(args: argparse.Namespace) -> int:
     backend += ["--spin"] if args.spin else []
     backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
     backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
+    backend += ["--stream-key", str(ids.key_path)] + [a for s in sorted(ids.public) for a in ("--public-stream-id", s)]
     one = len(groups) == 1
     sink_json = [work / ("latency.json" if one else f"latency.p{i}.json") for i in range(len(groups))]
     procs = []
     for i, g in enumerate(groups):
-        topics = [a for t in g.topics for a in ("--topic", t)]
+        topics = [a for t in g.topics for a in ("--topic", _anon_topic(t, ids))]
         procs.append(_spawn("sink" if one else f"sink.p{i}",
                             ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, *topics, "--output",
                              str(work / ("anon.npz" if one else f"anon.p{i}.npz")), "--latency-json", str(sink_json[i]),
-                             *limit], work))  # fmt: skip
+                             *limit, *curve("sink")], work))  # fmt: skip
     if not args.no_video:
         procs.append(_spawn("raw_recorder", [*cli, "record", "--endpoint", raw_ep, "--topic", "raw/",
-                                             "--output", str(work / "raw.npz"), "--until-end", *limit], work))  # fmt: skip
+                                             "--output", str(work / "raw.npz"), "--until-end", *limit,
+                                             *curve("recorder")], work))  # fmt: skip
     raws = [a for g in groups for a in ("--raw", g.raw_ep)]
     n_subs = sum(len(g.topics) for g in groups)  # ZeroMQ counts one subscription per sink and topic
     procs.append(_spawn("anonymizer", [*cli, "anonymizer", *raws, "--anon", anon_ep, *backend,
                                        "--policy", args.policy, "--wait-subscribers", str(n_subs), "--until-end",
-                                       "--stats-json", str(work / "service.json"), "--report", "5", *limit], work))  # fmt: skip
+                                       "--stats-json", str(work / "service.json"), "--report", "5", *limit,
+                                       *curve("anonymizer")], work))  # fmt: skip
     producers = []
     for i, g in enumerate(groups):
         producer_args = [*cli, "produce", "--source", g.source, "--endpoint", g.raw_ep, "--stream", g.stream,
                          "--wait-subscribers", str(1 if args.no_video else 2), "--wait-timeout", "120", "--report", "0"]  # fmt: skip
         producer_args += ["--seed", str(g.seed)] if g.seed else []
+        producer_args += curve("producer")
         if args.max_frames:
             producer_args += ["--max-frames", str(args.max_frames)]
         if args.duration:
@@ -221,22 +421,28 @@ def run_pipeline(args: argparse.Namespace) -> int:
     src = args.source if one else f"{args.source} ({len(groups)} producers)"
     print(f"pipeline: {src} -> {raw_ep if one else 'one endpoint each'} (raw/) -> anonymizer [{args.backend}, "
           f"{args.policy}] -> {anon_ep} (anon/) -> recorder; logs in {work}/ (Ctrl-C stops)", flush=True)  # fmt: skip
+    if keys is not None:
+        print(f"pipeline: every link encrypted and authenticated with CurveZMQ (keys in {keys.folder}/)", flush=True)
     interrupted = False
+    signalled: set[str] = set()
+
+    def failed() -> bool:
+        return any(p.poll() not in (None, 0) for _, p, _ in procs)
+
     try:
-        while any(p.poll() is None for _, p, _ in producers):
-            if any(p.poll() not in (None, 0) for _, p, _ in procs):
-                break
+        while any(p.poll() is None for _, p, _ in producers) and not failed():
             time.sleep(0.1)
-        # the replay ended: the others stop by themselves once they saw the stream end
+        # the replay ended: the others stop by themselves once they saw the stream end (not after a failure)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(p.poll() is None for _, p, _ in procs):
+        while time.monotonic() < deadline and not failed() and any(p.poll() is None for _, p, _ in procs):
             time.sleep(0.1)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping the pipeline", flush=True)
-        for _, p, _ in producers:
+        for n, p, _ in producers:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
+                signalled.add(n)
         for _, p, _ in producers:
             try:
                 p.wait(10)
@@ -244,14 +450,16 @@ def run_pipeline(args: argparse.Namespace) -> int:
                 p.kill()
         time.sleep(0.5)
     finally:
-        _stop(procs, 15)
+        signalled |= _stop(procs, 15)
         for _, _, fh in procs:
             fh.close()
     bad = [(n, p.returncode) for n, p, _ in procs if p.returncode not in (0, -signal.SIGINT)]
+    own = [(n, rc) for n, rc in bad if n not in signalled]  # failed by itself, not because it was stopped
+    for n, rc in own or bad:  # the others only stopped because of it
+        print(f"pmr stream: error: {n} {'failed' if n in dict(own) else 'did not stop by itself'} (exit {rc}): "
+              f"{_error_line(work / f'{n}.log')} [log: {work / f'{n}.log'}]", file=sys.stderr, flush=True)  # fmt: skip
     if bad:
-        for n, _ in bad:
-            print(f"--- {n} failed; its log ends:\n{_tail(work / f'{n}.log')}", file=sys.stderr, flush=True)
-        return 1
+        return 2 if any(rc == 2 for _, rc in own) else 1
     if not one:
         _merge_latency(work, sink_json)
     lat = json.loads((work / "latency.json").read_text()) if (work / "latency.json").exists() else {}
@@ -306,8 +514,16 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
                    help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives")
     p.add_argument("--engine-thread", action="store_true", help="anonymizer: run the engine in its own thread")
+    add_stream_id_arguments(p)  # passed on to the anonymizer; the sinks subscribe to the pseudonyms
     p.add_argument("--metrics-port", type=int, default=None,
                    help="anonymizer: serve /metrics (Prometheus text) and /stats.json on this loopback port")  # fmt: skip
+    c = p.add_mutually_exclusive_group()
+    c.add_argument("--curve", action="store_true",
+                   help="CurveZMQ on every link: a fresh key set in WORKDIR/curve/ (one key pair per process, "
+                        "each server admits only its clients' keys)")
+    c.add_argument("--curve-keys", default=None, metavar="DIR",
+                   help="CurveZMQ with an existing key set (as --curve writes it: producer, anonymizer, recorder, "
+                        "sink .key/.key_secret, raw_clients/, anon_clients/)")
     p.add_argument("--output", default="out/stream_demo.mp4", help="side-by-side video (.mp4/.gif)")
     p.add_argument("--workdir", default="out/stream", help="recordings, stats and logs of the run")
     p.add_argument("--max-frames", type=int, default=None, help="stop the source after this many frames")
@@ -326,11 +542,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--output", required=True)
     s.add_argument("--latency-json", required=True)
     s.add_argument("--duration", type=float, default=None)
+    add_curve_arguments(s, role="client", raw=False)  # a client of the anonymizer's anon/
     r = sub.add_parser("run", help="the whole pipeline (same as pmr stream)")
     add_stream_arguments(r)
     args = parser.parse_args(argv)
     if args.cmd == "sink":
-        return run_sink(args.endpoint, args.topic or ["anon/"], Path(args.output), Path(args.latency_json), args.duration)
+        sockets = SocketOptions(curve=curve_from_args(args, bind=False))
+        return run_sink(args.endpoint, args.topic or ["anon/"], Path(args.output), Path(args.latency_json), args.duration,
+                        sockets)  # fmt: skip
     return run_pipeline(args)
 
 

@@ -15,7 +15,10 @@ One loop (one thread) does everything, so there are no locks and no reordering:
 4. publish, per stream and in sequence order, one anonymized
    :class:`~pmr_stream.wire.schema.FrameMessage` per input frame (same ``seq``,
    ``frame``, ``pts_s`` and capture timestamps, ``anonymized=True``, ``model_id``), and
-   the stream's start / gap / end messages re-labelled as anonymized.
+   the stream's start / gap / end messages rebuilt from the allow-list of
+   :mod:`pmr_stream.privacy` (never a copy: no raw metadata, source or session), all under
+   the stream's keyed pseudonym, persons renumbered 0, 1.. by first appearance,
+   confidence 1.0. Internal bookkeeping stays keyed by the raw stream id.
 
 Fails closed: an output frame is built only from what the backend returned; when a
 batch raises, returns the wrong shape or non-finite numbers, the frames it covered are
@@ -29,9 +32,10 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -41,9 +45,27 @@ from typing import Any, Final
 import numpy as np
 
 from pmr_stream.metrics_http import MetricsServer, prometheus_text
+from pmr_stream.privacy import (
+    PersonIds,
+    StreamIds,
+    anon_end,
+    anon_frame,
+    anon_gap,
+    anon_start,
+    fresh_session,
+    service_metadata,
+)
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
 from pmr_stream.window import Due, WindowOptions, WindowPolicy, WindowStore
-from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart, WireError
+from pmr_stream.wire.schema import (
+    MAX_METADATA_BYTES,
+    FrameGap,
+    FrameMessage,
+    Message,
+    StreamEnd,
+    StreamStart,
+    WireError,
+)
 from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Received, Subscriber
 
@@ -53,6 +75,8 @@ log = logging.getLogger(__name__)
 BONE_MODES: Final[tuple[str, ...]] = ("dummy", "model")
 #: Samples kept for the latency / batch percentiles.
 _SAMPLES: Final[int] = 20000
+#: Streams whose lost-message count (``seq_missing``) is kept, the latest to lose any.
+_MAX_LOST_STREAMS: Final[int] = 1024
 
 
 @dataclass(frozen=True)
@@ -66,7 +90,15 @@ class ServiceOptions:
             waits only while frames arrive faster than one per ``max_wait_ms`` (measured
             rate), so at low rates nothing waits.
         max_gap: missing frames of a person bridged by interpolation; longer gaps reset it.
-        idle_s: persons and streams not heard of for this long are evicted.
+        idle_s: persons and streams not heard of for this long are evicted (the subscriber
+            forgets such streams too; ended streams after ``min(idle_s, 1)`` seconds).
+        max_metadata_bytes: largest stream-start metadata accepted, bytes msgpack-encoded;
+            a larger start is refused (``refused["metadata_too_large"]``).
+        max_streams: streams tracked at once; the start of one more is refused
+            (``too_many_streams``) unless an ended one can be forgotten.
+        max_persons_per_stream, max_persons: persons with a window buffer at once, per stream
+            and in all; frames of a new person beyond them are refused
+            (``too_many_persons_in_stream``, ``too_many_persons``) and not published.
         report_s: seconds between stats lines (0: none).
         stats_json: also write the stats to this file at each report and at the end.
         metrics_port: serve ``/metrics`` (Prometheus text) and ``/stats.json`` over HTTP on
@@ -76,6 +108,11 @@ class ServiceOptions:
             median lengths by forward kinematics (directions kept), so no residual of the
             person's build survives the network's imperfect retargeting; ``"model"``: the
             network's output as it is.
+        stream_key: secret of the ``anon/`` stream-id pseudonyms (:mod:`pmr_stream.privacy`,
+            at least 16 bytes; ``pmr anonymizer`` reads the deployment's key file). ``None``: a
+            random key for this service only (pseudonyms then change when it restarts).
+        public_stream_ids: raw stream ids the operator declared harmless: they go to ``anon/``
+            unchanged.
     """
 
     policy: WindowPolicy = field(default_factory=WindowPolicy)
@@ -83,12 +120,18 @@ class ServiceOptions:
     max_wait_ms: float = 5.0
     max_gap: int = 10
     idle_s: float = 5.0
+    max_metadata_bytes: int = MAX_METADATA_BYTES
+    max_streams: int = 1024
+    max_persons_per_stream: int = 64
+    max_persons: int = 4096
     report_s: float = 5.0
     stats_json: Path | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     bones: str = "dummy"
     engine_thread: bool = False
+    stream_key: bytes | None = field(default=None, repr=False)
+    public_stream_ids: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.bones not in BONE_MODES:
@@ -97,6 +140,11 @@ class ServiceOptions:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if min(self.max_metadata_bytes, self.max_streams, self.max_persons_per_stream, self.max_persons) < 1:
+            raise ValueError("max_metadata_bytes, max_streams, max_persons_per_stream and max_persons must be >= 1")
+        key = self.stream_key if self.stream_key is not None else bytes(16)
+        StreamIds(key, self.public_stream_ids)  # checks the key's length and the ids
+        object.__setattr__(self, "public_stream_ids", frozenset(self.public_stream_ids))
 
 
 @dataclass
@@ -104,8 +152,10 @@ class _Slot:
     """One message owed to ``anon/<stream>``, in input order."""
 
     msg: Message | None = None
-    src: FrameMessage | None = None  # the input frame (only its metadata is used)
+    src: FrameMessage | None = None  # the input frame (only its timing is used)
     done: bool = False
+    stream: str = ""  # the id on anon/
+    person: int = 0  # the fresh person id
 
 
 @dataclass
@@ -113,7 +163,10 @@ class _StreamOut:
     slots: deque[_Slot] = field(default_factory=deque)
     last_seen_ns: int = 0
     ended: bool = False
-    session: str | None = None
+    session: str | None = None  # the raw session
+    anon_stream: str = ""  # the id on anon/ (pseudonym or declared public)
+    anon_session: str | None = None  # fresh, per raw session
+    persons: PersonIds = field(default_factory=PersonIds)  # raw person id -> fresh id, this session
 
 
 @dataclass
@@ -158,6 +211,26 @@ class ArrivalRate:
         return 1.0 / self.rate if self.rate > 0 else float("inf")
 
 
+_malloc_trim: Callable[[int], int] | None = None
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc ``malloc_trim``; a no-op where there is none).
+
+    Window buffers (23 KB) and decoded metadata come from the C heap, which otherwise keeps
+    the pages of everything freed below its top: the resident size would not come down
+    after persons and streams are evicted."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = lambda pad: 0  # noqa: E731 - not glibc
+    _malloc_trim(0)
+
+
 def _pct(values: Sequence[float] | deque[float], qs: Sequence[float] = (50, 99)) -> list[float | None]:
     if not values:
         return [None] * len(qs)
@@ -173,6 +246,8 @@ class AnonymizerService:
         model_id: written into every output message.
         subscriber: a :class:`Subscriber` on the raw topics.
         publisher: a :class:`Publisher` for the anonymized topics.
+        metrics: an already bound :class:`MetricsServer` to feed (default: one is made when
+            ``options.metrics_port`` is set); the service does not close it.
     """
 
     def __init__(
@@ -183,6 +258,8 @@ class AnonymizerService:
         publisher: Publisher,
         options: ServiceOptions | None = None,
         report: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        metrics: MetricsServer | None = None,
     ) -> None:
         self.backend = backend
         self.model_id = model_id
@@ -191,18 +268,30 @@ class AnonymizerService:
         self.options = options or ServiceOptions()
         self.report = report
         o = self.options
-        self.windows = WindowStore(WindowOptions(policy=o.policy, max_gap=o.max_gap, idle_s=o.idle_s))
+        self.windows = WindowStore(WindowOptions(policy=o.policy, max_gap=o.max_gap, idle_s=o.idle_s,
+                                                 max_persons_per_stream=o.max_persons_per_stream,
+                                                 max_persons=o.max_persons))  # fmt: skip
+        # the subscriber holds every stream's state: it gets the service's limits and idle time
+        subscriber.options = replace(subscriber.options, max_streams=o.max_streams, idle_s=o.idle_s,
+                                     max_metadata_bytes=o.max_metadata_bytes, ended_grace_s=min(o.idle_s, 1.0))  # fmt: skip
         self.out: dict[str, _StreamOut] = {}
         self.due: list[Due] = []
         self.stats = ServiceStats()
-        self.streams_seen: set[str] = set()
+        self.streams_seen = 0  # streams opened (one evicted and heard of again counts again)
         self.arrivals = ArrivalRate()
+        if o.stream_key is None:
+            log.info("no stream key given: anon/ stream ids are pseudonyms under a random key of this service only")
+        key = o.stream_key if o.stream_key is not None else secrets.token_bytes(32)
+        self.ids = StreamIds(key, o.public_stream_ids)  # raw stream id -> its anon/ id
+        self.seq_missing: OrderedDict[str, int] = OrderedDict()  # anon/ id -> raw messages lost, latest last
+        self.sub.on_seq_missing = self._count_lost
         self.bone_target = self._bone_target(backend) if o.bones == "dummy" else None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine") if o.engine_thread else None
         self._inflight: tuple[list[Due], Future[Any]] | None = None
-        self.metrics: MetricsServer | None = None
-        if o.metrics_port is not None:
+        self.metrics: MetricsServer | None = metrics  # serve() binds it first, before anything else starts
+        if self.metrics is None and o.metrics_port is not None:
             self.metrics = MetricsServer(o.metrics_port, o.metrics_host)
+        if self.metrics is not None:
             self.metrics.update(self.summary())
 
     @staticmethod
@@ -219,8 +308,8 @@ class AnonymizerService:
     def _stream(self, stream: str, now: int) -> _StreamOut:
         s = self.out.get(stream)
         if s is None:
-            s = self.out[stream] = _StreamOut()
-            self.streams_seen.add(stream)
+            s = self.out[stream] = _StreamOut(anon_stream=self.ids.anon(stream))
+            self.streams_seen += 1
         s.last_seen_ns = now
         return s
 
@@ -238,12 +327,21 @@ class AnonymizerService:
         if isinstance(m, StreamStart):
             if s.session is not None and m.session != s.session:  # a restarted producer: start afresh
                 self._flush_stream(m.stream)
+                s.persons.reset()
+                s.anon_session = None
+            if s.anon_session is None:
+                s.anon_session = fresh_session(m.session)
             s.session = m.session
             s.ended = False
-            self._control(s, replace(m, anonymized=True, model_id=self.model_id))
+            public = s.anon_stream in self.ids.public
+            meta = service_metadata(self.options.bones, self.options.policy.name, public)
+            self._control(s, anon_start(m, stream=s.anon_stream, session=s.anon_session, model_id=self.model_id,
+                                        metadata=meta))  # fmt: skip
         elif isinstance(m, FrameMessage):
             self.stats.frames_in += 1
-            slot = _Slot(src=m)
+            if not self.windows.admit(m.stream, m.person):
+                return  # a new person over a person limit: refused (counted), no id, nothing owed
+            slot = _Slot(src=m, stream=s.anon_stream, person=s.persons.get(m.person))
             due, flushed = self.windows.push(m.stream, m.person, m.frame, m.joints, slot, now)
             self._resolve(flushed)
             if due is None:
@@ -251,11 +349,13 @@ class AnonymizerService:
             s.slots.append(slot)
             self.due.append(due)
         elif isinstance(m, FrameGap):
-            self._control(s, replace(m, anonymized=True))
+            self._control(s, anon_gap(m, stream=s.anon_stream))
         elif isinstance(m, StreamEnd):
             self._flush_stream(m.stream)
-            self._control(s, replace(m, anonymized=True))
+            self._control(s, anon_end(m, stream=s.anon_stream))
             s.ended = True
+            s.persons.reset()  # the session is over: its fresh ids are freed
+            s.anon_session = None
 
     def _flush_stream(self, stream: str) -> None:
         self._run_due()  # windows of this stream already due go first
@@ -337,12 +437,8 @@ class AnonymizerService:
             slot.done = True
             if joints is None or src is None:
                 continue
-            try:
-                slot.msg = FrameMessage(
-                    stream=src.stream, person=src.person, seq=src.seq, frame=src.frame, pts_s=src.pts_s,
-                    t_mono_ns=src.t_mono_ns, t_wall_ns=src.t_wall_ns, joints=joints, confidence=src.confidence,
-                    layout=src.layout, anonymized=True, model_id=self.model_id,
-                )  # fmt: skip
+            try:  # the allow-list: network joints, fresh person id, pseudonym, constant confidence, timing
+                slot.msg = anon_frame(src, stream=slot.stream, person=slot.person, joints=joints, model_id=self.model_id)
             except WireError as exc:  # e.g. coordinates out of range: fail closed
                 self.stats.failed[f"bad_output_{exc.reason}"] += 1
 
@@ -363,14 +459,24 @@ class AnonymizerService:
                     self.stats.published_other += 1
 
     def _evict(self, now: int) -> None:
+        """Free idle persons, ended or idle streams (here and in the subscriber), and give the memory back."""
         self._finish_inflight(block=True)
+        freed = 0
         for key in self.windows.idle(now):
             self._resolve(self.windows.drop(key))
             self.windows.counters.evicted += 1
+            freed += 1
+            s_out = self.out.get(key[0])
+            if s_out is not None:  # its fresh id is never handed out again; the id map stays bounded
+                s_out.persons.forget(key[1])
         limit = int(self.options.idle_s * 1e9)
         for name, s in list(self.out.items()):
             if (s.ended or now - s.last_seen_ns > limit) and not s.slots and not self.windows.keys_of(name):
                 del self.out[name]
+                freed += 1
+        freed += len(self.sub.expire(now))
+        if freed:
+            _trim_heap()
 
     # ------------------------------------------------------------------ loop
 
@@ -446,6 +552,19 @@ class AnonymizerService:
             tmp.replace(p)
         return d
 
+    def _count_lost(self, stream: str, n: int) -> None:
+        """The subscriber saw ``n`` raw messages of ``stream`` lost on the way: counted under the
+        stream's ``anon/`` id (never the raw id), kept after the stream ends or is forgotten, for
+        the :data:`_MAX_LOST_STREAMS` streams that lost messages last."""
+        key = self.ids.anon(stream)
+        self.seq_missing[key] = self.seq_missing.pop(key, 0) + n
+        while len(self.seq_missing) > _MAX_LOST_STREAMS:
+            self.seq_missing.popitem(last=False)
+
+    def _seq_missing_by_stream(self) -> dict[str, int]:
+        """Raw messages lost on the way per stream (only streams that lost any), by ``anon/`` id."""
+        return dict(self.seq_missing)
+
     def summary(self) -> dict[str, Any]:
         """Live statistics, JSON-able."""
         s = self.stats
@@ -455,10 +574,13 @@ class AnonymizerService:
             "policy": self.options.policy.name, "max_batch": self.options.max_batch,
             "max_wait_ms": self.options.max_wait_ms, "backend": getattr(self.backend, "name", "?"),
             "model_id": self.model_id, "elapsed_s": round(elapsed, 2),
-            "streams": len(self.out), "streams_seen": len(self.streams_seen), "persons": len(self.windows.tracks),
+            "streams": len(self.out), "streams_seen": self.streams_seen, "persons": len(self.windows.tracks),
+            "streams_tracked": len(self.sub.streams), "streams_forgotten": self.sub.forgotten,
+            "refused": {**self.sub.refused, **self.windows.counters.refused},
             "frames_in": s.frames_in, "published_frames": s.published_frames, "published_other": s.published_other,
             "failed": dict(s.failed), "out_of_date": w.out_of_date, "interpolated": w.interpolated,
             "resets": w.resets, "evicted": w.evicted, "wire_drops": dict(self.sub.drops),
+            "seq_missing_total": self.sub.seq_missing, "seq_missing": self._seq_missing_by_stream(),
             "batches": s.batches, "windows": s.windows, "windows_per_s": round(s.windows / elapsed, 1),
             "batch_size_mean": round(float(np.mean(s.batch_sizes)), 2) if s.batch_sizes else None,
             "batch_size_p50_p99_max": [*_pct(s.batch_sizes), max(s.batch_sizes) if s.batch_sizes else None],
@@ -478,6 +600,7 @@ def serve(
     options: ServiceOptions | None = None,
     socket_options: SocketOptions | None = None,
     *,
+    raw_socket_options: SocketOptions | None = None,
     stop: threading.Event | None = None,
     duration_s: float | None = None,
     until_end: bool = False,
@@ -490,23 +613,33 @@ def serve(
     """Bind ``anon_endpoint``, optionally wait for its subscribers, connect to ``raw_endpoints`` and serve.
 
     ``ready`` gets the bound ``anon/`` endpoint; ``on_metrics`` the metrics endpoint's base
-    URL (when ``options.metrics_port`` is set)."""
+    URL (when ``options.metrics_port`` is set), before ``ready``: the metrics endpoint is
+    bound first, so a taken port fails (:class:`~pmr_stream.metrics_http.MetricsBindError`)
+    before anything is announced, bound or connected.
+
+    ``socket_options`` are the ``anon/`` publisher's (a CURVE server there admits the
+    sinks), ``raw_socket_options`` the ``raw/`` subscriber's (a CURVE client of the
+    producers; default: ``socket_options``). The ``anon/`` publisher is declared
+    ``carries_raw=False``: it may bind any address in clear and can never send ``raw/``."""
     stop = stop or threading.Event()
-    with Publisher(anon_endpoint, socket_options) as pub:
-        if ready is not None:
-            ready(pub.endpoint)
-        if wait_subscribers > 0 and not pub.wait_for_subscribers(wait_subscribers, wait_timeout_s, stop):
-            log.warning("only %d of %d anon subscribers after %.0f s; serving anyway",
-                        pub.subscribers, wait_subscribers, wait_timeout_s)  # fmt: skip
-        with Subscriber(list(raw_endpoints), ["raw/"], socket_options) as sub:
-            svc = AnonymizerService(backend, model_id, sub, pub, options, report)
-            try:
-                if svc.metrics is not None and on_metrics is not None:
-                    on_metrics(svc.metrics.url)
+    mo = options or ServiceOptions()
+    metrics = MetricsServer(mo.metrics_port, mo.metrics_host) if mo.metrics_port is not None else None
+    try:
+        if metrics is not None and on_metrics is not None:
+            on_metrics(metrics.url)
+        with Publisher(anon_endpoint, socket_options, carries_raw=False) as pub:
+            if ready is not None:
+                ready(pub.endpoint)
+            if wait_subscribers > 0 and not pub.wait_for_subscribers(wait_subscribers, wait_timeout_s, stop):
+                log.warning("only %d of %d anon subscribers after %.0f s; serving anyway",
+                            pub.subscribers, wait_subscribers, wait_timeout_s)  # fmt: skip
+            raw_opts = socket_options if raw_socket_options is None else raw_socket_options
+            with Subscriber(list(raw_endpoints), ["raw/"], raw_opts) as sub:
+                svc = AnonymizerService(backend, model_id, sub, pub, options, report, metrics=metrics)
                 return svc.run(stop, duration_s, until_end)
-            finally:
-                if svc.metrics is not None:
-                    svc.metrics.close()
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 __all__ = ["BONE_MODES", "ArrivalRate", "ServiceOptions", "AnonymizerService", "ServiceStats", "serve", "prometheus_text"]

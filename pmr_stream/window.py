@@ -23,13 +23,18 @@ Gaps: a frame number that jumps by at most ``max_gap`` frames is bridged by line
 interpolation inside the buffer (those frames are not published: nothing came in for
 them); a longer jump resets the person's buffer (padding again). A frame number not
 above the last one of that person is out of date: dropped and counted. Persons not
-seen for ``idle_s`` seconds are evicted (:meth:`WindowStore.evict_idle`).
+seen for ``idle_s`` seconds are evicted (:meth:`WindowStore.idle`, :meth:`WindowStore.drop`).
+
+Limits: at most ``max_persons_per_stream`` persons per stream and ``max_persons`` in all
+have a buffer (about 23 KB each); frames of a person beyond them are refused and counted
+by reason (:data:`REFUSED_REASONS`) until a track is freed (stream end, eviction).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -38,6 +43,13 @@ import numpy.typing as npt
 
 from pmr_stream.skeleton import SPINE_MID, C, J, T
 
+log = logging.getLogger(__name__)
+
+#: Why :meth:`WindowStore.admit` refuses a person (counted in :attr:`WindowCounters.refused`).
+REFUSED_REASONS: Final[dict[str, str]] = {
+    "too_many_persons_in_stream": "a new person id in a stream that already has max_persons_per_stream persons",
+    "too_many_persons": "a new person id while the service already holds max_persons persons",
+}
 #: Policy names accepted by :meth:`WindowPolicy.parse`.
 POLICY_HELP: Final[str] = "'last' (no added delay) or 'delay:N' (N frames later, blended over N+1 windows)"
 _MAX_DELAY: Final[int] = T - 1
@@ -114,17 +126,23 @@ class PersonTrack:
 
 @dataclass(frozen=True)
 class WindowOptions:
-    """``max_gap``: frames bridged by interpolation; ``idle_s``: eviction after this long unseen."""
+    """``max_gap``: frames bridged by interpolation; ``idle_s``: eviction after this long unseen;
+    ``max_persons_per_stream`` / ``max_persons``: tracks held at once per stream / in all."""
 
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     max_gap: int = 10
     idle_s: float = 5.0
+    max_persons_per_stream: int = 64
+    max_persons: int = 4096
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_gap < T - 1:
             raise ValueError(f"max_gap must be in 0..{T - 2} frames, got {self.max_gap}")
         if self.idle_s <= 0:
             raise ValueError(f"idle_s must be > 0, got {self.idle_s}")
+        if self.max_persons_per_stream < 1 or self.max_persons < 1:
+            raise ValueError(f"max_persons_per_stream and max_persons must be >= 1, got "
+                             f"{self.max_persons_per_stream} and {self.max_persons}")  # fmt: skip
 
 
 @dataclass
@@ -134,6 +152,7 @@ class WindowCounters:
     interpolated: int = 0
     resets: int = 0
     evicted: int = 0
+    refused: Counter[str] = field(default_factory=Counter)  # frames refused by a person limit, by reason
 
 
 class WindowStore:
@@ -143,8 +162,28 @@ class WindowStore:
         self.options = options or WindowOptions()
         self.tracks: dict[tuple[str, int], PersonTrack] = {}
         self.counters = WindowCounters()
+        self._persons: dict[str, dict[int, None]] = {}  # stream -> its persons with a track (insertion order)
 
     # ---------------------------------------------------------------- input
+
+    def admit(self, stream: str, person: int) -> bool:
+        """Whether a frame of ``(stream, person)`` may be pushed: a person with a track always,
+        a new one only within the limits; a refusal is counted (and logged the first times)."""
+        if (stream, person) in self.tracks:
+            return True
+        o = self.options
+        if len(self._persons.get(stream, ())) >= o.max_persons_per_stream:
+            reason, limit = "too_many_persons_in_stream", f"max_persons_per_stream={o.max_persons_per_stream}"
+        elif len(self.tracks) >= o.max_persons:
+            reason, limit = "too_many_persons", f"max_persons={o.max_persons}"
+        else:
+            return True
+        self.counters.refused[reason] += 1
+        n = self.counters.refused[reason]
+        if n & (n - 1) == 0:  # the first time, then at powers of two
+            log.warning("refused a frame of new person %d of stream %s (%s, %d so far): %s reached",
+                        person, stream, reason, n, limit)  # fmt: skip
+        return False
 
     def push(
         self, stream: str, person: int, frame: int, joints: npt.ArrayLike, tag: Any, now_ns: int
@@ -157,6 +196,8 @@ class WindowStore:
         if tr is not None and frame <= tr.last_frame:
             self.counters.out_of_date += 1
             return None, flushed
+        if tr is None and not self.admit(stream, person):
+            return None, flushed  # over a person limit: refused (counted), nothing owed
         if tr is not None and frame - tr.last_frame > self.options.max_gap + 1:
             self.counters.resets += 1
             flushed = self.drop(key)
@@ -164,6 +205,7 @@ class WindowStore:
         if tr is None:
             tr = PersonTrack(np.repeat(x[None], T, axis=0), frame, now_ns)
             self.tracks[key] = tr
+            self._persons.setdefault(stream, {})[person] = None
         else:
             step = frame - tr.last_frame
             prev = tr.buffer[-1]
@@ -232,13 +274,22 @@ class WindowStore:
         return out
 
     def drop(self, key: tuple[str, int]) -> list[tuple[Any, npt.NDArray[np.float32] | None]]:
-        """Flush and forget a track."""
+        """Flush and forget a track (and its stream's entry with its last person)."""
         out = self.flush(key)
-        self.tracks.pop(key, None)
+        if self.tracks.pop(key, None) is not None:
+            persons = self._persons[key[0]]
+            del persons[key[1]]
+            if not persons:
+                del self._persons[key[0]]
         return out
 
     def keys_of(self, stream: str) -> list[tuple[str, int]]:
-        return [k for k in self.tracks if k[0] == stream]
+        """The tracks of ``stream`` (in order of creation)."""
+        return [(stream, p) for p in self._persons.get(stream, ())]
+
+    def streams(self) -> int:
+        """Streams with at least one track."""
+        return len(self._persons)
 
     def idle(self, now_ns: int) -> list[tuple[str, int]]:
         """Tracks not seen for ``idle_s``."""
@@ -246,4 +297,4 @@ class WindowStore:
         return [k for k, tr in self.tracks.items() if now_ns - tr.last_seen_ns > limit]
 
 
-__all__ = ["WindowPolicy", "WindowOptions", "WindowStore", "WindowCounters", "Due", "POLICY_HELP"]
+__all__ = ["WindowPolicy", "WindowOptions", "WindowStore", "WindowCounters", "Due", "POLICY_HELP", "REFUSED_REASONS"]

@@ -16,9 +16,11 @@ from pmr_stream.backends.base import (
     Backend,
     BackendOptions,
     BackendUnavailable,
+    ModelCheckError,
     ModelSource,
     cache_dir,
     load_source,
+    probe_windows,
 )
 from pmr_stream.backends.registry import (
     Facts,
@@ -31,6 +33,7 @@ from pmr_stream.backends.registry import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_BATCH", "Backend", "BackendOptions", "BackendUnavailable", "Facts", "ModelSource", "auto_candidates",
-    "cache_dir", "get_backend", "host_facts", "list_backends", "load_source", "register_backend", "unavailable_reason",
+    "DEFAULT_MAX_BATCH", "Backend", "BackendOptions", "BackendUnavailable", "Facts", "ModelCheckError", "ModelSource",
+    "auto_candidates", "cache_dir", "get_backend", "host_facts", "list_backends", "load_source", "probe_windows",
+    "register_backend", "unavailable_reason",
 ]  # fmt: skip

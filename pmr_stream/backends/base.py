@@ -12,15 +12,28 @@ code, is computed once when the backend is made and is part of the graph
 
 GPU backends also take a CUDA ``torch.Tensor`` and give one back on the same
 device, without a copy through host memory.
+
+Nothing loaded is trusted as it is. :func:`load_source` refuses a checkpoint with
+non-finite weights, a dummy that is not a finite skeleton in metres, and a model
+whose PyTorch reference gives a non-finite, out-of-range or unchanged output on
+the start-up probe (:func:`probe_windows`: four fixed windows of the shipped demo
+clip). Every backend made by :func:`~pmr_stream.backends.get_backend` then runs
+the same probe (:meth:`Backend.verify`) and is compared with that reference: an
+ONNX graph or engine the library cached itself is rebuilt once when it does not
+match, a file the user gave is refused; either way :class:`ModelCheckError` names
+the file in one line.
 """
 
 from __future__ import annotations
 
 import abc
+import copy
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from pmr_stream.model.pmr import PMRModel
+from pmr_stream.model.pmr import AnonymizerGraph, PMRModel
 from pmr_stream.skeleton import C, J, T
 
 log = logging.getLogger(__name__)
@@ -45,8 +58,25 @@ TENSORRT_INSTALL_HINT: Final[str] = (
 )
 
 
+#: Largest relative error (``max |out - ref| / max |ref|``) of a backend's output on the start-up probe
+#: against the PyTorch fp32 reference. Loose enough for any correct engine (fp32 measured ~1e-6; the
+#: margin covers TF32 convolutions on CUDA; fp16 under 1e-2), far below what a wrong graph gives
+#: (identity ~0.7-1.7, another checkpoint ~1.4, another dummy ~0.15 on the shipped model).
+PROBE_TOLERANCE: Final[dict[str, float]] = {"fp32": 2e-3, "fp16": 2e-2}
+#: Largest coordinate, metres, of a normalised dummy window or of an output on the probe (a person spans < 3 m).
+PROBE_MAX_ABS_M: Final[float] = 10.0
+#: An output closer to its input than this (relative) is the input passed through, not anonymized.
+PROBE_MIN_CHANGE: Final[float] = 1e-3
+#: Start frames of the probe windows in the shipped demo clip (360 frames, several actions).
+PROBE_STARTS: Final[tuple[int, ...]] = (0, 95, 190, 285)
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here (its library, a GPU or an engine is missing); says what and how to fix it."""
+
+
+class ModelCheckError(ValueError):
+    """A model, dummy, ONNX graph or engine failed the start-up check; one line naming the file and why."""
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -142,8 +172,29 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
+    """``max |out - ref| / max |ref|``: the parity measure used everywhere in the project."""
+    scale = float(np.max(np.abs(ref))) or 1.0
+    return float(np.max(np.abs(np.asarray(out, np.float64) - np.asarray(ref, np.float64)))) / scale
+
+
+def _check_dummy_window(window: npt.NDArray[np.float32], name: str) -> npt.NDArray[np.float32]:
+    """Refuse a normalised dummy window that is not a finite skeleton in metres."""
+    if not np.all(np.isfinite(window)):
+        raise ModelCheckError(f"dummy {name}: holds NaN or infinite values; refused")
+    reach = float(np.max(np.abs(window))) if window.size else 0.0
+    if reach > PROBE_MAX_ABS_M:
+        raise ModelCheckError(f"dummy {name}: joints lie up to {reach:.3g} m from its first SpineMid "
+                              f"(more than {PROBE_MAX_ABS_M:g} m: not a skeleton in metres); refused")  # fmt: skip
+    return window
+
+
 def load_dummy_window(dummy: Any) -> npt.NDArray[np.float32]:
-    """The dummy as a normalised window ``(75, 25, 3)`` float32, from a path or an array."""
+    """The dummy as a normalised window ``(75, 25, 3)`` float32, from a path or an array.
+
+    Raises:
+        ModelCheckError: the window holds NaN/inf or joints more than ``PROBE_MAX_ABS_M`` from its origin.
+    """
     from pmr_stream.skeleton import normalize
 
     if isinstance(dummy, (str, os.PathLike)):
@@ -153,18 +204,96 @@ def load_dummy_window(dummy: Any) -> npt.NDArray[np.float32]:
         if p.suffix == ".npy":
             arr = np.load(p, allow_pickle=False)
             if arr.shape == (T, J, C):
-                return normalize(arr)[0]
+                if not np.all(np.isfinite(arr)):
+                    raise ModelCheckError(f"dummy {p}: holds NaN or infinite values; refused")
+                return _check_dummy_window(normalize(arr)[0], str(p))
         from pmr_stream.anonymize import load_dummy
 
-        return load_dummy(p)
+        return _check_dummy_window(load_dummy(p), str(p))
     arr = np.asarray(dummy, dtype=np.float32)
     if arr.shape == (1, T, J, C):
         arr = arr[0]
     if arr.shape != (T, J, C):
         raise ValueError(f"dummy window must have shape ({T}, {J}, {C}), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError("dummy window holds NaN or infinite values")
-    return normalize(arr)[0]
+        raise ModelCheckError("dummy window holds NaN or infinite values; refused")
+    return _check_dummy_window(normalize(arr)[0], "window")
+
+
+@lru_cache(maxsize=1)
+def _probe_windows() -> npt.NDArray[np.float32]:
+    from pmr_stream.assets import DEMO_CLIP
+    from pmr_stream.skeleton import normalize
+
+    clip: npt.NDArray[np.float32] | None = None
+    if DEMO_CLIP.is_file():
+        from pmr_stream.formats.recording import Recording
+
+        rec = Recording.load(DEMO_CLIP)
+        if rec.num_frames >= PROBE_STARTS[-1] + T and rec.present[:, 0].all():
+            clip = rec.joints[:, 0]
+    if clip is None:  # the generator's own clips (deterministic): a checkout without the demo file
+        from pmr_stream.synth import demo_clip
+
+        clip = np.concatenate([demo_clip(a).joints for a in ("wave", "drink", "sit_down", "salute")])
+        clip = np.concatenate([clip] * (1 + (PROBE_STARTS[-1] + T) // len(clip)))
+    windows = np.stack([normalize(clip[s : s + T])[0] for s in PROBE_STARTS]).astype(np.float32)
+    windows.flags.writeable = False
+    return windows
+
+
+def probe_windows() -> npt.NDArray[np.float32]:
+    """The start-up probe: ``(4, 75, 25, 3)`` normalised windows of the shipped demo clip, always the same.
+
+    Recorded motion of several actions (not zeros, not noise), so that a graph that
+    passes its input through, or one made from another checkpoint or dummy, gives an
+    output far from the reference's.
+    """
+    return _probe_windows().copy()
+
+
+def reference_outputs(model: PMRModel, code: torch.Tensor, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The PyTorch fp32 reference, :class:`AnonymizerGraph` in eager mode on CPU: ``(B, 75, 25, 3)`` -> same."""
+    cpu = next(model.parameters()).device.type == "cpu" and next(model.parameters()).dtype == torch.float32
+    net = model if cpu else copy.deepcopy(model).float().cpu()
+    ref = AnonymizerGraph(net, code.detach().float().cpu()).eval()
+    with torch.inference_mode():
+        return ref(torch.from_numpy(np.ascontiguousarray(windows, np.float32))).numpy()
+
+
+def probe_problem(out: Any, windows: npt.NDArray[np.float32], reference: npt.NDArray[np.float32] | None,
+                  tolerance: float) -> str | None:  # fmt: skip
+    """What is wrong with ``out``, the output on the probe ``windows`` (None: nothing).
+
+    Checked in this order: shape, finite, within ``PROBE_MAX_ABS_M``, not the input
+    passed through, and (when ``reference`` is given) within ``tolerance`` of it.
+    """
+    arr = np.asarray(out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else out)
+    if arr.shape != windows.shape:
+        return f"the start-up probe gave shape {arr.shape}, expected {windows.shape}"
+    if not np.all(np.isfinite(arr)):
+        return f"the start-up probe gave NaN or infinite output ({int(np.sum(~np.isfinite(arr)))} values)"
+    reach = float(np.max(np.abs(arr)))
+    if reach > PROBE_MAX_ABS_M:
+        return f"the start-up probe gave joints {reach:.3g} m from the origin (more than {PROBE_MAX_ABS_M:g} m)"
+    change = relative_error(arr, windows)
+    if change < PROBE_MIN_CHANGE:
+        return f"the start-up probe came back unchanged (relative change {change:.2g}): it passes its input through"
+    if reference is not None:
+        err = relative_error(arr, reference)
+        if not err < tolerance:
+            return (f"its output differs from the PyTorch reference by {err:.3g} on the start-up probe "
+                    f"(relative; tolerance {tolerance:g}): not this model and dummy")  # fmt: skip
+    return None
+
+
+def _check_weights(model: PMRModel, path: str) -> None:
+    """Refuse a network with NaN or infinite weights, naming the checkpoint and the tensors."""
+    bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in model.state_dict().items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]  # fmt: skip
+    if bad:
+        names = ", ".join(f"{k} ({n} values)" for k, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ModelCheckError(f"{path}: the checkpoint holds NaN or infinite weights in {names}; refused")
 
 
 @dataclass(frozen=True)
@@ -178,6 +307,9 @@ class ModelSource:
     model_sha256: str  # of the checkpoint file
     dummy_sha256: str  # of the normalised dummy window's float32 bytes
     dummy_window: npt.NDArray[np.float32] | None = None  # (75, 25, 3) normalised metres
+    dummy_name: str = "window"  # the dummy's file, for messages
+    probe: npt.NDArray[np.float32] | None = None  # (4, 75, 25, 3) the start-up probe (probe_windows())
+    probe_reference: npt.NDArray[np.float32] | None = None  # (4, 75, 25, 3) the PyTorch fp32 reference on it
 
     @property
     def stem(self) -> str:
@@ -198,16 +330,44 @@ def load_source(opts: BackendOptions) -> ModelSource:
                                     "pass model_path and dummy (--model-path/--dummy)")  # fmt: skip
     model_path = str(opts.model_path) if opts.model_path is not None else str(DEFAULT_MODEL)
     dummy = opts.dummy if opts.dummy is not None else DEFAULT_DUMMY
+    dummy_name = str(dummy) if isinstance(dummy, (str, os.PathLike)) else "window"
     model, ckpt = load_model(model_path)
+    _check_weights(model, model_path)
     window = load_dummy_window(dummy)
     with torch.no_grad():
         code = model.privacy_code(torch.from_numpy(window)[None])  # (1, C0, C1)
+    if not bool(torch.isfinite(code).all()):
+        raise ModelCheckError(f"{model_path}: the privacy code of dummy {dummy_name} is NaN or infinite; refused")
+    probe = probe_windows()
+    reference = reference_outputs(model, code, probe)
+    problem = probe_problem(reference, probe, None, 0.0)
+    if problem is not None:
+        raise ModelCheckError(f"{model_path} (dummy {dummy_name}): {problem}; refused")
     return ModelSource(
         model=model, code=code.detach().clone(), model_path=model_path,
         model_id=str(ckpt.provenance.get("model_id", Path(model_path).stem)),
         model_sha256=sha256_file(model_path), dummy_sha256=sha256_bytes(np.ascontiguousarray(window).tobytes()),
-        dummy_window=window,
+        dummy_window=window, dummy_name=dummy_name, probe=probe, probe_reference=reference,
     )  # fmt: skip
+
+
+def verify_outputs(run: Callable[[npt.NDArray[np.float32]], Any], source: ModelSource, precision: str,
+                   what: str) -> float:  # fmt: skip
+    """Run ``run`` on the start-up probe and compare with the PyTorch reference; returns the relative error.
+
+    Raises:
+        ModelCheckError: ``what`` (the file that was loaded) and what is wrong, in one line.
+    """
+    probe, reference = source.probe, source.probe_reference
+    if probe is None or reference is None:
+        probe = probe_windows()
+        reference = reference_outputs(source.model, source.code, probe)
+    out = run(probe.copy())
+    problem = probe_problem(out, probe, reference, PROBE_TOLERANCE[precision])
+    if problem is not None:
+        raise ModelCheckError(f"{what}: {problem}; refused")
+    arr = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+    return relative_error(arr, reference)
 
 
 def check_windows(windows: Any) -> None:
@@ -274,6 +434,46 @@ class Backend(abc.ABC):
             x = np.zeros((min(b, self.max_batch), T, J, C), np.float32)
             for _ in range(repeats):
                 self.anonymize(x)
+
+    @property
+    def artifact(self) -> str | None:
+        """The file this backend loaded and runs (an ONNX graph, an engine), or None when it runs the checkpoint."""
+        return None
+
+    def _can_rebuild(self) -> bool:
+        """Whether :attr:`artifact` is a cache the library made itself and may make again (a user's file: no)."""
+        return False
+
+    def _rebuild(self) -> None:
+        """Make :attr:`artifact` again from the checkpoint and load it (only called when :meth:`_can_rebuild`)."""
+        raise NotImplementedError
+
+    def verify(self) -> float:
+        """The start-up check: the probe through this backend against the PyTorch reference.
+
+        A cached artifact that fails is rebuilt once (a warning names it) and checked
+        again; a user's file, or one that still fails, is refused.
+
+        Returns:
+            the relative error on the probe.
+
+        Raises:
+            ModelCheckError: one line naming the file (the artifact, else the checkpoint) and the problem.
+        """
+        what = self.artifact or self.source.model_path
+        try:
+            return verify_outputs(self.anonymize, self.source, self.precision, what)
+        except ModelCheckError as exc:
+            if self.artifact is None or not self._can_rebuild():
+                raise
+            log.warning("%s; rebuilding it", str(exc).removesuffix("; refused"))
+        self._rebuild()
+        try:
+            err = verify_outputs(self.anonymize, self.source, self.precision, what)
+        except ModelCheckError as exc:
+            raise ModelCheckError(f"{str(exc).removesuffix('; refused')}, even after rebuilding it; refused") from None
+        log.warning("rebuilt %s: it matches the PyTorch reference (relative error %.2g)", what, err)
+        return err
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release what the backend holds (sessions, engines, GPU memory)."""

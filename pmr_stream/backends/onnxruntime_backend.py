@@ -2,7 +2,9 @@
 
 The ONNX file is ``options.onnx_path``, or the model exported (and checked) by
 :func:`engines.export.ensure_onnx` into the artifact cache, named by what it
-depends on. On CPU the session is tuned for small batches: all graph
+depends on. Either way the session must pass the start-up check
+(:meth:`~pmr_stream.backends.base.Backend.verify`): a cached export that fails
+it is exported again, a given ``onnx_path`` is refused. On CPU the session is tuned for small batches: all graph
 optimisations, a fixed intra-op thread count, and spinning worker threads
 only where that was measured to help (see README "Engines and backends").
 With the CUDA provider, CUDA tensors go in and out through I/O binding, with
@@ -19,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from pmr_stream.backends.base import Backend, BackendOptions, BackendUnavailable, ModelSource
+from pmr_stream.backends.base import Backend, BackendOptions, BackendUnavailable, ModelCheckError, ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ class OnnxRuntimeBackend(Backend):
             index = 0
             providers = ["CPUExecutionProvider"]
         self.device_index = index
+        self._ort, self._providers = ort, providers
+        self._cached = opts.onnx_path is None
         if opts.onnx_path is not None:
             path = str(opts.onnx_path)
             if not os.path.isfile(path):
@@ -79,14 +83,45 @@ class OnnxRuntimeBackend(Backend):
 
             path = str(ensure_onnx(source, precision=opts.precision, graph=opts.graph, directory=opts.cache_dir).path)
         self.onnx_path = path
-        self.session = ort.InferenceSession(path, session_options(ort, opts.threads, opts.spin), providers=providers)
+        try:
+            self._open(path)
+        except ModelCheckError as exc:
+            if not self._cached:
+                raise
+            log.warning("%s; exporting it again", str(exc).removesuffix("; refused"))
+            self._rebuild()
+
+    def _open(self, path: str) -> None:
+        """Start the session on ``path`` and find its one input and one output."""
+        opts = self.options
+        try:
+            self.session = self._ort.InferenceSession(path, session_options(self._ort, opts.threads, opts.spin),
+                                                      providers=self._providers)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for files it cannot use
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise ModelCheckError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {first}); refused") from None
         names_in = [i.name for i in self.session.get_inputs()]
         names_out = [o.name for o in self.session.get_outputs()]
         if len(names_in) != 1 or len(names_out) != 1:
-            raise ValueError(f"{path}: expected one input and one output, found {names_in} -> {names_out}")
+            raise ModelCheckError(f"{path}: expected one input and one output, found {names_in} -> {names_out}; refused")
         self.input_name, self.output_name = names_in[0], names_out[0]
         self._binding = self.session.io_binding() if self.cuda else None
         log.debug("onnxruntime session on %s from %s (providers %s)", self.device, path, self.session.get_providers())
+
+    @property
+    def artifact(self) -> str | None:
+        return self.onnx_path
+
+    def _can_rebuild(self) -> bool:
+        return self._cached
+
+    def _rebuild(self) -> None:
+        """Export the model again over the cached file (and its ``.json``), then reopen the session."""
+        from engines.export import export_onnx
+
+        self.close()
+        export_onnx(self.source, self.onnx_path, precision=self.precision, graph=self.graph)
+        self._open(self.onnx_path)
 
     def _run(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         out = self.session.run([self.output_name], {self.input_name: windows})[0]

@@ -113,7 +113,7 @@ def auto_candidates(facts: Facts, device: str | None = None) -> list[tuple[str, 
 
 def get_backend(name: str = "auto", *, source: ModelSource | None = None, facts: Facts | None = None,
                 **options: Any) -> Backend:  # fmt: skip
-    """A ready backend.
+    """A ready backend, checked against the PyTorch reference on the start-up probe (:meth:`Backend.verify`).
 
     Args:
         name: ``torch``, ``onnxruntime``, ``tensorrt`` or ``auto``.
@@ -124,6 +124,7 @@ def get_backend(name: str = "auto", *, source: ModelSource | None = None, facts:
     Raises:
         ValueError: unknown name or option, or an invalid value.
         BackendUnavailable: the backend cannot run here; the message says why and what to install.
+        ModelCheckError: the model, the dummy or a loaded file failed the start-up check (a ValueError).
     """
     if name == "auto":
         return _get_auto(source, facts, options)
@@ -132,8 +133,19 @@ def get_backend(name: str = "auto", *, source: ModelSource | None = None, facts:
     reason = spec.check(opts)
     if reason is not None:
         raise BackendUnavailable(f"backend {name} on {opts.device}: {reason}")
-    cls = spec.loader()
-    return cls(source if source is not None else load_source(opts), opts)
+    return _make(spec, source, opts)
+
+
+def _make(spec: BackendSpec, source: ModelSource | None, opts: BackendOptions) -> Backend:
+    """Make the backend and run its start-up check (:meth:`Backend.verify`); a backend that fails is closed."""
+    backend = spec.loader()(source if source is not None else load_source(opts), opts)
+    try:
+        err = backend.verify()
+    except BaseException:
+        backend.close()
+        raise
+    log.debug("%s on %s passed the start-up check (relative error %.2g)", spec.name, backend.device, err)
+    return backend
 
 
 def _get_auto(source: ModelSource | None, facts: Facts | None, options: dict[str, Any]) -> Backend:
@@ -148,7 +160,7 @@ def _get_auto(source: ModelSource | None, facts: Facts | None, options: dict[str
         reason = _REGISTRY[name].check(opts) if name in _REGISTRY else "not registered"
         if reason is None:
             try:
-                backend = _REGISTRY[name].loader()(source if source is not None else load_source(opts), opts)
+                backend = _make(_REGISTRY[name], source, opts)  # a model that fails its check is refused, not passed over
             except (BackendUnavailable, RuntimeError) as exc:  # e.g. an engine that would not build
                 reason = f"{type(exc).__name__}: {exc}"
             else:
@@ -156,6 +168,9 @@ def _get_auto(source: ModelSource | None, facts: Facts | None, options: dict[str
                          f"; passed over: {'; '.join(skipped)}" if skipped else "")  # fmt: skip
                 return backend
         skipped.append(f"{name} on {device}: {reason}")
+    if not skipped:  # nothing to try, e.g. device cuda on a host without CUDA
+        why = _cuda_reason(replace(base, device=str(requested))) if str(requested).startswith("cuda") else None
+        skipped.append(f"device {requested}: {why or 'no backend runs on it'}")
     raise BackendUnavailable("no backend can run here: " + "; ".join(skipped))
 
 

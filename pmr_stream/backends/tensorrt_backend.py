@@ -9,6 +9,10 @@ Input and output are torch CUDA tensors whose device pointers are handed to
 caller's other GPU work. With ``cuda_graphs`` each batch bucket's enqueue is
 captured once into a CUDA graph and replayed (one launch per call).
 
+The start-up check (:meth:`~pmr_stream.backends.base.Backend.verify`) runs the
+probe through the engine: a cached engine that fails it is rebuilt from a fresh
+ONNX export (unless ``rebuild="never"``); a given ``engine_path`` is refused.
+
 Uses only the TensorRT 10/11 name-based API (``num_io_tensors``,
 ``get_tensor_name``, ``get_tensor_mode``, ``set_input_shape``,
 ``set_tensor_address``, ``execute_async_v3``), which both versions share.
@@ -41,15 +45,22 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable("the tensorrt backend runs on CUDA only; pass device='cuda'")
         if not torch.cuda.is_available():
             raise BackendUnavailable(f"torch {torch.__version__} sees no CUDA device")
-        from engines.tensorrt_build import deserialize, ensure_engine, import_tensorrt  # lazy: needs TensorRT
+        from engines.tensorrt_build import import_tensorrt  # lazy: needs TensorRT
 
         self.trt = import_tensorrt()
         index = int(str(opts.device).partition(":")[2] or torch.cuda.current_device())
         self.torch_device = torch.device("cuda", index)
         self.device = str(self.torch_device)
+        self._load(opts.rebuild)
+
+    def _load(self, rebuild: str) -> None:
+        """Find (or build) the engine, deserialize it and name its tensors."""
+        from engines.tensorrt_build import deserialize, ensure_engine
+
+        opts, source, index = self.options, self.source, self.torch_device.index
         with torch.cuda.device(self.torch_device):
             art = ensure_engine(source, precision=opts.precision, max_batch=opts.max_batch, graph=opts.graph,
-                                engine_path=opts.engine_path, rebuild=opts.rebuild, directory=opts.cache_dir,
+                                engine_path=opts.engine_path, rebuild=rebuild, directory=opts.cache_dir,
                                 device=index)  # fmt: skip
             self.engine_path = art.path
             self.metadata = art.metadata
@@ -64,11 +75,27 @@ class TensorRTBackend(Backend):
         for n in (self.input_name, self.output_name):
             if self.engine.get_tensor_dtype(n) != self.trt.float32:
                 raise ValueError(f"{art.path}: tensor {n} is {self.engine.get_tensor_dtype(n)}, expected float32 I/O")
-        self.max_batch = min(self.max_batch, art.metadata.max_batch)
+        self.max_batch = min(opts.max_batch, art.metadata.max_batch)
         self.use_graphs = opts.cuda_graphs
         self._buckets = buckets(self.max_batch)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         log.debug("tensorrt engine %s (%s, rebuilt=%s)", art.path, opts.precision, art.rebuilt)
+
+    @property
+    def artifact(self) -> str | None:
+        return str(self.engine_path)
+
+    def _can_rebuild(self) -> bool:
+        return self.options.engine_path is None and self.options.rebuild != "never"
+
+    def _rebuild(self) -> None:
+        """Export the ONNX graph again (the cached one is not trusted either), then build the engine again."""
+        from engines.export import default_onnx_path, export_onnx
+
+        self.close()
+        export_onnx(self.source, default_onnx_path(self.source, self.precision, self.graph, directory=self.options.cache_dir),
+                    precision=self.precision, graph=self.graph)  # fmt: skip
+        self._load("always")
 
     def _enqueue(self, x: torch.Tensor, out: torch.Tensor, stream: torch.cuda.Stream) -> None:
         """Set shapes and addresses and enqueue one execution on ``stream``."""

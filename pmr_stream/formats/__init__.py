@@ -14,7 +14,7 @@ from pmr_stream.formats.arrays import (
     sgn_to_recording,
     stgcn_to_recording,
 )
-from pmr_stream.formats.io import FORMATS, convert, guess_format, load_recording, save_recording
+from pmr_stream.formats.io import FORMATS, Written, convert, guess_format, load_recording, save_recording
 from pmr_stream.formats.ntu import (
     NtuBody,
     NtuFrame,
@@ -35,5 +35,5 @@ __all__ = [
     "Recording", "FORMAT_VERSION",
     "recording_to_sgn", "sgn_to_recording", "recording_to_stgcn", "stgcn_to_recording",
     "load_array_file", "save_array_file",
-    "FORMATS", "guess_format", "load_recording", "save_recording", "convert",
+    "FORMATS", "Written", "guess_format", "load_recording", "save_recording", "convert",
 ]  # fmt: skip

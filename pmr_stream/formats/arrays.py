@@ -9,9 +9,16 @@ ST-GCN / pyskl style
     One clip is ``(C, T, V, M)`` = ``(3, T, 25, M)`` float32, usually ``M = 2`` persons;
     a batch is ``(N, 3, T, 25, M)``.
 
-Both store metres in the Kinect convention and mark an absent person by all-zero joints.
-Files are ``.npy`` (one array) or ``.npz`` (the array under the key ``"x"``; an archive
-holding one array under another name is accepted too). Pickled object arrays are refused.
+Both store metres in the Kinect convention and mark an absent person by all-zero joints;
+neither holds confidence, timestamps or metadata. Files are ``.npy`` (one array) or ``.npz``
+(the array under the key ``"x"``; an archive holding one array under another name is
+accepted too). Pickled object arrays are refused, and so is a file whose header declares
+more data than it holds (checked before anything is allocated).
+
+:func:`save_array_file` never drops a person silently: an SGN file is refused for a
+recording with more than two persons present, an ST-GCN file gets ``M`` = all of them
+(at least 2). :func:`recording_to_sgn` and :func:`recording_to_stgcn` (in memory) keep
+the persons present in the most frames, as training pipelines expect.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from pmr_stream.formats.files import atomic_write, check_input_file, check_npy_file, check_npz_members
 from pmr_stream.formats.recording import Recording
 from pmr_stream.skeleton import FPS, J
 
@@ -145,25 +153,39 @@ def _check_kind(kind: str) -> None:
 def read_array(path: str | os.PathLike[str]) -> npt.NDArray:
     """The clip array in a ``.npy`` or ``.npz`` file (without pickle).
 
+    Before numpy allocates anything the sizes the file declares are checked against what
+    it holds (see :func:`pmr_stream.formats.files.check_npy_file` and
+    :func:`~pmr_stream.formats.files.check_npz_members`).
+
     Raises:
         FileNotFoundError: there is no such file.
-        ValueError: naming the file: unknown extension, unreadable file, an object
-            (pickled) array, an ``.npz`` without key ``"x"`` that holds several arrays.
+        ValueError: naming the file: unknown extension, a directory, unreadable file, an
+            object (pickled) array, an ``.npz`` without key ``"x"`` that holds several
+            arrays, a header declaring more data than the file holds or more than the
+            memory limit.
     """
-    name = os.fspath(path)
+    name = check_input_file(path)
     suffix = Path(name).suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise ValueError(f"{name}: array files must end in .npy or .npz")
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"{name}: no such file")
     try:
+        if suffix == ".npy":
+            check_npy_file(name)
+        else:
+            with zipfile.ZipFile(name) as zf:
+                keys = list(dict.fromkeys(n[:-4] if n.endswith(".npy") else n for n in zf.namelist()))
+            if NPZ_KEY in keys:
+                key = NPZ_KEY
+            elif len(keys) == 1:
+                key = keys[0]
+            else:
+                raise ValueError(f"{name}: expected the clip array under key {NPZ_KEY!r}, found keys {keys}")
+            check_npz_members(name, [key])
         loaded = np.load(name, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
-                if NPZ_KEY in loaded.files:
-                    key = NPZ_KEY
-                elif len(loaded.files) == 1:
-                    key = loaded.files[0]
-                else:
-                    raise ValueError(f"{name}: expected the clip array under key {NPZ_KEY!r}, found keys {loaded.files}")
                 return loaded[key]
         return loaded
     except FileNotFoundError:
@@ -214,26 +236,77 @@ def load_array_file(
     return rec
 
 
-def save_array_file(rec: Recording, path: str | os.PathLike[str], kind: ArrayKind) -> None:
-    """Write ``rec`` as one SGN ``(T, 150)`` or ST-GCN ``(3, T, 25, 2)`` clip, float32.
+def persons_with_frames(rec: Recording) -> list[int]:
+    """Indices of the persons present in at least one frame, in order (the others hold nothing)."""
+    return [int(p) for p in np.flatnonzero(rec.present.any(axis=0))]
 
+
+def save_array_file(
+    rec: Recording, path: str | os.PathLike[str], kind: ArrayKind, *, overwrite: bool = True
+) -> tuple[int, ...]:
+    """Write ``rec`` as one SGN ``(T, 150)`` or ST-GCN ``(3, T, 25, M)`` clip, float32, atomically.
+
+    Nothing is dropped silently: SGN holds two persons, so a recording with more persons
+    present is refused; ST-GCN gets ``M = max(2, persons present)`` so every person is
+    written. Persons never present (which hold nothing) are left out. Confidence,
+    timestamps and metadata are not part of these formats.
     ``.npy`` holds the bare array, ``.npz`` the array under key ``"x"`` (compressed).
+
+    Returns:
+        the shape written.
+
+    Raises:
+        ValueError: naming the file: wrong extension, a layout other than ntu25, more
+            persons than SGN holds, an existing file without ``overwrite``, a failed write.
     """
     _check_kind(kind)
     name = os.fspath(path)
+    arr = array_for_file(rec, name, kind)
     suffix = Path(name).suffix.lower()
-    if suffix not in (".npy", ".npz"):
-        raise ValueError(f"{name}: array files must end in .npy or .npz")
-    arr = recording_to_sgn(rec) if kind == "sgn" else recording_to_stgcn(rec)
-    with open(name, "wb") as fh:
+    with atomic_write(name, overwrite=overwrite) as fh:
         if suffix == ".npy":
             np.save(fh, arr, allow_pickle=False)
         else:
             np.savez_compressed(fh, **{NPZ_KEY: arr})
     logger.debug("wrote %s array %s %s", kind, name, arr.shape)
+    return tuple(arr.shape)
+
+
+def check_array_capacity(rec: Recording, path: str | os.PathLike[str], kind: ArrayKind) -> int:
+    """The number of persons an SGN or ST-GCN file at ``path`` would hold for ``rec``; refuses
+    (``ValueError`` naming the file and the reason) what the format cannot hold."""
+    _check_kind(kind)
+    name = os.fspath(path)
+    if Path(name).suffix.lower() not in (".npy", ".npz"):
+        raise ValueError(f"{name}: array files must end in .npy or .npz")
+    if rec.layout != "ntu25":
+        raise ValueError(
+            f"{name}: the {kind} format holds ntu25 skeletons ({J} joints), this recording is {rec.layout}"
+        )
+    persons = persons_with_frames(rec)
+    if kind == "sgn" and len(persons) > SGN_PERSONS:
+        raise ValueError(
+            f"{name}: the SGN format holds {SGN_PERSONS} persons, the recording has {len(persons)} present; "
+            "write .npz or .skeleton (any number of persons) or stgcn (M persons) instead"
+        )
+    return len(persons)
+
+
+def array_for_file(rec: Recording, path: str | os.PathLike[str], kind: ArrayKind) -> npt.NDArray[np.float32]:
+    """The array :func:`save_array_file` writes for ``rec`` (every person present, in order)."""
+    check_array_capacity(rec, path, kind)
+    persons = persons_with_frames(rec)
+    sub = Recording(
+        joints=rec.joints[:, persons], confidence=rec.confidence[:, persons], timestamps=rec.timestamps,
+        present=rec.present[:, persons], layout=rec.layout,
+    )  # fmt: skip
+    if kind == "sgn":
+        return recording_to_sgn(sub)
+    return recording_to_stgcn(sub, max_persons=max(SGN_PERSONS, len(persons)))
 
 
 __all__ = [
     "recording_to_sgn", "sgn_to_recording", "recording_to_stgcn", "stgcn_to_recording",
     "load_array_file", "save_array_file", "read_array", "ARRAY_KINDS", "NPZ_KEY",
+    "check_array_capacity", "array_for_file", "persons_with_frames",
 ]  # fmt: skip

@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 
-from pmr_stream.formats.arrays import NPZ_KEY, load_array_file, save_array_file
+from pmr_stream.formats.arrays import NPZ_KEY, check_array_capacity, load_array_file, save_array_file
+from pmr_stream.formats.files import check_input_file
 from pmr_stream.formats.ntu import read_skeleton, write_skeleton
 from pmr_stream.formats.recording import RECORDING_KEYS, Recording
 from pmr_stream.skeleton import J
@@ -90,7 +92,7 @@ def guess_format(path: str | os.PathLike[str]) -> str:
     Raises:
         ValueError: unknown extension or array shape, naming the path and the formats.
     """
-    name = os.fspath(path)
+    name = check_input_file(path)
     suffix = Path(name).suffix.lower()
     if suffix == ".skeleton":
         return "skeleton"
@@ -129,7 +131,7 @@ def load_recording(path: str | os.PathLike[str], fmt: str | None = None) -> Reco
 
     Array files give their first clip at 30 fps.
     """
-    name = os.fspath(path)
+    name = check_input_file(path)
     kind = _resolve(name, fmt)
     if kind == "skeleton":
         return Recording.from_ntu(read_skeleton(name))
@@ -138,20 +140,71 @@ def load_recording(path: str | os.PathLike[str], fmt: str | None = None) -> Reco
     return load_array_file(name, kind)  # type: ignore[arg-type]
 
 
-def save_recording(rec: Recording, path: str | os.PathLike[str], fmt: str | None = None) -> None:
-    """Save ``rec`` in any supported format.
+@dataclass(frozen=True)
+class Written:
+    """What :func:`save_recording` wrote: the file, its format, and the frames and persons it
+    holds (for array and ``.skeleton`` files the persons present in at least one frame)."""
 
-    With ``fmt=None``: ``.skeleton`` -> skeleton, ``.npz`` -> recording, ``.npy`` -> the
-    format of the file already there (a new ``.npy`` needs ``fmt``).
+    path: str
+    format: str
+    frames: int
+    persons: int
+
+
+def output_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
+    """The format :func:`save_recording` writes ``path`` in (``fmt``, or by the extension:
+    ``.skeleton``, ``.npz`` -> a recording, an existing ``.npy`` -> its format)."""
+    return _resolve(os.fspath(path), fmt, writing=True)
+
+
+def check_fits(rec: Recording, path: str | os.PathLike[str], fmt: str | None = None) -> tuple[str, int]:
+    """Check that the format of ``path`` holds all of ``rec`` before anything is written.
+
+    Returns:
+        ``(format, persons)``: the format and the number of persons the file will hold.
+
+    Raises:
+        ValueError: naming the file and the reason: SGN holds two persons; SGN, ST-GCN and
+            ``.skeleton`` hold ntu25 skeletons only (25 joints).
     """
     name = os.fspath(path)
     kind = _resolve(name, fmt, writing=True)
+    if kind == "npz":
+        return kind, rec.num_persons
     if kind == "skeleton":
-        write_skeleton(name, rec.to_ntu())
+        if rec.layout != "ntu25":
+            raise ValueError(
+                f"{name}: the .skeleton format holds ntu25 skeletons ({J} joints), this recording is {rec.layout}"
+            )
+        return kind, int(rec.present.any(axis=0).sum())
+    return kind, check_array_capacity(rec, name, kind)  # type: ignore[arg-type]
+
+
+def save_recording(
+    rec: Recording, path: str | os.PathLike[str], fmt: str | None = None, *, overwrite: bool = True
+) -> Written:
+    """Save ``rec`` in any supported format, atomically, without losing a person or a frame.
+
+    With ``fmt=None``: ``.skeleton`` -> skeleton, ``.npz`` -> recording, ``.npy`` -> the
+    format of the file already there (a new ``.npy`` needs ``fmt``). What a format cannot
+    hold is refused before anything is written (see :func:`check_fits`): every format holds
+    every frame; ``.npz`` holds everything; ``.skeleton`` any number of bodies (confidence as
+    Kinect tracking states, no timestamps); ST-GCN every person (``M`` = persons present, at
+    least 2); SGN two persons. The file is written to a temporary file beside ``path`` and
+    renamed into place; ``overwrite=False`` refuses an existing file.
+
+    Returns:
+        what was written (:class:`Written`).
+    """
+    name = os.fspath(path)
+    kind, persons = check_fits(rec, name, fmt)
+    if kind == "skeleton":
+        write_skeleton(name, rec.to_ntu(), overwrite=overwrite)
     elif kind == "npz":
-        rec.save(name)
+        rec.save(name, overwrite=overwrite)
     else:
-        save_array_file(rec, name, kind)  # type: ignore[arg-type]
+        save_array_file(rec, name, kind, overwrite=overwrite)  # type: ignore[arg-type]
+    return Written(path=name, format=kind, frames=rec.num_frames, persons=persons)
 
 
 def convert(
@@ -159,12 +212,18 @@ def convert(
     dst: str | os.PathLike[str],
     src_fmt: str | None = None,
     dst_fmt: str | None = None,
+    *,
+    overwrite: bool = True,
 ) -> Recording:
-    """Read ``src`` and write it to ``dst``; returns the recording read."""
+    """Read ``src`` and write it to ``dst`` (see :func:`save_recording`); returns the recording read."""
     rec = load_recording(src, src_fmt)
-    save_recording(rec, dst, dst_fmt)
-    logger.info("converted %s -> %s (%d frames, %d persons)", os.fspath(src), os.fspath(dst), rec.num_frames, rec.num_persons)
+    written = save_recording(rec, dst, dst_fmt, overwrite=overwrite)
+    logger.info(
+        "converted %s -> %s (%d frames, %d persons)", os.fspath(src), written.path, written.frames, written.persons
+    )
     return rec
 
 
-__all__ = ["FORMATS", "guess_format", "load_recording", "save_recording", "convert"]
+__all__ = [
+    "FORMATS", "Written", "guess_format", "load_recording", "save_recording", "convert", "check_fits", "output_format",
+]  # fmt: skip

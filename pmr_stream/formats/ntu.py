@@ -40,6 +40,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from pmr_stream.formats.files import atomic_write, check_dense_size, check_input_file
 from pmr_stream.skeleton import J
 
 logger = logging.getLogger(__name__)
@@ -206,6 +207,11 @@ class NtuSkeleton:
         order = list(range(len(keys)))
         if max_persons is not None and len(order) > max_persons:
             order = sorted(sorted(order, key=lambda i: (-counts[i], i))[:max_persons])
+        # joints + confidence float32 and present bool per (frame, person), before allocating
+        check_dense_size(
+            self.source, (len(self.frames), len(order)), J * 3 * 4 + J * 4 + 1,
+            f"{len(self.frames)} frames x {len(order)} persons as dense arrays",
+        )  # fmt: skip
         column = {person: p for p, person in enumerate(order)}
         key_list = list(keys)
         n_t, n_p = len(self.frames), len(order)
@@ -419,6 +425,17 @@ class _Cursor:
             raise self.error(expected, f"{value}")
         return value
 
+    def count_within(self, what: str) -> int:
+        """A count that cannot exceed the lines left (each item takes at least one line), so a
+        declared count is checked against the file before the reader relies on it."""
+        value = self.count(what)
+        left = len(self.lines) - self.pos
+        if 0 < left < value:  # (no line left at all: reported as a truncated file)
+            raise self.error(
+                f"a {what} the rest of the file can hold (at most {left}, the lines that follow)", f"{value}"
+            )
+        return value
+
     def body(self) -> NtuBody:
         expected = f"{len(BODY_FIELDS)} fields for a body ({' '.join(BODY_FIELDS)})"
         tokens = self.next_tokens(expected)
@@ -484,19 +501,30 @@ def parse_skeleton(text: str, source: str = "<string>") -> NtuSkeleton:
     if text.startswith("\ufeff"):
         text = text[1:]
     cur = _Cursor(text, source)
-    num_frames = cur.count("frame count")
+    num_frames = cur.count_within("frame count")
     frames: list[NtuFrame] = []
     for _ in range(num_frames):
-        num_bodies = cur.count("body count")
+        num_bodies = cur.count_within("body count")
         frames.append(NtuFrame([cur.body() for _ in range(num_bodies)]))
     cur.finish()
     return NtuSkeleton(frames=frames, source=source)
 
 
 def read_skeleton(path: str | os.PathLike[str]) -> NtuSkeleton:
-    """Read a ``.skeleton`` file (see :func:`parse_skeleton`)."""
-    source = os.fspath(path)
-    data = Path(path).read_bytes()
+    """Read a ``.skeleton`` file (see :func:`parse_skeleton`).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        ValueError: naming the file: a directory or special file, an unreadable file.
+        SkeletonFormatError: the text does not follow the format.
+    """
+    source = check_input_file(path)
+    try:
+        data = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ValueError(f"{source}: cannot read ({exc.strerror or exc})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -538,10 +566,13 @@ def format_skeleton(data: NtuSkeleton) -> str:
     return "\n".join(out)
 
 
-def write_skeleton(path: str | os.PathLike[str], data: NtuSkeleton) -> None:
-    """Write ``data`` as a ``.skeleton`` file (see :func:`format_skeleton`)."""
-    text = format_skeleton(data)
-    with open(path, "w", encoding="ascii", newline="\n") as fh:
+def write_skeleton(path: str | os.PathLike[str], data: NtuSkeleton, *, overwrite: bool = True) -> None:
+    """Write ``data`` as a ``.skeleton`` file (see :func:`format_skeleton`), atomically: a
+    temporary file in the same folder renamed into place, nothing partial left on error.
+    The format holds any number of frames and of bodies per frame. ``overwrite=False``
+    refuses an existing file (``ValueError``)."""
+    text = format_skeleton(data).encode("ascii")
+    with atomic_write(path, overwrite=overwrite) as fh:
         fh.write(text)
     logger.debug("wrote %s: %d frames", os.fspath(path), data.num_frames)
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from pmr_stream.formats.files import atomic_write, check_input_file, check_npz_members
 from pmr_stream.formats.ntu import NtuSkeleton, parse_ntu_name
 from pmr_stream.skeleton import FPS, LAYOUTS
 
@@ -145,9 +146,11 @@ class Recording:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the recording as a compressed ``.npz`` at exactly ``path``."""
-        with open(path, "wb") as fh:
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
+        """Write the recording as a compressed ``.npz`` at exactly ``path``, atomically (a
+        temporary file in the same folder renamed into place; nothing partial is left on
+        error). ``overwrite=False`` refuses an existing file (``ValueError``)."""
+        with atomic_write(path, overwrite=overwrite) as fh:
             np.savez_compressed(
                 fh,
                 joints=self.joints,
@@ -166,11 +169,19 @@ class Recording:
 
         Raises:
             FileNotFoundError: there is no such file.
-            ValueError: naming the file and the problem: not an ``.npz``, a missing key,
-                an unsupported ``format_version``, a pickled (object) array, a wrong shape
-                or dtype, NaN values, malformed metadata.
+            ValueError: naming the file and the problem: not an ``.npz``, a directory, a
+                missing key, an unsupported ``format_version``, a pickled (object) array, a
+                member whose header declares more data than it holds or more than the
+                memory limit, a wrong shape or dtype, NaN values, malformed metadata.
         """
-        name = os.fspath(path)
+        name = check_input_file(path)
+        if os.path.exists(name):
+            if zipfile.is_zipfile(name):
+                check_npz_members(name, RECORDING_KEYS)  # declared sizes vs the file, before allocating
+            else:
+                with open(name, "rb") as fh:
+                    if fh.read(6) == b"\x93NUMPY":
+                        raise ValueError(f"{name}: not a recording .npz (it holds a single array)")
         try:
             archive = np.load(name, allow_pickle=False)
         except FileNotFoundError:

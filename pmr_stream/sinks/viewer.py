@@ -9,6 +9,9 @@ Frames are drawn as they arrive: each completed captured frame of an ``anon/`` s
 ``show_original`` is asked for (it subscribes to ``raw/`` then). Without a display
 (``cv2.imshow`` would abort the process) the same pictures go to a video file.
 The camera is fixed per stream from its first frame, widened so a person can move.
+With ``show_original``, a raw stream is paired with its anonymized one through
+``stream_ids`` (the anonymizer's key and declared-public ids, :mod:`pmr_stream.privacy`):
+on ``anon/`` a stream goes by its keyed pseudonym, not its raw id.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from pmr_stream.privacy import StreamIds
 from pmr_stream.sinks.render import Camera, RenderOptions, render_frame, write_video
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd
 from pmr_stream.wire.subscriber import Received, Subscriber
@@ -38,7 +42,9 @@ def has_display() -> bool:
 
 @dataclass
 class ViewerOptions:
-    """``room_m``: how far (metres) around the first frame's person the fixed camera reaches."""
+    """``room_m``: how far (metres) around the first frame's person the fixed camera reaches.
+    ``stream_ids``: how raw stream ids appear on ``anon/`` (to pair them with ``show_original``;
+    ``None``: by equal ids, i.e. declared-public ones only)."""
 
     width: int = 640
     height: int = 480
@@ -46,6 +52,7 @@ class ViewerOptions:
     room_m: float = 0.8
     until_end: bool = False
     duration_s: float | None = None
+    stream_ids: StreamIds | None = None
 
     def __post_init__(self) -> None:
         if self.width < 64 or self.height < 64:
@@ -60,6 +67,7 @@ class _Panel:
     frame: int | None = None
     persons: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict)
     last: npt.NDArray[np.uint8] | None = None
+    title: str = ""
 
 
 class Viewer:
@@ -76,7 +84,7 @@ class Viewer:
     def _render(self, kind: str, stream: str, panel: _Panel) -> npt.NDArray[np.uint8]:
         o = self.options
         joints = np.stack([panel.persons[p] for p in sorted(panel.persons)])  # (P, 25, 3)
-        ropts = RenderOptions(width=o.width, height=o.height, title=f"{kind} {stream}")
+        ropts = RenderOptions(width=o.width, height=o.height, title=f"{kind} {panel.title or stream}")
         if panel.camera is None:
             # one fixed camera per stream: the first frame widened by room_m on every side
             pad = np.array([[o.room_m, 0.0, o.room_m], [-o.room_m, 0.0, -o.room_m]], np.float32)
@@ -103,9 +111,13 @@ class Viewer:
         m = r.message
         kind = "anon" if r.topic.startswith("anon/") else "raw"
         stream = m.stream
+        if kind == "raw" and self.options.stream_ids is not None:
+            stream = self.options.stream_ids.anon(m.stream)  # paired under its anon/ id, titled by its own
         self.seen.add(stream)
         key = (kind, stream)
-        panel = self.panels.setdefault(key, _Panel())
+        panel = self.panels.get(key)
+        if panel is None:
+            panel = self.panels[key] = _Panel(title=m.stream)
         out = None
         if isinstance(m, FrameMessage | FrameGap):
             frame = m.frame

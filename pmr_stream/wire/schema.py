@@ -67,6 +67,9 @@ MAX_ABS_METRES: Final[float] = 1000.0
 _INT64_MAX: Final[int] = 2**63 - 1
 _MAX_TEXT: Final[int] = 1024
 _MAX_METADATA_DEPTH: Final[int] = 8
+#: Default limit on a stream start's ``metadata``, bytes as msgpack-encoded: receivers (the
+#: :class:`~pmr_stream.wire.subscriber.Subscriber`) refuse larger ones (``metadata_too_large``).
+MAX_METADATA_BYTES: Final[int] = 16 * 1024
 
 #: Reason codes of :class:`WireError`.
 REASONS: Final[dict[str, str]] = {
@@ -84,6 +87,7 @@ REASONS: Final[dict[str, str]] = {
     "stream_id": "malformed stream id",
     "layout": "unsupported skeleton layout",
     "topic_mismatch": "the topic does not match the message",
+    "metadata_too_large": "a stream start whose metadata is larger than the receiver's limit",
 }
 
 
@@ -194,6 +198,34 @@ def _check_metadata(value: object, depth: int = 0, path: str = "metadata") -> No
             _check_metadata(v, depth + 1, f"{path}.{k}")
         return
     raise WireError("type", f"{path} holds a {t.__name__}; only JSON-like values are allowed")
+
+
+def metadata_bytes(metadata: object) -> int:
+    """Size of ``metadata`` msgpack-encoded, bytes (what :func:`check_metadata_size` limits)."""
+    return len(msgpack.packb(metadata, use_bin_type=True))
+
+
+class MetadataTooLarge(WireError):
+    """``metadata_too_large``: a start refused for its metadata's size. ``stream``, ``session``, ``seq``:
+    what the refused start said (``None`` where not a string / an integer), so a receiver can account
+    for its sequence number."""
+
+    def __init__(self, detail: str, stream: object = None, session: object = None, seq: object = None) -> None:
+        super().__init__("metadata_too_large", detail)
+        self.stream = stream if type(stream) is str else None
+        self.session = session if type(session) is str else None
+        self.seq = seq if type(seq) is int else None
+
+
+def check_metadata_size(
+    metadata: object, limit: int = MAX_METADATA_BYTES, stream: object = None, session: object = None,
+    seq: object = None,
+) -> None:
+    """Raise :class:`MetadataTooLarge` when ``metadata`` encodes to more than ``limit`` bytes."""
+    n = metadata_bytes(metadata)
+    if n > limit:
+        raise MetadataTooLarge(f"start of stream {str(stream)[:64]!r}: metadata is {n} bytes > {limit}",
+                               stream, session, seq)  # fmt: skip
 
 
 def _as_f32(
@@ -523,8 +555,12 @@ def from_dict(d: object) -> Message:
         raise WireError("type", f"{kind} message: {exc}") from None
 
 
-def decode(payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
-    """Validate and decode a msgpack payload (no topic). Raises :class:`WireError`."""
+def decode(payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES, max_metadata_bytes: int | None = None) -> Message:
+    """Validate and decode a msgpack payload (no topic). Raises :class:`WireError`.
+
+    ``max_metadata_bytes``: refuse a start whose metadata encodes to more (``metadata_too_large``,
+    checked before the metadata is walked); ``None``: no limit besides ``max_bytes``.
+    """
     if len(payload) > max_bytes:
         raise WireError("too_large", f"payload is {len(payload)} bytes > {max_bytes}")
     try:
@@ -536,6 +572,14 @@ def decode(payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise WireError("not_msgpack", f"{type(exc).__name__}: {str(exc)[:120] or 'malformed'}") from None
+    if (
+        max_metadata_bytes is not None
+        and len(payload) > max_metadata_bytes  # else the metadata, a part of it, cannot be larger
+        and type(d) is dict
+        and d.get("kind") == "start"
+        and type(d.get("metadata")) is dict
+    ):
+        check_metadata_size(d["metadata"], max_metadata_bytes, d.get("stream"), d.get("session"), d.get("seq"))
     return from_dict(d)
 
 
@@ -556,12 +600,15 @@ def split(data: bytes) -> tuple[str, bytes]:
     return topic, data[end + 1 :]
 
 
-def unpack(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str, Message]:
-    """Split, decode and check a ZeroMQ frame: ``(topic, message)``; raises :class:`WireError`."""
+def unpack(
+    data: bytes, max_bytes: int = MAX_MESSAGE_BYTES, max_metadata_bytes: int | None = None
+) -> tuple[str, Message]:
+    """Split, decode and check a ZeroMQ frame: ``(topic, message)``; raises :class:`WireError`
+    (``max_metadata_bytes``: as in :func:`decode`)."""
     if len(data) > max_bytes + 80:
         raise WireError("too_large", f"message is {len(data)} bytes > {max_bytes}")
     topic, payload = split(data)
-    msg = decode(payload, max_bytes)
+    msg = decode(payload, max_bytes, max_metadata_bytes)
     expected = topic_of(msg)
     if topic != expected:
         raise WireError("topic_mismatch", f"{msg.kind} message of {expected!r} arrived on topic {topic!r}")
@@ -569,7 +616,9 @@ def unpack(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[str, Messag
 
 
 __all__ = [
-    "SCHEMA_VERSION", "MAX_MESSAGE_BYTES", "WIRE_LAYOUTS", "RAW", "ANON", "STREAM_ID_RE", "REASONS", "FIELDS",
+    "SCHEMA_VERSION", "MAX_MESSAGE_BYTES", "MAX_METADATA_BYTES", "WIRE_LAYOUTS", "RAW", "ANON", "STREAM_ID_RE",
+    "REASONS", "FIELDS",
     "WireError", "FrameMessage", "FrameGap", "StreamStart", "StreamEnd", "Message",
     "topic_for", "topic_of", "subscription", "to_dict", "from_dict", "encode", "decode", "pack", "split", "unpack",
+    "metadata_bytes", "check_metadata_size", "MetadataTooLarge",
 ]  # fmt: skip

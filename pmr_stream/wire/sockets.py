@@ -14,13 +14,24 @@
   Keys live in files written by :func:`generate_keypair` (``NAME.key`` public,
   ``NAME.key_secret`` secret, mode 0600; the ZeroMQ certificate format). A server
   admits only clients whose public ``.key`` files lie in ``authorized_keys_dir``.
+  :func:`add_curve_arguments` / :func:`curve_from_args` are the one declaration of
+  the command-line flags (optionally prefixed, e.g. ``--raw-curve-*``).
+* Raw skeletons identify people: a socket that carries them (a :class:`Publisher`
+  unless ``carries_raw=False``; a subscriber whose topics include ``raw/``) refuses to
+  bind or connect to a non-loopback address without CURVE, unless
+  ``SocketOptions(insecure=True)`` (``--insecure``); see :func:`is_local_endpoint`.
+* A failed CURVE handshake (no CURVE on one side, a wrong server key, a client key the
+  server does not admit) is counted and logged as such, from the socket monitor's
+  ``HANDSHAKE_FAILED_*`` events; it is not taken for a cut connection.
 
 zmq is imported inside the functions, so importing this module does not need pyzmq.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import ipaddress
 import logging
 import os
 import re
@@ -32,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
-from pmr_stream.wire.schema import MAX_MESSAGE_BYTES, Message, pack, subscription
+from pmr_stream.wire.schema import MAX_MESSAGE_BYTES, RAW, Message, pack, subscription
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +135,152 @@ class CurveOptions:
     allow_any_client: bool = False
 
 
+def _flag(prefix: str, name: str) -> str:
+    return f"--{prefix}{name}"
+
+
+def _dest(prefix: str, name: str) -> str:
+    return f"{prefix}{name}".replace("-", "_")
+
+
+def add_curve_arguments(
+    parser: argparse.ArgumentParser, prefix: str = "", *, role: str = "", what: str = "", raw: bool = True
+) -> None:
+    """Add the CurveZMQ flags of one socket (the one declaration of :class:`CurveOptions` on a command line).
+
+    Flags: ``--{prefix}curve-secret FILE``, ``--{prefix}curve-server-key FILE`` (connecting
+    side), ``--{prefix}curve-clients DIR`` and ``--{prefix}curve-allow-any`` (binding side),
+    and, for a socket that may carry raw skeletons (``raw=True``), ``--{prefix}insecure``.
+    Read them back with :func:`curve_from_args` and :func:`insecure_from_args`.
+
+    Args:
+        prefix: e.g. ``"raw-"`` / ``"anon-"`` for a command with two sockets; ``""`` otherwise.
+        role: ``"client"`` (the socket always connects), ``"server"`` (always binds), or
+            ``""`` (either: ``--connect`` / ``--bind``); only the flags of that role are added.
+        what: the socket's name in the group title (e.g. ``"the raw/ subscriber"``).
+        raw: the socket may carry raw skeletons (adds ``--{prefix}insecure``).
+    """
+    if role not in ("", "client", "server"):
+        raise ValueError(f"role must be '', 'client' or 'server', got {role!r}")
+    title = (
+        f"CurveZMQ of {what}"
+        if what
+        else "CurveZMQ (encryption and authentication; make keys with `pmr keys`)"
+    )
+    g = parser.add_argument_group(title)
+    g.add_argument(
+        _flag(prefix, "curve-secret"), default=None, metavar="FILE", help="this side's .key_secret file"
+    )
+    if role != "server":
+        g.add_argument(_flag(prefix, "curve-server-key"), default=None, metavar="FILE",
+                       help="the binding side's public .key (on the connecting side)")  # fmt: skip
+    if role != "client":
+        g.add_argument(
+            _flag(prefix, "curve-clients"),
+            default=None,
+            metavar="DIR",
+            help="folder of public .key files of admitted clients (on the binding side)",
+        )
+        g.add_argument(_flag(prefix, "curve-allow-any"), action="store_true",
+                       help="binding side: encrypt but admit any client key")  # fmt: skip
+    if raw:
+        g.add_argument(_flag(prefix, "insecure"), action="store_true",
+                       help="allow raw skeletons in clear text to or from a non-loopback address (without it "
+                            "such a socket is refused: raw skeletons identify people; trusted networks only)")  # fmt: skip
+
+
+def curve_from_args(
+    args: argparse.Namespace, prefix: str = "", *, bind: bool | None = None
+) -> CurveOptions | None:
+    """The :class:`CurveOptions` given by the flags of :func:`add_curve_arguments` (``None``: no CURVE).
+
+    With ``bind`` known, flags of the other side are refused, and a missing server key
+    (connecting) or client folder (binding) is named with its flag, in one line
+    (``ValueError``).
+    """
+    secret = getattr(args, _dest(prefix, "curve_secret"), None)
+    server_key = getattr(args, _dest(prefix, "curve_server_key"), None)
+    clients = getattr(args, _dest(prefix, "curve_clients"), None)
+    allow_any = bool(getattr(args, _dest(prefix, "curve_allow_any"), False))
+    f = lambda name: _flag(prefix, name)  # noqa: E731
+    if not secret:
+        if server_key or clients or allow_any:
+            given = (
+                f("curve-server-key")
+                if server_key
+                else f("curve-clients")
+                if clients
+                else f("curve-allow-any")
+            )
+            raise ValueError(f"{given} needs {f('curve-secret')} (this side's .key_secret file)")
+        return None
+    if bind is True:
+        if server_key:
+            raise ValueError(f"{f('curve-server-key')} is for the connecting side; this socket binds (it is the "
+                             f"CURVE server: give {f('curve-clients')} DIR or {f('curve-allow-any')})")  # fmt: skip
+        if not clients and not allow_any:
+            raise ValueError(f"{f('curve-secret')} on a binding socket (the CURVE server) needs "
+                             f"{f('curve-clients')} DIR (admitted clients' public .key files) or {f('curve-allow-any')}")  # fmt: skip
+    elif bind is False:
+        if clients or allow_any:
+            given = f("curve-clients") if clients else f("curve-allow-any")
+            raise ValueError(f"{given} is for the binding side; this socket connects (it is the CURVE client: "
+                             f"give {f('curve-server-key')} FILE)")  # fmt: skip
+        if not server_key:
+            raise ValueError(f"{f('curve-secret')} on a connecting socket (the CURVE client) needs "
+                             f"{f('curve-server-key')} FILE (the binding side's public .key)")  # fmt: skip
+    return CurveOptions(
+        secret_key_file=Path(secret),
+        server_key_file=Path(server_key) if server_key else None,
+        authorized_keys_dir=Path(clients) if clients else None,
+        allow_any_client=allow_any,
+    )
+
+
+def insecure_from_args(args: argparse.Namespace, prefix: str = "") -> bool:
+    """``--{prefix}insecure`` of :func:`add_curve_arguments` (``False`` where the command has none)."""
+    return bool(getattr(args, _dest(prefix, "insecure"), False))
+
+
+#: ZeroMQ transports (``ipc``/``inproc`` stay on the host; the others may cross a network).
+_TRANSPORTS: Final[frozenset[str]] = frozenset(
+    {"tcp", "ipc", "inproc", "ws", "wss", "udp", "pgm", "epgm", "norm", "tipc", "vmci"}
+)
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint stays on this host.
+
+    Local: ``ipc://``, ``inproc://``, and ``tcp``/``ws``/``wss``/``udp`` to ``127.0.0.0/8``,
+    ``::1`` or ``localhost``. Everything else is not: ``*``, ``0.0.0.0``, ``[::]``, a LAN
+    address, a host or interface name, multicast transports (``pgm``, ``epgm``, ...).
+    ``tcp://source;destination`` is judged by its destination.
+    """
+    transport, sep, rest = endpoint.partition("://")
+    transport = transport.lower()
+    if not sep:
+        return False
+    if transport in ("ipc", "inproc"):
+        return True
+    if transport not in ("tcp", "ws", "wss", "udp"):
+        return False
+    rest = rest.rsplit(";", 1)[-1].split("/", 1)[0]
+    host = rest[: rest.rfind(":")] if rest.rfind(":") > rest.rfind("]") else rest
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return bool((mapped or addr).is_loopback)
+
+
+class InsecureEndpointError(ValueError):
+    """A socket carrying raw skeletons was asked to use a non-loopback address without CURVE."""
+
+
 @dataclass(frozen=True)
 class SocketOptions:
     """Options of :class:`Publisher` and :class:`SubscriberSocket`.
@@ -136,6 +293,9 @@ class SocketOptions:
         linger_ms: how long closing waits to flush queued messages.
         reconnect_ivl_ms: reconnection interval of connecting sockets.
         curve: CurveZMQ settings, or ``None`` for clear text (loopback only!).
+        insecure: let a socket that carries raw skeletons use a non-loopback address
+            without CURVE (refused otherwise, :class:`InsecureEndpointError`). A warning is
+            logged each time it is used.
         kernel_buffer_bytes: ``SO_SNDBUF`` / ``SO_RCVBUF`` of the socket's TCP connections
             (``ZMQ_SNDBUF`` / ``ZMQ_RCVBUF``); ``None`` leaves the OS's auto-tuning, which
             may hold megabytes for a peer that stopped reading. A small value makes such a
@@ -150,6 +310,7 @@ class SocketOptions:
     reconnect_ivl_ms: int = 100
     curve: CurveOptions | None = None
     kernel_buffer_bytes: int | None = None
+    insecure: bool = False
 
     def __post_init__(self) -> None:
         if self.kernel_buffer_bytes is not None and self.kernel_buffer_bytes < 1024:
@@ -162,16 +323,118 @@ class SocketOptions:
             raise ValueError("linger_ms must be >= 0 and reconnect_ivl_ms >= 1")
 
 
+#: Monitor events counted by :class:`SubscriberSocket` (name -> zmq attribute).
+_EVENTS: Final[tuple[str, ...]] = (
+    "EVENT_CONNECTED", "EVENT_DISCONNECTED", "EVENT_CONNECT_RETRIED", "EVENT_HANDSHAKE_SUCCEEDED",
+    "EVENT_HANDSHAKE_FAILED_NO_DETAIL", "EVENT_HANDSHAKE_FAILED_PROTOCOL", "EVENT_HANDSHAKE_FAILED_AUTH",
+)  # fmt: skip
+#: Handshake events, also watched by a CURVE :class:`Publisher`.
+_HANDSHAKE_EVENTS: Final[tuple[str, ...]] = (
+    "EVENT_HANDSHAKE_SUCCEEDED", "EVENT_HANDSHAKE_FAILED_NO_DETAIL", "EVENT_HANDSHAKE_FAILED_PROTOCOL",
+    "EVENT_HANDSHAKE_FAILED_AUTH",
+)  # fmt: skip
+#: After a failed handshake a connecting socket waits this long before it tries again,
+#: doubling up to the second value, seconds (a wrong key does not fix itself 10 times a second).
+HANDSHAKE_RETRY_S: Final[tuple[float, float]] = (0.5, 10.0)
+
+
+def _event_names(zmq: Any, events: Sequence[str]) -> dict[int, str]:
+    return {getattr(zmq, e): e[6:].lower() for e in events if hasattr(zmq, e)}
+
+
+def _subscribes_raw(topic: str) -> bool:
+    """Whether a subscription to ``topic`` receives raw skeletons (``raw/...``, ``""``, ``"r"``, ...)."""
+    sub, raw = subscription(topic), f"{RAW}/".encode()
+    return raw.startswith(sub) or sub.startswith(raw)
+
+
+def check_raw_endpoints(
+    endpoints: Sequence[str] | str, options: SocketOptions, *, bind: bool, flag_prefix: str = ""
+) -> None:
+    """Refuse a socket that carries raw skeletons on a non-loopback address without CURVE.
+
+    Raw skeletons identify people, so they leave the host only encrypted and
+    authenticated, whichever side binds. ``options.insecure`` allows it (with a warning).
+    Raises :class:`InsecureEndpointError` (one line, naming the endpoint and the flags
+    ``--{flag_prefix}curve-*`` / ``--{flag_prefix}insecure``).
+    """
+    if options.curve is not None:
+        return
+    remote = [
+        ep for ep in ([endpoints] if isinstance(endpoints, str) else endpoints) if not is_local_endpoint(ep)
+    ]
+    if not remote:
+        return
+    verb = "bind" if bind else "connect to"
+    if options.insecure:
+        log.warning("raw skeletons in clear text: %s %s without CURVE (insecure)", verb, ", ".join(remote))
+        return
+    for ep in remote:
+        transport = ep.partition("://")[0].lower()
+        if (
+            transport not in _TRANSPORTS
+        ):  # neither known local nor a known network: say so, not "not loopback"
+            raise ValueError(
+                f"cannot {'bind' if bind else 'connect'} {ep}: unknown ZeroMQ transport {transport!r}"
+            )
+    p = flag_prefix
+    keys = f"--{p}curve-clients DIR or --{p}curve-allow-any" if bind else f"--{p}curve-server-key FILE"
+    raise InsecureEndpointError(
+        f"refusing to {verb} {remote[0]} without CURVE: this socket carries raw skeletons, which identify people, "
+        f"and {remote[0]} is not a loopback address; encrypt it (--{p}curve-secret FILE with {keys}) or, on a "
+        f"trusted network, pass --{p}insecure"
+    )
+
+
+@dataclass
+class TransportCounters:
+    """What the socket monitor saw.
+
+    ``cut``: connections ZeroMQ closed itself because a peer broke the protocol, in
+    practice a message over ``max_message_bytes`` (refused before it was allocated).
+    ZeroMQ does not reconnect after that; :class:`SubscriberSocket` does, so one bad
+    message costs the messages in flight, not the publisher.
+    ``handshake_failures``: failed (CURVE) handshakes: one side without CURVE, a wrong
+    server key, a client key the server does not admit. They are not cuts; a connecting
+    socket retries after :data:`HANDSHAKE_RETRY_S`.
+    """
+
+    connects: int = 0
+    disconnects: int = 0
+    cut: int = 0
+    reconnects: int = 0
+    handshakes: int = 0
+    handshake_failures: int = 0
+    last_event: str = ""
+    by_event: dict[str, int] = field(default_factory=dict)
+
+
 class _WireSocket:
     """A socket in a context of its own (so a CURVE authenticator belongs to one socket)."""
 
     def __init__(
-        self, socket_type: int, endpoints: Sequence[str] | str, options: SocketOptions, bind: bool
+        self,
+        socket_type: int,
+        endpoints: Sequence[str] | str,
+        options: SocketOptions,
+        bind: bool,
+        carries_raw: bool,
     ) -> None:
         import zmq
 
+        eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         self.options = options
         self.bind = bind
+        #: raw skeletons pass this socket (the non-loopback rule of :func:`check_raw_endpoints` applies)
+        self.carries_raw = carries_raw
+        if carries_raw:
+            check_raw_endpoints(eps, options, bind=bind)
+        self.transport = TransportCounters()
+        #: called with ``(endpoint, why)`` after each failed handshake (a CURVE Publisher: from its monitor thread)
+        self.on_handshake_failed: Callable[[str, str], None] | None = None
+        #: the last failed handshake, as logged
+        self.last_handshake_error = ""
+        self._handshake_failed_at: dict[str, int] = {}  # endpoint -> failed handshakes
         self._ctx = zmq.Context()
         self._auth: Any = None
         self.socket: Any = self._ctx.socket(socket_type)
@@ -187,7 +450,7 @@ class _WireSocket:
             self._configure(zmq)
             if options.curve is not None:
                 self._setup_curve(zmq, options.curve)
-            for ep in [endpoints] if isinstance(endpoints, str) else list(endpoints):
+            for ep in eps:
                 if bind:
                     self.socket.bind(ep)
                     self.endpoints.append(self.socket.getsockopt_string(zmq.LAST_ENDPOINT))
@@ -239,6 +502,42 @@ class _WireSocket:
             server_public, _ = load_key_file(curve.server_key_file)
             self.socket.curve_serverkey = server_public
 
+    def _handshake_detail(self, name: str, value: int) -> str:
+        """Why a handshake failed, in words, from the monitor event and its value."""
+        import zmq
+
+        mine = "this side uses CURVE" if self.options.curve is not None else "this side has no CURVE keys"
+        if name == "handshake_failed_auth":
+            return (f"the server refused the client's key (ZAP status {value}): the client's public .key must lie "
+                    "in the server's folder of admitted clients")  # fmt: skip
+        if name == "handshake_failed_protocol":
+            if value == getattr(zmq, "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH", -1):
+                return f"one side uses CURVE and the other does not ({mine})"
+            if value == getattr(zmq, "PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC", -1):
+                return "the keys do not match (a client given another server's public key?)"
+            return f"protocol error 0x{value:x} ({mine})"
+        why = os.strerror(value) if value > 0 else "no detail"
+        if self.bind:
+            return f"a client closed the connection during the handshake ({why})"
+        return f"the server closed the connection during the handshake ({why}; is this client's server key right?)"
+
+    def _handshake_event(self, name: str, endpoint: str, value: int) -> bool:
+        """Count (and log) a ``handshake_*`` monitor event; ``True`` if it is a failure."""
+        t = self.transport
+        if name == "handshake_succeeded":
+            t.handshakes += 1
+            return False
+        t.handshake_failures += 1
+        n = self._handshake_failed_at[endpoint] = self._handshake_failed_at.get(endpoint, 0) + 1
+        detail = self._handshake_detail(name, value)
+        where = f"a client of {endpoint}" if self.bind else endpoint
+        self.last_handshake_error = f"{where}: CURVE handshake failed: {detail}"
+        if n & (n - 1) == 0:  # the first, then at powers of two
+            log.warning("%s (%d so far)", self.last_handshake_error, n)
+        if self.on_handshake_failed is not None:
+            self.on_handshake_failed(endpoint, detail)
+        return True
+
     def close(self, linger_ms: int | None = None) -> None:
         """Close the socket (waiting up to ``linger_ms`` to flush) and its context."""
         if self._closed:
@@ -271,14 +570,28 @@ class Publisher(_WireSocket):
     ``send`` never blocks: past the high-water mark ZeroMQ drops messages for that
     subscriber (PUB semantics). Subscriptions arriving are collected by
     :meth:`poll_subscriptions`.
+
+    ``carries_raw`` (default ``True``, fail closed): the publisher may send ``raw/``
+    topics, so it is refused on a non-loopback address without CURVE
+    (:func:`check_raw_endpoints`). A publisher declared ``carries_raw=False`` (the
+    anonymizer's ``anon/``) may use any address and refuses to send a ``raw/`` topic.
+    With CURVE, a thread watches the socket monitor and counts (and logs) failed
+    handshakes in :attr:`transport`.
     """
 
     def __init__(
-        self, endpoints: Sequence[str] | str, options: SocketOptions | None = None, *, bind: bool = True
+        self,
+        endpoints: Sequence[str] | str,
+        options: SocketOptions | None = None,
+        *,
+        bind: bool = True,
+        carries_raw: bool = True,
     ) -> None:
         import zmq
 
-        super().__init__(zmq.XPUB, endpoints, options or SocketOptions(), bind)
+        self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        super().__init__(zmq.XPUB, endpoints, options or SocketOptions(), bind, carries_raw)
         self.subscribers = 0  # subscribe messages seen (XPUB_VERBOSE: one per subscriber and topic)
         self.sent = 0
         self.sent_bytes = 0
@@ -286,6 +599,49 @@ class Publisher(_WireSocket):
     def _configure(self, zmq: Any) -> None:
         self.socket.setsockopt(zmq.SNDHWM, self.options.hwm)
         self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)
+        if self.options.curve is not None:
+            self._start_watcher(zmq)
+
+    def _start_watcher(self, zmq: Any) -> None:
+        """Drain the monitor in a thread: a monitor nobody reads blocks the socket once it is full."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        names = _event_names(zmq, _HANDSHAKE_EVENTS)
+        mask = 0
+        for e in _HANDSHAKE_EVENTS:
+            mask |= getattr(zmq, e, 0)
+        monitor = self.socket.get_monitor_socket(mask)
+
+        def watch() -> None:
+            try:
+                while not self._watch_stop.is_set():
+                    if not monitor.poll(100):
+                        continue
+                    while True:
+                        try:
+                            ev = recv_monitor_message(monitor, zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        name = names.get(ev["event"])
+                        if name is not None:
+                            self._handshake_event(
+                                name, ev.get("endpoint", b"").decode(errors="replace"), ev["value"]
+                            )
+            except zmq.ZMQError:  # pragma: no cover - the context is going away
+                pass
+            finally:
+                monitor.close(linger=0)
+
+        self._watcher = threading.Thread(target=watch, name="pmr-publisher-monitor", daemon=True)
+        self._watcher.start()
+
+    def _close_extra(self) -> None:
+        if self._watcher is not None:
+            self._watch_stop.set()
+            with contextlib.suppress(Exception):
+                self.socket.disable_monitor()
+            self._watcher.join()
+            self._watcher = None
 
     def send(self, msg: Message) -> int:
         """Publish ``msg`` on its topic; returns the bytes sent."""
@@ -293,10 +649,16 @@ class Publisher(_WireSocket):
 
     def send_raw(self, data: bytes) -> int:
         """Publish an already packed frame (``topic \\0 payload``) as it is."""
+        if not self.carries_raw and data[:4] == b"raw/":
+            raise ValueError("this publisher was declared carries_raw=False: it does not send raw/ topics")
         self.socket.send(data, copy=len(data) < 65536)
         self.sent += 1
         self.sent_bytes += len(data)
         return len(data)
+
+    def events(self) -> TransportCounters:
+        """The handshake counters (kept up to date by the monitor thread, with CURVE)."""
+        return self.transport
 
     def poll_subscriptions(self, timeout_ms: int = 0) -> list[bytes]:
         """Topics newly subscribed to since the last call (unsubscriptions are skipped)."""
@@ -328,35 +690,12 @@ class Publisher(_WireSocket):
         return True
 
 
-#: Monitor events counted by :class:`SubscriberSocket` (name -> zmq attribute).
-_EVENTS: Final[tuple[str, ...]] = (
-    "EVENT_CONNECTED", "EVENT_DISCONNECTED", "EVENT_CONNECT_RETRIED", "EVENT_HANDSHAKE_SUCCEEDED",
-    "EVENT_HANDSHAKE_FAILED_NO_DETAIL", "EVENT_HANDSHAKE_FAILED_PROTOCOL", "EVENT_HANDSHAKE_FAILED_AUTH",
-)  # fmt: skip
-
-
-@dataclass
-class TransportCounters:
-    """What the socket monitor saw.
-
-    ``cut``: connections ZeroMQ closed itself because a peer broke the protocol, in
-    practice a message over ``max_message_bytes`` (refused before it was allocated).
-    ZeroMQ does not reconnect after that; :class:`SubscriberSocket` does, so one bad
-    message costs the messages in flight, not the publisher.
-    """
-
-    connects: int = 0
-    disconnects: int = 0
-    cut: int = 0
-    reconnects: int = 0
-    handshakes: int = 0
-    handshake_failures: int = 0
-    last_event: str = ""
-    by_event: dict[str, int] = field(default_factory=dict)
-
-
 class SubscriberSocket(_WireSocket):
-    """A ``SUB`` socket subscribed to topic prefixes (see :func:`~pmr_stream.wire.schema.subscription`)."""
+    """A ``SUB`` socket subscribed to topic prefixes (see :func:`~pmr_stream.wire.schema.subscription`).
+
+    It carries raw skeletons (:func:`check_raw_endpoints` applies) when a topic
+    includes ``raw/`` (``raw/``, ``raw/<stream>``, ``""``).
+    """
 
     def __init__(
         self,
@@ -370,17 +709,19 @@ class SubscriberSocket(_WireSocket):
 
         self._topics = list(topics)
         self._monitor: Any = None
-        self.transport = TransportCounters()
         self._cut_pending: dict[str, float] = {}  # endpoint -> when to call it cut
+        self._retry_due: dict[str, float] = {}  # endpoint -> when to try again after a failed handshake
+        self._retry_wait: dict[str, float] = {}  # endpoint -> the next wait after a failed handshake, s
         self._next_event_check = 0.0
         #: called with the endpoint when a connection was cut (see :class:`TransportCounters`)
         self.on_cut: Callable[[str], None] | None = None
-        super().__init__(zmq.SUB, endpoints, options or SocketOptions(), bind)
+        carries_raw = any(_subscribes_raw(t) for t in self._topics)
+        super().__init__(zmq.SUB, endpoints, options or SocketOptions(), bind, carries_raw)
         self._poller = zmq.Poller()
         self._poller.register(self.socket, zmq.POLLIN)
         if self._monitor is not None:
             self._poller.register(self._monitor, zmq.POLLIN)
-        self._event_names = {getattr(zmq, e): e[6:].lower() for e in _EVENTS if hasattr(zmq, e)}
+        self._event_names = _event_names(zmq, _EVENTS)
 
     def _configure(self, zmq: Any) -> None:
         if self.options.conflate:
@@ -413,27 +754,51 @@ class SubscriberSocket(_WireSocket):
             elif name == "disconnected":
                 t.disconnects += 1
                 log.info("connection %s lost", endpoint)
-                if not self.bind:
+                if not self.bind and endpoint not in self._retry_due:
                     # A peer that closed is retried at once (CONNECT_RETRIED follows); a cut is not.
                     self._cut_pending[endpoint] = time.monotonic() + max(
                         0.25, 3 * self.options.reconnect_ivl_ms / 1000
                     )
             elif name == "connect_retried":
                 self._cut_pending.pop(endpoint, None)
-            elif name == "handshake_succeeded":
-                t.handshakes += 1
-            elif name.startswith("handshake_failed"):
-                t.handshake_failures += 1
-                log.warning("handshake with %s failed (%s)", endpoint, name)
+            elif name.startswith("handshake"):
+                if self._handshake_event(name, endpoint, int(ev.get("value", 0))):
+                    self._hold_off(endpoint)
+                else:
+                    self._retry_wait.pop(endpoint, None)
         self._revive()
 
+    def _hold_off(self, endpoint: str) -> None:
+        """After a failed handshake: not a cut; disconnect and try again after a growing wait."""
+        import zmq
+
+        self._cut_pending.pop(endpoint, None)
+        if self.bind or endpoint not in self.endpoints or endpoint in self._retry_due:
+            return
+        wait = self._retry_wait.get(endpoint, HANDSHAKE_RETRY_S[0])
+        self._retry_wait[endpoint] = min(2 * wait, HANDSHAKE_RETRY_S[1])
+        self._retry_due[endpoint] = time.monotonic() + wait
+        # Stop ZeroMQ's own retries (every reconnect_ivl_ms); linger 0: the session holds only our
+        # subscriptions, and waiting to deliver them would keep it reconnecting.
+        self.socket.setsockopt(zmq.LINGER, 0)
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.disconnect(endpoint)
+        self.socket.setsockopt(zmq.LINGER, self.options.linger_ms)
+
     def _revive(self) -> None:
-        """Reconnect endpoints whose connection ZeroMQ cut without retrying."""
-        if not self._cut_pending:
+        """Reconnect endpoints whose connection ZeroMQ cut without retrying, or whose handshake failed."""
+        if not self._cut_pending and not self._retry_due:
             return
         import zmq
 
         now = time.monotonic()
+        for ep, due in list(self._retry_due.items()):
+            if now >= due:
+                del self._retry_due[ep]
+                with contextlib.suppress(zmq.ZMQError):
+                    self.socket.disconnect(ep)
+                self.socket.connect(ep)
+                self.transport.reconnects += 1
         for ep, due in list(self._cut_pending.items()):
             if now < due:
                 continue
@@ -526,6 +891,7 @@ def stop_on_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) ->
 
 
 __all__ = [
-    "DEFAULT_HWM", "generate_keypair", "load_key_file", "CurveOptions", "SocketOptions",
-    "Publisher", "SubscriberSocket", "TransportCounters", "stop_on_signals",
+    "DEFAULT_HWM", "HANDSHAKE_RETRY_S", "generate_keypair", "load_key_file", "CurveOptions", "SocketOptions",
+    "add_curve_arguments", "curve_from_args", "insecure_from_args", "is_local_endpoint", "check_raw_endpoints",
+    "InsecureEndpointError", "Publisher", "SubscriberSocket", "TransportCounters", "stop_on_signals",
 ]  # fmt: skip

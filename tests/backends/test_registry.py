@@ -121,16 +121,28 @@ def test_register_backend_rejects_duplicates_and_auto() -> None:
 def test_a_registered_backend_is_made_by_get_backend(source: ModelSource) -> None:
     import numpy as np
 
+    from pmr_stream.backends.base import reference_outputs
+
+    class Reference(Backend):
+        name = "reference-test"
+
+        def _run(self, windows: np.ndarray) -> np.ndarray:
+            return reference_outputs(self.source.model, self.source.code, windows)
+
     class Echo(Backend):
         name = "echo-test"
 
         def _run(self, windows: np.ndarray) -> np.ndarray:
             return windows.copy()
 
-    register_backend("echo-test", lambda: Echo, lambda o: None, replace_existing=True)
-    backend = get_backend("echo-test", source=source, max_batch=2)
+    register_backend("reference-test", lambda: Reference, lambda o: None, replace_existing=True)
+    backend = get_backend("reference-test", source=source, max_batch=2)
     x = np.ones((5, 75, 25, 3), np.float32)
-    assert np.array_equal(backend.anonymize(x), x)
+    np.testing.assert_allclose(backend.anonymize(x), reference_outputs(source.model, source.code, x), rtol=0, atol=1e-5)
+    # a registered backend passes the same start-up check as the built-in ones: one that echoes is refused
+    register_backend("echo-test", lambda: Echo, lambda o: None, replace_existing=True)
+    with pytest.raises(ValueError, match="passes its input through"):
+        get_backend("echo-test", source=source, max_batch=2)
 
 
 def test_packages_import_without_the_capture_stack_and_optional_engines() -> None:

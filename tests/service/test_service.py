@@ -11,6 +11,7 @@ import pytest
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
 from pmr_stream.metrics_http import prometheus_text
+from pmr_stream.privacy import StreamIds
 from pmr_stream.service import AnonymizerService, ArrivalRate, ServiceOptions
 from pmr_stream.skeleton import bone_lengths
 from pmr_stream.window import WindowPolicy
@@ -294,8 +295,10 @@ def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np
             raw.send(frame_msg(s, t + 1, t, clip[t % len(clip)] + np.float32(k)))
         time.sleep(0.002)
 
+    key = bytes(32)
+    anon_id = StreamIds(key).anon  # anon/ carries each stream under its keyed pseudonym
     with Publisher("tcp://127.0.0.1:*") as raw:
-        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0), wait_subscribers=2,
+        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0, stream_key=key), wait_subscribers=2,
                              socket_options=SocketOptions(kernel_buffer_bytes=16384)) as svc, \
                 Subscriber(svc.anon_endpoint, ["anon/"]) as fast, \
                 Subscriber(svc.anon_endpoint, ["anon/"], SocketOptions(hwm=5, kernel_buffer_bytes=4096)) as stalled:  # fmt: skip
@@ -341,7 +344,7 @@ def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np
         assert m.anonymized and np.array_equal(m.joints, frames[(m.stream, m.seq)].joints)
     missing = 0
     for s in streams:
-        seqs = [r.message.seq for r in late if r.message.stream == s]
+        seqs = [r.message.seq for r in late if r.message.stream == anon_id(s)]
         assert seqs == sorted(set(seqs)) and seqs[-1] == n + more + 1  # in order, up to the stream's end
         assert set(range(n + 1, n + more + 1)) <= set(seqs)  # everything after it read again
         missing += n + more + 2 - len(seqs)

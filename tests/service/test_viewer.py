@@ -12,6 +12,7 @@ import pytest
 
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
+from pmr_stream.privacy import StreamIds
 from pmr_stream.service import ServiceOptions
 from pmr_stream.sinks.viewer import Viewer, ViewerOptions, has_display, run_viewer
 from pmr_stream.wire.sockets import Publisher
@@ -43,13 +44,14 @@ def test_writer_gets_one_picture_per_anonymized_frame(backend: Any, clip: np.nda
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert not has_display()
     out = tmp_path / "anon.mp4"
+    key = bytes(range(32))  # the anonymizer's stream key: the viewer pairs raw cam1 with its anon/ pseudonym
     with Publisher("tcp://127.0.0.1:*") as raw:
-        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0)) as svc:
+        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0, stream_key=key)) as svc:
             endpoints = [svc.anon_endpoint] + ([raw.endpoint] if show_original else [])
             topics = ["anon/"] + (["raw/"] if show_original else [])
             with Subscriber(endpoints, topics) as sub:
                 viewer = Viewer(sub, ViewerOptions(width=160, height=120, show_original=show_original,
-                                                   until_end=True, duration_s=30))  # fmt: skip
+                                                   until_end=True, duration_s=30, stream_ids=StreamIds(key)))  # fmt: skip
                 result: dict[str, Any] = {}
                 th = threading.Thread(target=lambda: result.update(path=run_viewer(viewer, out)))
                 th.start()

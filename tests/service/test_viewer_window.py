@@ -23,6 +23,7 @@ import pytest
 
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
+from pmr_stream.privacy import load_stream_key
 from pmr_stream.service import ServiceOptions
 from pmr_stream.wire.sockets import Publisher
 from tests.service.conftest import end_msg, frame_msg, running_service, start_msg
@@ -69,11 +70,14 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
 
     clip = load_recording(DEMO_CLIP).joints[:, 0].astype(np.float32)
     stop = threading.Event()
+    key_file = tmp_path / "stream_key"  # the anonymizer's key: the viewer pairs raw cam1 with its anon/ pseudonym
+    key = load_stream_key(key_file)
     with Publisher("tcp://127.0.0.1:*") as raw:
-        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0)) as svc:
+        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0, stream_key=key)) as svc:
             view = subprocess.Popen(
                 [sys.executable, "-m", "pmr_stream.cli", "view", "--endpoint", svc.anon_endpoint, "--show-original",
-                 "--raw-endpoint", raw.endpoint, "--width", str(W), "--height", str(H), "--duration", "60"],
+                 "--raw-endpoint", raw.endpoint, "--width", str(W), "--height", str(H), "--duration", "60",
+                 "--stream-key", str(key_file)],
                 env={**os.environ, "DISPLAY": xdisplay}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
 
