@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 _QUANTILE_SUFFIX: Final[str] = "_p50_p99"
 #: Summary fields that are a map of counters: the label each key becomes.
-LABELLED: Final[dict[str, str]] = {"failed": "reason", "wire_drops": "reason", "seq_missing": "stream"}
+LABELLED: Final[dict[str, str]] = {
+    "failed": "reason", "wire_drops": "reason", "refused": "reason", "seq_missing": "stream",
+}
 
 
 def _label_value(v: object) -> str:
@@ -41,7 +43,7 @@ def prometheus_text(summary: dict[str, Any], prefix: str = "pmr_anonymizer") -> 
     """The numeric fields of a stats summary in Prometheus text format.
 
     Numbers become gauges ``<prefix>_<name>``; the maps named in :data:`LABELLED` become one
-    series per key (``failed``/``wire_drops`` by ``reason``, ``seq_missing`` by ``stream``);
+    series per key (``failed``/``wire_drops``/``refused`` by ``reason``, ``seq_missing`` by ``stream``);
     ``*_p50_p99`` pairs become ``{quantile="0.5"}`` / ``{quantile="0.99"}``.
     """
     lines: list[str] = []

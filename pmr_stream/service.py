@@ -212,6 +212,8 @@ class ArrivalRate:
 
 
 _malloc_trim: Callable[[int], int] | None = None
+#: Trim the heap once this many person tracks (about 23 KB each; a stream's state counts 16) were freed.
+_TRIM_AFTER: Final[int] = 64
 
 
 def _trim_heap() -> None:
@@ -278,6 +280,8 @@ class AnonymizerService:
         self.due: list[Due] = []
         self.stats = ServiceStats()
         self.streams_seen = 0  # streams opened (one evicted and heard of again counts again)
+        self._untrimmed = 0  # streams forgotten since the heap was last trimmed (x16)
+        self._dropped_at_trim = 0  # the window store's tracks dropped then
         self.arrivals = ArrivalRate()
         if o.stream_key is None:
             log.info("no stream key given: anon/ stream ids are pseudonyms under a random key of this service only")
@@ -461,11 +465,9 @@ class AnonymizerService:
     def _evict(self, now: int) -> None:
         """Free idle persons, ended or idle streams (here and in the subscriber), and give the memory back."""
         self._finish_inflight(block=True)
-        freed = 0
         for key in self.windows.idle(now):
             self._resolve(self.windows.drop(key))
             self.windows.counters.evicted += 1
-            freed += 1
             s_out = self.out.get(key[0])
             if s_out is not None:  # its fresh id is never handed out again; the id map stays bounded
                 s_out.persons.forget(key[1])
@@ -473,9 +475,10 @@ class AnonymizerService:
         for name, s in list(self.out.items()):
             if (s.ended or now - s.last_seen_ns > limit) and not s.slots and not self.windows.keys_of(name):
                 del self.out[name]
-                freed += 1
-        freed += len(self.sub.expire(now))
-        if freed:
+        self._untrimmed += 16 * len(self.sub.expire(now))  # a stream's state is worth about 16 person tracks
+        # a trim takes milliseconds: only when megabytes were freed (tracks evicted, ended or reset)
+        if self._untrimmed + self.windows.dropped - self._dropped_at_trim >= _TRIM_AFTER:
+            self._untrimmed, self._dropped_at_trim = 0, self.windows.dropped
             _trim_heap()
 
     # ------------------------------------------------------------------ loop

@@ -163,6 +163,7 @@ class WindowStore:
         self.tracks: dict[tuple[str, int], PersonTrack] = {}
         self.counters = WindowCounters()
         self._persons: dict[str, dict[int, None]] = {}  # stream -> its persons with a track (insertion order)
+        self.dropped = 0  # tracks dropped so far (ended, evicted, reset): their buffers were freed
 
     # ---------------------------------------------------------------- input
 
@@ -277,6 +278,7 @@ class WindowStore:
         """Flush and forget a track (and its stream's entry with its last person)."""
         out = self.flush(key)
         if self.tracks.pop(key, None) is not None:
+            self.dropped += 1
             persons = self._persons[key[0]]
             del persons[key[1]]
             if not persons:

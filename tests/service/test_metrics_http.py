@@ -238,3 +238,9 @@ def test_prometheus_text_labels_per_stream_counters_and_escapes_them() -> None:
     text = prometheus_text({"seq_missing": {'a"b\\c': 3, "s-1": 95}, "seq_missing_total": 98})
     assert 'pmr_anonymizer_seq_missing{stream="a\\"b\\\\c"} 3' in text
     assert 'pmr_anonymizer_seq_missing{stream="s-1"} 95' in text and "pmr_anonymizer_seq_missing_total 98" in text
+
+
+def test_prometheus_text_exports_refusals_by_reason() -> None:
+    text = prometheus_text({"refused": {"too_many_streams": 4, "metadata_too_large": 1}})
+    assert 'pmr_anonymizer_refused{reason="too_many_streams"} 4' in text
+    assert 'pmr_anonymizer_refused{reason="metadata_too_large"} 1' in text

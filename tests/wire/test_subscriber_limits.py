@@ -163,3 +163,16 @@ def test_tombstones_are_bounded() -> None:
         sub.expire()
         assert not sub.streams and sub.forgotten == 40
         assert len(sub._gone) <= 4  # what is remembered of forgotten streams has a bound too
+
+
+def test_a_late_start_of_an_ended_session_does_not_reopen_it() -> None:
+    with Publisher(TCP_ANY) as pub, Subscriber(pub.endpoint, ["raw/"]) as sub:
+        assert pub.wait_for_subscribers(1, timeout_s=5)
+        for m in (start(seq=0), frame(seq=1), _end("cam0", 2), start(seq=1), start(seq=3), frame(seq=4),
+                  start(seq=0, session="s2")):  # fmt: skip
+            pub.send(m)
+        got = _receive_all(sub, 7)
+        assert [(r.message.kind, r.message.seq) for r in got] == [("start", 0), ("frame", 1), ("end", 2), ("start", 0)]
+        assert dict(sub.drops) == {"seq_backwards": 1, "unknown_stream": 2}
+        st = sub.streams["raw/cam0"]
+        assert st.restarts == 1 and st.start is not None and st.start.session == "s2" and not st.ended
