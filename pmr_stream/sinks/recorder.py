@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 #: Default cap on distinct person ids per take.
 DEFAULT_MAX_PERSONS = 64
+#: Seconds between checks of every take for a due segment (takes that receive check themselves).
+_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class StreamTake:
     duplicates: int = 0
     refused_persons: int = 0
     segments: int = 0
+    due: float = 0.0  # monotonic time at which this take's next segment is due
     _frames: set[int] = field(default_factory=set, repr=False)
     _msgs: dict[tuple[int, int], FrameMessage] = field(default_factory=dict, repr=False)  # (frame, person)
     _pts: dict[int, float] = field(default_factory=dict, repr=False)  # frame -> media time, pending
@@ -295,7 +298,7 @@ class Recorder:
         self.kept: list[Finished] = []  # takes that save() could not write (still in the parts folder)
         self._current: dict[str, StreamTake] = {}
         self._writer: _SegmentWriter | None = _SegmentWriter()
-        self._next_flush = time.monotonic() + self.options.flush_s
+        self._next_poll = time.monotonic() + _POLL_S
 
     # ------------------------------------------------------------------ receiving
 
@@ -304,28 +307,44 @@ class Recorder:
         take = self._current.get(r.topic)
         if take is None or take.session != session:
             take = StreamTake(r.topic, r.message.stream, session, number=len(self.takes) + 1)
+            # Takes are due at staggered times (golden-ratio offsets within the interval), so
+            # 60 streams give a small segment every ~17 ms, not 60 at once every second: a
+            # burst would hold up the receive loop and show as latency.
+            take.due = time.monotonic() + self.options.flush_s * ((take.number * 0.6180339887) % 1.0)
             self._current[r.topic] = take
             self.takes.append(take)
         take.add(r, self.options.max_persons)
-        self.poll()
+        now = time.monotonic()
+        if now >= take.due:
+            self._flush_take(take, now)
+        if now >= self._next_poll:
+            self.poll()
 
     def poll(self) -> None:
-        """Write a segment of every take with news when ``flush_s`` has passed."""
+        """Write a segment of every take with news whose ``flush_s`` interval has passed."""
         now = time.monotonic()
-        if now >= self._next_flush:
-            self._next_flush = now + self.options.flush_s
-            self.flush()
+        self._next_poll = now + _POLL_S
+        for take in self.takes:
+            if now >= take.due:
+                self._flush_take(take, now)
+
+    def _flush_take(self, take: StreamTake, now: float) -> None:
+        take.due = now + self.options.flush_s
+        if take.pending:
+            if self._writer is None:
+                raise RuntimeError("the recorder is closed")
+            rec = take.take_segment()  # counts the segment: its path comes after
+            self._writer.submit(segment_path(self.parts, take.number, take.segments), rec)
 
     def flush(self) -> int:
         """Hand a segment of every take with news to the writer now; returns how many."""
         if self._writer is None:
             raise RuntimeError("the recorder is closed")
+        now = time.monotonic()
         n = 0
         for take in self.takes:
-            if take.pending:
-                rec = take.take_segment()
-                self._writer.submit(segment_path(self.parts, take.number, take.segments), rec)
-                n += 1
+            n += take.pending
+            self._flush_take(take, now)
         return n
 
     @property
