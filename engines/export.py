@@ -4,7 +4,8 @@
 
 What is exported is ``D(E_M(windows), z_dummy)``: input ``windows``
 ``(B, 75, 25, 3)`` float32, output ``anonymized`` ``(B, 75, 25, 3)`` float32,
-batch dynamic. The dummy's privacy code is a constant of the graph, not a
+batch dynamic; a model with a privacy dial is exported at one level (the source's,
+``--privacy``; it is in the file's metadata and name key). The dummy's privacy code is a constant of the graph, not a
 second input: a deployment anonymizes onto one dummy chosen at start-up, a
 constant lets ONNX Runtime and TensorRT fold it into the first decoder layer
 (the ``folded`` graph does that fold exactly, halving the work), and a caller
@@ -80,13 +81,14 @@ class _HalfGraph(nn.Module):
 def export_module(source: ModelSource, precision: str = "fp32", graph: str = "folded") -> nn.Module:
     """The module that is exported: the streaming graph of ``graph`` kind, in ``precision``, on CPU."""
     model = copy.deepcopy(source.model).float().cpu()
-    module = build_graph(model, source.code.float().cpu(), graph)
+    module = build_graph(model, source.code.float().cpu(), graph, source.privacy)
     return _HalfGraph(copy.deepcopy(module)).eval() if precision == "fp16" else module
 
 
 def reference_outputs(source: ModelSource, windows: np.ndarray) -> np.ndarray:
-    """The PyTorch fp32 reference: :class:`~pmr_stream.model.pmr.AnonymizerGraph` in eager mode on CPU."""
-    return _reference_outputs(copy.deepcopy(source.model).float().cpu(), source.code, windows)
+    """The PyTorch fp32 reference: :class:`~pmr_stream.model.pmr.AnonymizerGraph` at the source's privacy
+    level in eager mode on CPU."""
+    return _reference_outputs(copy.deepcopy(source.model).float().cpu(), source.code, windows, source.privacy)
 
 
 def fold_constants(model: Any, opset: int) -> Any:
@@ -159,10 +161,12 @@ def to_onnx(source: ModelSource, precision: str = "fp32", graph: str = "folded",
             else:
                 d.dim_value = (T, J, C)[i - 1]
     model.producer_name = "pmr-stream"
-    model.doc_string = (f"PMR streaming graph D(E_M(windows), z_dummy), {graph} form, {precision}; "
+    level = source.privacy or "none"
+    model.doc_string = (f"PMR streaming graph D(E_M(windows), z_dummy), {graph} form, {precision}, privacy {level}; "
                         "input windows (B, 75, 25, 3) float32 normalised, output (B, 75, 25, 3) float32")  # fmt: skip
     info = {"graph": graph, "precision": precision, "opset": str(opset), "model_sha256": source.model_sha256,
-            "dummy_sha256": source.dummy_sha256, "model_id": source.model_id, "torch": torch.__version__}  # fmt: skip
+            "dummy_sha256": source.dummy_sha256, "model_id": source.model_id, "privacy": level,
+            "torch": torch.__version__}  # fmt: skip
     for k, v in info.items():
         prop = model.metadata_props.add()
         prop.key, prop.value = f"pmr_stream.{k}", v
@@ -209,15 +213,20 @@ def _code_digest() -> str:
     """Digest of the code that decides what an export contains: the network, the graph forms, this exporter."""
     import pmr_stream.backends.graph as graph_mod
     import pmr_stream.model.pmr as model_mod
+    import pmr_stream.model.privacy_dial as dial_mod
+    import pmr_stream.model.retarget as retarget_mod
 
-    files = [str(model_mod.__file__), str(graph_mod.__file__), __file__]
+    files = [str(m.__file__) for m in (model_mod, retarget_mod, dial_mod, graph_mod)] + [__file__]
     return sha256_bytes(b"".join(Path(f).read_bytes() for f in files))
 
 
 def _source_key(source: ModelSource, precision: str, graph: str, opset: int) -> str:
-    """Digest of everything an export depends on (for the file name): weights, dummy, form, code, exporter."""
+    """Digest of everything an export depends on (for the file name): weights, dummy, privacy level, form,
+    code, exporter."""
     exporter = torch.__version__.split("+")[0]  # the exporter's version, not the build (cpu/cu12x) of torch
     parts = [source.model_sha256, source.dummy_sha256, precision, graph, opset, exporter, _code_digest()]
+    if source.privacy is not None:  # a model without a dial keeps the key (and cached files) it had
+        parts.append(f"privacy={source.privacy}")
     return sha256_bytes(json.dumps(parts).encode())
 
 
@@ -248,7 +257,7 @@ def export_onnx(source: ModelSource, output: str | os.PathLike[str], precision: 
     meta = {"format": "pmr-stream-onnx", "version": 1, "onnx_sha256": art.sha256, "precision": precision, "graph": graph,
             "opset": opset, "input": INPUT, "output": OUTPUT, "batch": "dynamic", "relative_error_vs_torch": err,
             "model": source.model_path, "model_sha256": source.model_sha256, "dummy_sha256": source.dummy_sha256,
-            "model_id": source.model_id, "torch": torch.__version__, "export_time_s": round(time.perf_counter() - t0, 3)}  # fmt: skip
+            "model_id": source.model_id, "privacy": source.privacy, "torch": torch.__version__, "export_time_s": round(time.perf_counter() - t0, 3)}  # fmt: skip
     metadata_path(out).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info("wrote %s (%s, %s graph, relative error %.2g vs PyTorch)", out, precision, graph, err)
     return art

@@ -2,11 +2,15 @@
 
 Each person's track is cut into 75-frame windows, each normalised the way the
 network was trained (SpineMid of its first frame at the origin), anonymized and put
-back where it was. By default every frame gets its own window centred on it and is
-read from that window's centre (no window borders at all, so no seams); the
-``"blend"`` mode uses fewer windows, ``stride`` frames apart, blended with weights
-that fall to near zero at window borders (a Hann taper). Short tracks are padded by
-repeating their end frames and trimmed back afterwards.
+back where it was. By default (mode ``"last"``) every frame is read the way the
+streaming service reads it with its default window policy: from the end of the window
+that ends at it, the start-up padded by repeating the track's first frame, through the
+same :class:`~pmr_stream.window.WindowStore` the service uses, so a file anonymized
+offline holds exactly the frames the service publishes for the same track (``"delay:N"``
+is the offline form of the service's ``delay:N`` policy). ``"centre"`` reads every frame
+from the centre of its own window; ``"blend"`` uses fewer windows, ``stride`` frames
+apart, blended with weights that fall to near zero at window borders (a Hann taper).
+Short tracks are padded by repeating their end frames and trimmed back afterwards.
 
 The network call is a ``WindowFn``: windows ``(B, 75, 25, 3)`` normalised ->
 anonymized ``(B, 75, 25, 3)``. :class:`TorchWindowFn` runs the PyTorch model with
@@ -19,7 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +44,7 @@ from pmr_stream.skeleton import (
     retarget_bones,
     window_starts,
 )
+from pmr_stream.window import POLICY_HELP, WindowOptions, WindowPolicy, WindowStore
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +80,17 @@ def dummy_bone_lengths(dummy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32
 class TorchWindowFn:
     """PyTorch implementation of the streaming graph ``D(E_M(windows), z_dummy)``.
 
-    ``z_dummy`` (the dummy's privacy code) is computed once at construction.
+    ``z_dummy`` (the dummy's privacy code) is computed once at construction; ``privacy`` is the
+    dial's level of a model with one (``None``: its default; a model without a dial refuses a level).
     """
 
     name = "torch"
 
-    def __init__(self, model: PMRModel, dummy: npt.ArrayLike, device: str = "cpu", max_batch: int = 256) -> None:
+    def __init__(self, model: PMRModel, dummy: npt.ArrayLike, device: str = "cpu", max_batch: int = 256,
+                 privacy: str | None = None) -> None:  # fmt: skip
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.privacy = model.resolve_privacy(privacy)
         d = torch.as_tensor(np.asarray(dummy, dtype=np.float32)).to(self.device)
         if d.dim() == 3:
             d = d.unsqueeze(0)
@@ -100,7 +108,7 @@ class TorchWindowFn:
         out = []
         for s in range(0, len(w), self.max_batch):
             x = torch.from_numpy(w[s : s + self.max_batch]).to(self.device)
-            out.append(self.model.anonymize_with_code(x, self.code).cpu().numpy())
+            out.append(self.model.anonymize_with_code(x, self.code, self.privacy).cpu().numpy())
         return np.concatenate(out) if out else np.zeros_like(w)
 
     __call__ = anonymize
@@ -112,35 +120,58 @@ def blend_weights(length: int = T) -> npt.NDArray[np.float64]:
     return 0.5 - 0.5 * np.cos(2 * np.pi * (n + 0.5) / length) + 1e-3
 
 
+#: Offline modes that are not a window policy (``last`` and ``delay:N`` are, see :mod:`pmr_stream.window`).
+OFFLINE_MODES: Final[tuple[str, ...]] = ("centre", "blend")
+#: What ``AnonymizeOptions.mode`` / ``pmr anonymize --mode`` accept.
+MODE_HELP: Final[str] = f"a window policy ({POLICY_HELP}), 'centre' or 'blend'"
+
+
 @dataclass(frozen=True)
 class AnonymizeOptions:
     """How a track becomes windows.
 
-    ``mode="centre"`` (default): one window per frame, centred on it (the track's ends
-    repeated as padding); each output frame is the centre frame of its own window. The
-    network's output frames carry a position-dependent error, so reading every frame
-    at the same position keeps the motion smooth (measured on the real NTU samples with
-    the shipped model: frame-to-frame jitter 5.5 mm vs 131 mm for ``"blend"``, motion
-    correlation with the original 0.57 vs 0.18).
+    ``mode="last"`` (default): what the streaming service publishes with its default window
+    policy, frame for frame: frame ``t`` is the last frame of the window ``t - 74 .. t``
+    (before frame 74 the window is padded by repeating the track's first frame), each
+    window normalised by the SpineMid of its first frame. Offline and streaming output of
+    the same track are then the same (up to the engine's float error).
+    ``mode="delay:N"`` (``N`` in 1..74): the service's ``delay:N`` policy: frame ``t`` is the
+    weighted mean of frame ``t`` in the windows ending at ``t .. t + N`` (weights ``1 .. N+1``;
+    at the track's end, over the windows there are).
+    ``mode="centre"``: one window per frame, centred on it (the track's ends repeated as
+    padding); each output frame is the centre frame of its own window. The network's error
+    depends on the frame's position in the window, and the centre is where it is smallest;
+    no streaming policy can read there without 37 frames (1.2 s) of delay.
     ``mode="blend"``: windows ``stride`` frames apart blended with a Hann taper
-    (75 = no overlap; 25 = each frame in 3 windows); fewer network calls.
+    (75 = no overlap; 25 = each frame in 3 windows); fewer network calls, more jitter.
     ``bone_lengths``: ``(24,)`` metres (e.g. :func:`dummy_bone_lengths` of the dummy): every
-    output bone is set to that length by forward kinematics, directions kept, as the
-    streaming service does by default; ``None`` keeps the network's output as it is.
+    output bone is set to that length by forward kinematics, directions kept, after the
+    policy's blending, as the streaming service does by default; ``None`` keeps the
+    network's output as it is.
     """
 
-    mode: Literal["centre", "blend"] = "centre"
+    mode: str = "last"
     stride: int = 25
     batch_size: int = 256
     bone_lengths: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in ("centre", "blend"):
-            raise ValueError(f"mode must be 'centre' or 'blend', got {self.mode!r}")
+        if self.mode not in OFFLINE_MODES:
+            try:
+                WindowPolicy.parse(str(self.mode))
+            except ValueError:
+                raise ValueError(f"mode must be {MODE_HELP}, got {self.mode!r}") from None
         if not 1 <= self.stride <= T:
             raise ValueError(f"stride must be in 1..{T}, got {self.stride}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.bone_lengths is not None and len(self.bone_lengths) != J - 1:
             raise ValueError(f"bone_lengths must hold {J - 1} lengths, got {len(self.bone_lengths)}")
+
+    @property
+    def policy(self) -> WindowPolicy | None:
+        """The streaming window policy this mode reads like, or None (``centre``, ``blend``)."""
+        return None if self.mode in OFFLINE_MODES else WindowPolicy.parse(self.mode)
 
 
 def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: AnonymizeOptions | None = None) -> npt.NDArray[np.float32]:
@@ -154,6 +185,9 @@ def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: Anonymi
     n = len(x)
     if n == 0:
         return x.copy()
+    policy = opts.policy
+    if policy is not None:
+        return _bones(_policy_windows(x, window_fn, policy, opts.batch_size), opts)
     if opts.mode == "centre":
         return _bones(_centre_windows(x, window_fn, opts.batch_size), opts)
     padded = pad_to_length(x, T)  # (max(N, 75), 25, 3)
@@ -175,6 +209,37 @@ def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: Anonymi
 
 def _bones(x: npt.NDArray[np.float32], opts: AnonymizeOptions) -> npt.NDArray[np.float32]:
     return x if opts.bone_lengths is None else retarget_bones(x, np.asarray(opts.bone_lengths, np.float32))
+
+
+def _policy_windows(
+    x: npt.NDArray[np.float32], window_fn: WindowFn, policy: WindowPolicy, batch_size: int
+) -> npt.NDArray[np.float32]:
+    """Each frame as the streaming service reads it with ``policy``: the track ``(N, 25, 3)`` goes
+    through a :class:`~pmr_stream.window.WindowStore` (the service's ring buffer: start-up
+    padding, per-window normalisation, read position, blending), ``batch_size`` windows per call."""
+    key = ("offline", 0)
+    store = WindowStore(WindowOptions(policy=policy))
+    out = np.empty_like(x)
+    done = np.zeros(len(x), bool)
+
+    def put(results: list[tuple[Any, npt.NDArray[np.float32] | None]]) -> None:
+        for tag, joints in results:
+            assert joints is not None  # nothing fails here: every window is resolved with its output
+            out[tag] = joints
+            done[tag] = True
+
+    for s in range(0, len(x), batch_size):
+        dues = []
+        for t in range(s, min(len(x), s + batch_size)):
+            due, flushed = store.push(key[0], key[1], t, x[t], t, 0)
+            assert due is not None and not flushed  # frames 0, 1, 2 ... of one continuous track
+            dues.append(due)
+        res = np.asarray(window_fn(np.stack([d.window for d in dues])), dtype=np.float32)  # (b, 75, 25, 3)
+        for d, r in zip(dues, res, strict=True):
+            put(store.resolve(d, r))
+    put(store.drop(key))  # delay:N: the last N frames, from the windows there are
+    assert done.all()
+    return out
 
 
 def _centre_windows(x: npt.NDArray[np.float32], window_fn: WindowFn, batch_size: int) -> npt.NDArray[np.float32]:
@@ -226,9 +291,13 @@ def anonymize_recording(
 
 
 def default_window_fn(
-    model_path: str | Path | None = None, dummy_path: str | Path | None = None, device: str = "cpu"
+    model_path: str | Path | None = None, dummy_path: str | Path | None = None, device: str = "cpu",
+    privacy: str | None = None,
 ) -> tuple[TorchWindowFn, str]:
     """The shipped default model and dummy (or the given ones) as a window function, and a model id.
+
+    ``privacy``: the privacy dial's level (``None``: the model's default); a model without a dial
+    refuses a level in one line naming the file.
 
     Passes the start-up check of the backends first (:func:`pmr_stream.backends.base.load_source`
     refuses non-finite weights or dummy and a bad reference output; the window function itself is
@@ -240,9 +309,9 @@ def default_window_fn(
 
     mp = Path(model_path) if model_path else DEFAULT_MODEL
     dp = Path(dummy_path) if dummy_path else DEFAULT_DUMMY
-    source = load_source(BackendOptions(model_path=str(mp), dummy=str(dp)))
+    source = load_source(BackendOptions(model_path=str(mp), dummy=str(dp), privacy=privacy))
     window = source.dummy_window if source.dummy_window is not None else load_dummy(dp)  # always set by load_source
-    fn = TorchWindowFn(source.model, window, device=device)
+    fn = TorchWindowFn(source.model, window, device=device, privacy=source.privacy)
     verify_outputs(fn.anonymize, source, "fp32", str(mp))
     log.info("anonymizing with %s (dummy %s)", mp, dp)
     return fn, source.model_id

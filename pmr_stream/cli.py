@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pmr_stream.config import add_privacy_argument
+
 if TYPE_CHECKING:  # the socket stack is imported lazily by the commands that need it
     from pmr_stream.wire.sockets import SocketOptions
 
@@ -335,6 +337,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_command(args)
 
 
+def cmd_train_default(args: argparse.Namespace) -> int:
+    from training.train_retarget import train_default_command
+
+    return train_default_command(args)
+
+
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from pmr_stream.formats.files import check_output_file
     from pmr_stream.formats.io import check_fits, guess_format, load_recording, save_recording
@@ -347,17 +355,22 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         out_fmt = in_fmt  # a new .npy takes the input's array kind
     rec = load_recording(args.input, in_fmt)
     out_fmt, _ = check_fits(rec, args.output, out_fmt)
-    from pmr_stream.anonymize import AnonymizeOptions, anonymize_recording, default_window_fn
+    from pmr_stream.anonymize import (
+        AnonymizeOptions,
+        anonymize_recording,
+        default_window_fn,
+        dummy_bone_lengths,
+    )
 
-    window_fn, model_id = default_window_fn(args.model_path, args.dummy, device=args.device)
-    from pmr_stream.anonymize import dummy_bone_lengths
-
+    AnonymizeOptions(mode=args.mode, stride=args.stride)  # a bad --mode or --stride fails before the model loads
+    window_fn, model_id = default_window_fn(args.model_path, args.dummy, device=args.device, privacy=args.privacy)
     bones = tuple(float(b) for b in dummy_bone_lengths(window_fn.dummy)) if args.bones == "dummy" else None
     opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
     out = anonymize_recording(rec, window_fn.anonymize, opts, model_id=model_id)
     written = save_recording(out, args.output, out_fmt, overwrite=args.overwrite)
     print(
         f"wrote {written.path}: {written.frames} frames, {written.persons} person(s) anonymized with {model_id}"
+        + (f" (privacy {window_fn.privacy}, mode {args.mode})" if window_fn.privacy else f" (mode {args.mode})")
     )
     return 0
 
@@ -407,30 +420,48 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
                    help="stand-in .npz (default data/standin.npz, generated when missing) or NTU-60 .skeleton directory")  # fmt: skip
     p.add_argument("--genders", default=None, help="NTU-60: CSV of the performers' genders (without it: no gender column)")
     p.add_argument("--cache", default=None, help="NTU-60: .npz cache of the preprocessed clips (written on first use)")
-    p.add_argument("--evaluators", default=None, help="evaluator cache directory (default runs/evaluators/DATASET)")
+    p.add_argument("--protocol", choices=("cross-view", "cross-take", "both"), default=None,
+                   help="split(s): cross-take (train replication 1, test replication 2 camera 1: no shared take), "
+                        "cross-view (train cameras 2, 3, test camera 1: the paper's) or both (default; --quick: cross-take)")  # fmt: skip
+    p.add_argument("--quick", action="store_true",
+                   help="quick mode: cross-take only, 1 seed, 10 evaluator and 4 attacker epochs, 760 attacker clips, "
+                        "the default anonymizer's rows only, evaluators cached apart (runs/evaluators/DATASET-quick/)")  # fmt: skip
+    p.add_argument("--evaluators", default=None,
+                   help="evaluator cache directory, one sub-directory per protocol (default runs/evaluators/DATASET[-quick])")  # fmt: skip
     p.add_argument("--retrain-evaluators", action="store_true", help="train the evaluators even when a fresh cache exists")
     p.add_argument("--sgn-size", choices=("slim", "paper"), default="slim",
                    help="slim: a CPU-sized SGN (default); paper: SGN as published (use a GPU)")  # fmt: skip
-    p.add_argument("--evaluator-epochs", type=int, default=None, help="epochs per evaluator (default 25 slim, 60 paper)")
+    p.add_argument("--evaluator-epochs", type=int, default=None,
+                   help="epochs per fixed evaluator (default 25 slim, 60 paper, 10 --quick)")  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test clips only (quick runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if not evaluate_flags:
         return
+    p.add_argument("--paper-model", default=None,
+                   help="the paper-faithful PMR checkpoint (default pmr_stream/assets/pmr_paper.pt if it exists); 'none' skips")  # fmt: skip
     p.add_argument("--model-path", action="append", default=None,
-                   help="PMR checkpoint to evaluate (repeatable; default: the shipped model)")  # fmt: skip
+                   help="another checkpoint to evaluate beside the shipped default (repeatable)")  # fmt: skip
+    p.add_argument("--privacy-levels", default=None,
+                   help="comma-separated privacy levels of the default anonymizer to evaluate (default: all)")  # fmt: skip
     p.add_argument("--dmr-path", default=None, help="DMR checkpoint (default: the shipped dmr_standin.pt); 'none' skips")
-    p.add_argument("--dummy", default=None, help="the constant policy's dummy recording (default: the shipped dummy)")
-    p.add_argument("--seeds", type=int, default=5, help="evaluation seeds (default 5)")
-    p.add_argument("--policies", default="constant,random,same_action", help="dummy policies, comma-separated")
+    p.add_argument("--dummy", default=None, help="the constant dummy's recording (default: the shipped dummy)")
+    p.add_argument("--seeds", type=int, default=None, help="evaluation seeds: linkage pairs, random dummies (default 5, --quick 1)")
+    p.add_argument("--adaptive-epochs", type=int, default=None,
+                   help="fine-tuning epochs of each adaptive attacker, warm-started from the fixed one (default 6, --quick 4)")  # fmt: skip
+    p.add_argument("--adaptive-clips", type=int, default=None,
+                   help="train the adaptive attackers on at most N training clips (seeded subset; default all, --quick 760)")  # fmt: skip
+    p.add_argument("--no-adaptive", action="store_true", help="fixed evaluators only (no adaptive columns)")
+    p.add_argument("--policies", default="constant,random,same_action",
+                   help="dummy policies of the cross-view paper-layout table, comma-separated")  # fmt: skip
     p.add_argument("--no-fk", action="store_true", help="leave out the forward-kinematics baseline")
     p.add_argument("--no-stream", action="store_true", help="leave out the streaming-path row")
     p.add_argument("--stream-backend", default="auto", help="engine backend of the streaming row (default auto)")
     p.add_argument("--stream-policy", default="last", help="window policy of the streaming row (default last)")
     p.add_argument("--stream-bones", choices=("dummy", "model"), default="dummy",
                    help="bone step of the streaming row, as the service's --bones (default dummy)")
-    p.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test clips only (quick runs)")
-    p.add_argument("--output", default=None, help="output directory (default out/eval_DATASET)")
+    p.add_argument("--output", default=None, help="output directory (default out/eval_DATASET, out/eval_DATASET_quick)")
 
 
 def _add_model_commands(sub: Any) -> None:
@@ -438,7 +469,13 @@ def _add_model_commands(sub: Any) -> None:
     _add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="the privacy/utility table: Original, PMR, DMR, FK baseline, streaming path")
+    from training.recipe import add_recipe_arguments
+
+    p = sub.add_parser("train-default", help="train the default anonymizer (PMR, retarget head, privacy dial); resumable")
+    add_recipe_arguments(p)
+    p.set_defaults(func=cmd_train_default)
+
+    p = sub.add_parser("evaluate", help="the privacy/utility tables: fixed and adaptive attackers, cross-take and cross-view")
     _add_eval_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -458,10 +495,13 @@ def _add_model_commands(sub: Any) -> None:
                    help="replace an existing output file (never the input itself)")
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped stand-in model)")
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
-    p.add_argument("--mode", choices=("centre", "blend"), default="centre",
-                   help="centre: one window per frame, read at its centre (smooth, default); "
+    p.add_argument("--mode", default="last", metavar="MODE",
+                   help="last (default): every frame read as the streaming service reads it (the end of the "
+                        "window ending at it; same output as the service's default policy); delay:N: as the "
+                        "service's --policy delay:N; centre: one window per frame, read at its centre; "
                         "blend: windows --stride frames apart, Hann-blended (fewer network calls)")
     p.add_argument("--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)")
+    add_privacy_argument(p)
     p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
                    help="dummy (default): set every output bone to the dummy's length; model: the network's output as is")
     p.add_argument("--device", default="cpu")
@@ -472,7 +512,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engines.export import ExportError, export_onnx
     from pmr_stream.backends.base import BackendOptions, BackendUnavailable, load_source
 
-    source = load_source(BackendOptions(model_path=args.model_path, dummy=args.dummy))
+    source = load_source(BackendOptions(model_path=args.model_path, dummy=args.dummy, privacy=args.privacy))
     try:
         if args.format == "onnx":
             art = export_onnx(source, args.output, args.precision, args.graph, args.opset)
@@ -505,7 +545,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     opts = BenchOptions(
         backends=tuple(args.backend) if args.backend else None, device=args.device,
         batch_sizes=parse_batch_sizes(args.batch_sizes), precisions=tuple(args.precision) if args.precision else None,
-        graphs=tuple(args.graph), model_path=args.model_path, dummy=args.dummy, seconds=args.seconds,
+        graphs=tuple(args.graph), model_path=args.model_path, dummy=args.dummy, privacy=args.privacy, seconds=args.seconds,
         threads=args.threads, cache_dir=args.cache_dir, paper=not args.no_paper, paper_calls=args.paper_calls,
         wait_quiet_s=args.wait_quiet,
         quiet_load=args.quiet_load, json_path=json_path, histogram_path=histogram, table_path=args.table,
@@ -532,6 +572,7 @@ def _add_engine_commands(sub: Any) -> None:
     p.add_argument("--opt-batch", type=int, default=None, help="tensorrt: batch the profile is tuned for (default 64)")
     p.add_argument("--onnx", default=None, help="tensorrt: build from this ONNX file instead of exporting")
     p.add_argument("--cache-dir", default=None, help="where the ONNX export and timing cache live (default ~/.cache/pmr-stream)")
+    add_privacy_argument(p, "the exported graph's ")
     p.add_argument("--force", action="store_true", help="tensorrt: rebuild even when the engine is up to date")
     p.set_defaults(func=cmd_export)
 
@@ -547,6 +588,7 @@ def _add_engine_commands(sub: Any) -> None:
     p.add_argument("--seconds", type=float, default=1.0, help="timed seconds per backend and batch size (default 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per call (default: the libraries' choice)")
     p.add_argument("--cache-dir", default=None, help="where exported ONNX files and engines are kept")
+    add_privacy_argument(p, "the timed graph's ")
     p.add_argument("--json", default=None, metavar="FILE", help="write the full report as JSON (and FILE.png)")
     p.add_argument("--histogram", default=None, metavar="PNG", help="latency histogram (default: beside --json)")
     p.add_argument("--table", default=None, metavar="FILE", help="also write the table to FILE")
@@ -599,6 +641,8 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
         options["model_path"] = args.model_path
     if args.dummy:
         options["dummy"] = args.dummy
+    if args.privacy:
+        options["privacy"] = args.privacy
     if args.threads:
         options["threads"] = args.threads
     options["spin"] = args.spin  # onnxruntime only; the other backends ignore it
@@ -614,7 +658,8 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
             args.raw, args.anon, backend, model_id, opts, anon_sockets, raw_socket_options=raw_sockets, stop=stop,
             duration_s=args.duration, until_end=args.until_end, wait_subscribers=args.wait_subscribers,
             wait_timeout_s=args.wait_timeout, report=lambda d: _print_json_line("stats", d),
-            ready=lambda ep: print(f"anonymizer: {backend.name} on {backend.device} ({model_id}), policy "
+            ready=lambda ep: print(f"anonymizer: {backend.name} on {backend.device} ({model_id}, privacy "
+                                   f"{backend.source.privacy or 'n/a: no dial'}), policy "
                                    f"{opts.policy.name}; raw/ from {', '.join(args.raw)}{_link(raw_sockets)}, anon/ on {ep}"
                                    f"{_link(anon_sockets)} "
                                    f"(stream ids: pseudonyms keyed by {ids.key_path})", flush=True),
@@ -645,6 +690,7 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
+    add_privacy_argument(p)
     p.add_argument("--max-batch", type=int, default=128, help="most windows per engine call (default 128)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait for a batch to fill, only while frames arrive faster than one per that time (default 5 ms)")
     p.add_argument("--max-gap", type=int, default=10, help="missing frames interpolated; longer gaps reset (default 10)")

@@ -386,6 +386,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     backend += ["--spin"] if args.spin else []
     backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
     backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
+    backend += ["--privacy", args.privacy] if args.privacy else []
     backend += ["--stream-key", str(ids.key_path)] + [a for s in sorted(ids.public) for a in ("--public-stream-id", s)]
     one = len(groups) == 1
     sink_json = [work / ("latency.json" if one else f"latency.p{i}.json") for i in range(len(groups))]
@@ -495,6 +496,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+    from pmr_stream.config import add_privacy_argument
     from pmr_stream.window import POLICY_HELP
 
     p.add_argument("--source", default=DEFAULT_SOURCE,
@@ -506,6 +508,7 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's choice)")
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
+    add_privacy_argument(p, "anonymizer: ")
     p.add_argument("--max-batch", type=int, default=128, help="anonymizer: most windows per engine call")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="anonymizer: longest wait for a batch to fill (default 5 ms)")
     p.add_argument("--threads", type=int, default=None, help="anonymizer: CPU threads per engine call")

@@ -32,10 +32,10 @@ def identity(windows: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n", [1, 30, 75, 76, 200, 333])
-@pytest.mark.parametrize(("mode", "stride"), [("blend", 25), ("blend", 75), ("centre", 25)])
+@pytest.mark.parametrize(("mode", "stride"), [("blend", 25), ("blend", 75), ("centre", 25), ("last", 25), ("delay:4", 25)])
 def test_identity_window_function_gives_the_input_back(n: int, mode: str, stride: int) -> None:
     x = walking_track(n)
-    out = anonymize_track(x, identity, AnonymizeOptions(mode=mode, stride=stride))  # type: ignore[arg-type]
+    out = anonymize_track(x, identity, AnonymizeOptions(mode=mode, stride=stride))
     assert out.shape == x.shape
     np.testing.assert_allclose(out, x, atol=1e-5)  # normalisation undone, windows blended, padding trimmed
 
@@ -111,7 +111,7 @@ def test_bad_options_and_tracks() -> None:
     with pytest.raises(ValueError, match="stride"):
         AnonymizeOptions(stride=0)
     with pytest.raises(ValueError, match="mode"):
-        AnonymizeOptions(mode="last")  # type: ignore[arg-type]
+        AnonymizeOptions(mode="first")
     with pytest.raises(ValueError, match="track"):
         anonymize_track(np.zeros((10, 24, 3)), identity)
 
@@ -134,7 +134,7 @@ def test_default_model_gives_the_dummy_body_and_keeps_the_motion(ntu_dir: Path) 
     from tools.anonymize_report import clip_figures
 
     fn, model_id = default_window_fn()
-    assert model_id == "pmr_standin"
+    assert model_id == "pmr_default"
     dummy = relative_bone_lengths(load_dummy(DEFAULT_DUMMY))
     rng = np.random.default_rng(0)
     rows = []
@@ -188,7 +188,16 @@ def test_cli_anonymize_two_person_skeleton(tmp_path: Path) -> None:
     want = np.median(bone_lengths(load_dummy(DEFAULT_DUMMY)), axis=0)
     for p in range(2):
         np.testing.assert_allclose(bone_lengths(a[pa[:, p], p]), np.broadcast_to(want, (int(pa[:, p].sum()), 24)), atol=2e-3)
+    # --bones model: the network's own bones; the default (retarget head) builds them from the
+    # dummy's already, the paper-faithful PMR does not
+    from pmr_stream.assets import PAPER_MODEL
+
     out2 = tmp_path / "anon_model.skeleton"
     assert main(["anonymize", "--input", str(src), "--output", str(out2), "--bones", "model"]) == 0
     b, _, _, _ = read_skeleton(out2).to_arrays()
-    assert np.abs(bone_lengths(b[pa[:, 0], 0]) - want).max() > 0.005  # the network's own bones
+    assert np.abs(bone_lengths(b[pa[:, 0], 0]) - want).max() < 1e-3
+    out3 = tmp_path / "anon_paper.skeleton"
+    assert main(["anonymize", "--input", str(src), "--output", str(out3), "--bones", "model",
+                 "--model-path", str(PAPER_MODEL)]) == 0  # fmt: skip
+    b, _, _, _ = read_skeleton(out3).to_arrays()
+    assert np.abs(bone_lengths(b[pa[:, 0], 0]) - want).max() > 0.005

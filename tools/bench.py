@@ -70,6 +70,7 @@ class BenchOptions:
     cases: tuple[CaseSpec, ...] = ()  # explicit cases; replace the backends x precisions x graphs grid
     model_path: str | None = None
     dummy: Any = None
+    privacy: str | None = None  # the privacy dial's level of the timed graph (None: the model's default)
     seconds: float = 1.0  # timed per case and batch size (at least min_calls calls)
     min_calls: int = 20
     max_calls: int = 20000
@@ -342,7 +343,7 @@ def _run_bench(opts: BenchOptions) -> dict[str, Any]:
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {opts.device}: torch {torch.__version__} sees no CUDA device")
     load_before = wait_until_quiet(opts.quiet_load, opts.wait_quiet_s) if opts.wait_quiet_s > 0 else load_average()
-    source = load_source(BackendOptions(model_path=opts.model_path, dummy=opts.dummy))
+    source = load_source(BackendOptions(model_path=opts.model_path, dummy=opts.dummy, privacy=opts.privacy))
     report: dict[str, Any] = {"machine": machine_info(opts.device), "load_before": load_before,
                               "options": _jsonable(asdict(opts)), "started": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
     flops = network_flops(source)

@@ -169,9 +169,14 @@ def _fit(
 
 
 def train_classifier(
-    clips: ClipSet, task: Task, spec: EvaluatorSpec, *, progress: bool = True, device: str = "cpu"
+    clips: ClipSet, task: Task, spec: EvaluatorSpec, *, progress: bool = True, device: str = "cpu",
+    init: torch.nn.Module | None = None,
 ) -> tuple[SGNClassifier, dict[str, Any]]:
-    """Train an SGN classifier for ``task`` on ``clips``: ``(model, facts)`` (model on the CPU, eval mode)."""
+    """Train an SGN classifier for ``task`` on ``clips``: ``(model, facts)`` (model on the CPU, eval mode).
+
+    ``init``: warm start, a trained classifier of the same task and size whose weights are
+    copied (it is left as it is); ``None`` starts from the usual random initialisation.
+    """  # fmt: skip
     if task == "linkage":
         raise ValueError("linkage is trained by train_linkage")
     y = labels_of(clips, task)
@@ -181,7 +186,7 @@ def train_classifier(
     torch.manual_seed(spec.seed)
     g = torch.Generator().manual_seed(spec.seed)
     dev = torch.device(device)
-    model = SGNClassifier(k, spec.sgn).to(dev)
+    model = _start(SGNClassifier(k, spec.sgn), init, f"{task} warm start").to(dev)
     crops = _Crops(clips, spec.seed)
     rng = np.random.default_rng(spec.seed)
     n = len(clips)
@@ -196,6 +201,18 @@ def train_classifier(
     acc, seconds = _fit(model, spec, g, per_epoch, batches, F.cross_entropy,
                         lambda logits, target: logits.argmax(1) == target, f"train {task} evaluator", progress)  # fmt: skip
     return model, {"train_accuracy_last_epoch": acc, "train_seconds": seconds, "num_classes": k, "train_clips": n}
+
+
+def _start(model: torch.nn.Module, init: torch.nn.Module | None, what: str) -> torch.nn.Module:
+    """``model`` with ``init``'s weights copied in (``init`` itself untouched), or as it is."""
+    if init is None:
+        return model
+    try:
+        model.load_state_dict({k: v.detach().clone().cpu() for k, v in init.state_dict().items()})
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"{what}: the initial model does not match the evaluator spec ({first})") from None
+    return model
 
 
 def linkage_pairs(performer: npt.ArrayLike, rng: np.random.Generator, count: int | None = None) -> npt.NDArray[np.int64]:
@@ -226,13 +243,17 @@ def linkage_pairs(performer: npt.ArrayLike, rng: np.random.Generator, count: int
 
 
 def train_linkage(
-    clips: ClipSet, spec: EvaluatorSpec, *, progress: bool = True, device: str = "cpu"
+    clips: ClipSet, spec: EvaluatorSpec, *, progress: bool = True, device: str = "cpu",
+    init: torch.nn.Module | None = None,
 ) -> tuple[SiameseSGN, dict[str, Any]]:
-    """Train the siamese linkage attacker on pairs of original training windows (model returned on the CPU)."""
+    """Train the siamese linkage attacker on pairs of windows of ``clips`` (model returned on the CPU).
+
+    ``init``: warm start from a trained linkage attacker of the same size (copied, left as it is).
+    """
     torch.manual_seed(spec.seed)
     g = torch.Generator().manual_seed(spec.seed)
     dev = torch.device(device)
-    model = SiameseSGN(spec.sgn).to(dev)
+    model = _start(SiameseSGN(spec.sgn), init, "linkage warm start").to(dev)
     crops = _Crops(clips, spec.seed + 7)
     rng = np.random.default_rng(spec.seed + 7)
     pairs_per_epoch = min(spec.pairs_per_epoch, 2 * len(clips))  # at most one pair each way per clip

@@ -112,6 +112,10 @@ class BackendOptions:
         rebuild: tensorrt: ``auto`` rebuilds an engine whose metadata does not match
             this TensorRT/GPU/model, ``always`` rebuilds, ``never`` refuses with a message.
         spin: onnxruntime: let idle worker threads spin (lower latency, busier CPU).
+        privacy: the privacy dial's level (:data:`~pmr_stream.model.privacy_dial.PRIVACY_LEVELS`)
+            every graph is built with, the start-up reference included; ``None``: the model's
+            default. A model without a dial refuses a level. The ``--privacy`` flag of every
+            command is :func:`pmr_stream.config.add_privacy_argument`.
     """
 
     model_path: str | None = None
@@ -127,8 +131,13 @@ class BackendOptions:
     cache_dir: str | None = None
     rebuild: str = "auto"
     spin: bool | None = None
+    privacy: str | None = None
 
     def __post_init__(self) -> None:
+        if self.privacy is not None:
+            from pmr_stream.model.privacy_dial import check_privacy
+
+            check_privacy(self.privacy, "privacy")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.graph not in GRAPHS:
@@ -252,11 +261,13 @@ def probe_windows() -> npt.NDArray[np.float32]:
     return _probe_windows().copy()
 
 
-def reference_outputs(model: PMRModel, code: torch.Tensor, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The PyTorch fp32 reference, :class:`AnonymizerGraph` in eager mode on CPU: ``(B, 75, 25, 3)`` -> same."""
+def reference_outputs(model: PMRModel, code: torch.Tensor, windows: npt.NDArray[np.float32],
+                      privacy: str | None = None) -> npt.NDArray[np.float32]:  # fmt: skip
+    """The PyTorch fp32 reference, :class:`AnonymizerGraph` at privacy level ``privacy`` (``None``: the
+    model's default) in eager mode on CPU: ``(B, 75, 25, 3)`` -> same."""
     cpu = next(model.parameters()).device.type == "cpu" and next(model.parameters()).dtype == torch.float32
     net = model if cpu else copy.deepcopy(model).float().cpu()
-    ref = AnonymizerGraph(net, code.detach().float().cpu()).eval()
+    ref = AnonymizerGraph(net, code.detach().float().cpu(), privacy).eval()
     with torch.inference_mode():
         return ref(torch.from_numpy(np.ascontiguousarray(windows, np.float32))).numpy()
 
@@ -310,6 +321,7 @@ class ModelSource:
     dummy_name: str = "window"  # the dummy's file, for messages
     probe: npt.NDArray[np.float32] | None = None  # (4, 75, 25, 3) the start-up probe (probe_windows())
     probe_reference: npt.NDArray[np.float32] | None = None  # (4, 75, 25, 3) the PyTorch fp32 reference on it
+    privacy: str | None = None  # the dial's level every graph of this source runs (None: the model has no dial)
 
     @property
     def stem(self) -> str:
@@ -333,13 +345,14 @@ def load_source(opts: BackendOptions) -> ModelSource:
     dummy_name = str(dummy) if isinstance(dummy, (str, os.PathLike)) else "window"
     model, ckpt = load_model(model_path)
     _check_weights(model, model_path)
+    privacy = resolve_privacy(model, opts.privacy, model_path)
     window = load_dummy_window(dummy)
     with torch.no_grad():
         code = model.privacy_code(torch.from_numpy(window)[None])  # (1, C0, C1)
     if not bool(torch.isfinite(code).all()):
         raise ModelCheckError(f"{model_path}: the privacy code of dummy {dummy_name} is NaN or infinite; refused")
     probe = probe_windows()
-    reference = reference_outputs(model, code, probe)
+    reference = reference_outputs(model, code, probe, privacy)
     problem = probe_problem(reference, probe, None, 0.0)
     if problem is not None:
         raise ModelCheckError(f"{model_path} (dummy {dummy_name}): {problem}; refused")
@@ -347,8 +360,28 @@ def load_source(opts: BackendOptions) -> ModelSource:
         model=model, code=code.detach().clone(), model_path=model_path,
         model_id=str(ckpt.provenance.get("model_id", Path(model_path).stem)),
         model_sha256=sha256_file(model_path), dummy_sha256=sha256_bytes(np.ascontiguousarray(window).tobytes()),
-        dummy_window=window, dummy_name=dummy_name, probe=probe, probe_reference=reference,
+        dummy_window=window, dummy_name=dummy_name, probe=probe, probe_reference=reference, privacy=privacy,
     )  # fmt: skip
+
+
+def resolve_privacy(model: PMRModel, privacy: str | None, model_path: str) -> str | None:
+    """The level ``model`` runs for ``privacy`` (``None``: its default; ``None`` back when it has no
+    dial); a level it cannot run is a one-line :class:`ValueError` naming ``model_path``."""
+    try:
+        return model.resolve_privacy(privacy)
+    except ValueError as exc:
+        raise ValueError(f"{model_path}: {exc}") from None
+
+
+def check_source_privacy(source: ModelSource, privacy: str | None) -> None:
+    """Refuse options asking for another level than the one ``source`` was loaded for, in one line
+    (``None`` asks for nothing: the source's level is used)."""
+    if privacy is None:
+        return
+    want = resolve_privacy(source.model, privacy, source.model_path)
+    if want != source.privacy:
+        raise ValueError(f"privacy {want!r} asked, but the model source {source.model_path} was loaded for "
+                         f"privacy {source.privacy!r}: load it with load_source(BackendOptions(privacy=...))")  # fmt: skip
 
 
 def verify_outputs(run: Callable[[npt.NDArray[np.float32]], Any], source: ModelSource, precision: str,
@@ -361,7 +394,7 @@ def verify_outputs(run: Callable[[npt.NDArray[np.float32]], Any], source: ModelS
     probe, reference = source.probe, source.probe_reference
     if probe is None or reference is None:
         probe = probe_windows()
-        reference = reference_outputs(source.model, source.code, probe)
+        reference = reference_outputs(source.model, source.code, probe, source.privacy)
     out = run(probe.copy())
     problem = probe_problem(out, probe, reference, PROBE_TOLERANCE[precision])
     if problem is not None:
@@ -488,7 +521,8 @@ class Backend(abc.ABC):
         """What runs where, for logs and benchmark reports."""
         return {"backend": self.name, "device": str(self.device), "precision": self.precision,
                 "graph": self.graph, "max_batch": self.max_batch, "model": self.source.model_path,
-                "model_sha256": self.source.model_sha256[:12], "dummy_sha256": self.source.dummy_sha256[:12]}  # fmt: skip
+                "model_sha256": self.source.model_sha256[:12], "dummy_sha256": self.source.dummy_sha256[:12],
+                "privacy": self.source.privacy}  # fmt: skip
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} on {self.device} {self.precision} graph={self.graph}>"

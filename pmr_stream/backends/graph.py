@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pmr_stream.model.pmr import AnonymizerGraph, Decoder, PMRModel
+from pmr_stream.model.pmr import AnonymizerGraph, Decoder, PMRModel, RetargetFinish
 from pmr_stream.skeleton import C, J, T
 
 GraphKind = Literal["folded", "reference"]
@@ -350,12 +350,31 @@ class _Upsample2(nn.Module):
         return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
-def build_graph(model: PMRModel, code: torch.Tensor, kind: str = "folded") -> nn.Module:
-    """The streaming graph of ``kind`` (``folded`` or ``reference``), eval mode, no gradients."""
+class FinishedGraph(nn.Module):
+    """A folded core followed by the "retarget" head's last step at a fixed privacy level."""
+
+    def __init__(self, core: nn.Module, finish: RetargetFinish) -> None:
+        super().__init__()
+        self.core = core
+        self.finish = finish
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.finish(windows, self.core(windows))
+
+
+def build_graph(model: PMRModel, code: torch.Tensor, kind: str = "folded", privacy: str | None = None) -> nn.Module:
+    """The streaming graph of ``kind`` (``folded`` or ``reference``), eval mode, no gradients.
+
+    ``privacy``: the level of a model with a dial (``None``: its default); a model without
+    one refuses a level (:meth:`PMRModel.resolve_privacy`).
+    """
+    level = model.resolve_privacy(privacy)
     if kind == "reference":
-        graph: nn.Module = AnonymizerGraph(model, code)
+        graph: nn.Module = AnonymizerGraph(model, code, level)
     elif kind == "folded":
         graph = FoldedAnonymizerGraph(model, code)
+        if model.retarget is not None:
+            graph = FinishedGraph(graph, RetargetFinish(model.retarget, level))
     else:
         raise ValueError(f"unknown graph kind {kind!r}; choose one of {', '.join(GRAPH_KINDS)}")
     for p in graph.parameters():

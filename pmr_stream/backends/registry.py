@@ -28,6 +28,7 @@ from pmr_stream.backends.base import (
     BackendOptions,
     BackendUnavailable,
     ModelSource,
+    check_source_privacy,
     load_source,
 )
 
@@ -137,7 +138,11 @@ def get_backend(name: str = "auto", *, source: ModelSource | None = None, facts:
 
 
 def _make(spec: BackendSpec, source: ModelSource | None, opts: BackendOptions) -> Backend:
-    """Make the backend and run its start-up check (:meth:`Backend.verify`); a backend that fails is closed."""
+    """Make the backend and run its start-up check (:meth:`Backend.verify`); a backend that fails is closed.
+
+    A given ``source`` must have been loaded for the privacy level ``opts`` ask for."""
+    if source is not None:
+        check_source_privacy(source, opts.privacy)
     backend = spec.loader()(source if source is not None else load_source(opts), opts)
     try:
         err = backend.verify()

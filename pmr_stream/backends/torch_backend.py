@@ -51,7 +51,7 @@ class TorchBackend(Backend):
         self.device = str(dev)
         self.dtype = torch.float16 if opts.precision == "fp16" else torch.float32
         model = copy.deepcopy(source.model).float()
-        self.module = build_graph(model, source.code.float(), opts.graph).to(dev, self.dtype)
+        self.module = build_graph(model, source.code.float(), opts.graph, source.privacy).to(dev, self.dtype)
         self.use_graphs = dev.type == "cuda" and opts.cuda_graphs
         self._buckets = buckets(self.max_batch)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}

@@ -45,7 +45,8 @@ class Checkpoint:
 
     def build_model(self, path: str | os.PathLike[str] = "<memory>") -> PMRModel:
         """A :class:`PMRModel` of the checkpoint's shape with its weights, in eval mode."""
-        model = PMRModel(T=self.config.model.T, encoded_channels=self.config.model.encoded_channels)
+        model = PMRModel(T=self.config.model.T, encoded_channels=self.config.model.encoded_channels,
+                         head=self.config.model.head)
         _load_state(model, self.model_state, path)
         return model.eval()
 

@@ -16,12 +16,19 @@ needs only E_M and D (:meth:`PMRModel.anonymize_with_code`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
+import numpy.typing as npt
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pmr_stream.model.privacy_dial import DEFAULT_PRIVACY, DIAL, check_privacy
+from pmr_stream.model.retarget import Retarget
 from pmr_stream.skeleton import C, J, T
+
+#: What the decoder outputs (see :class:`pmr_stream.config.ModelSection`).
+HEADS: Final[tuple[str, ...]] = ("direct", "retarget")
 
 #: Embedding sizes (C0, C1) of the paper's PMR and of the DMR baseline.
 PMR_CHANNELS: tuple[int, int] = (128, 16)
@@ -34,8 +41,11 @@ class ModelConfig:
 
     T: int = T
     encoded_channels: tuple[int, int] = PMR_CHANNELS
+    head: str = "direct"
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.T != T:
             raise ValueError(f"the network is built for T={T} frames, got T={self.T}")
         c0, c1 = self.encoded_channels
@@ -116,12 +126,46 @@ class PMRModel(nn.Module):
     >>> anonymized = model.cross_reconstruct(original, dummy)  # (B, 75, 25, 3) each
     """
 
-    def __init__(self, T: int = T, encoded_channels: tuple[int, int] = PMR_CHANNELS) -> None:  # noqa: N803
+    def __init__(self, T: int = T, encoded_channels: tuple[int, int] = PMR_CHANNELS, head: str = "direct") -> None:  # noqa: N803
         super().__init__()
-        self.config = ModelConfig(T=T, encoded_channels=tuple(encoded_channels))  # type: ignore[arg-type]
+        self.config = ModelConfig(T=T, encoded_channels=tuple(encoded_channels), head=head)  # type: ignore[arg-type]
         self.motion_encoder = Encoder(self.config.encoded_channels, T)
         self.privacy_encoder = Encoder(self.config.encoded_channels, T)
         self.decoder = Decoder(self.config.encoded_channels, T)
+        #: the "retarget" head's identity-normalising FK (buffers: the dummy it is specialised for)
+        self.retarget: Retarget | None = None
+        if head == "retarget":
+            self.retarget = Retarget(torch.full((J - 1,), 0.1), torch.tensor([[0.0, 1.0, 0.0]]).repeat(J - 1, 1))
+
+    @property
+    def has_dial(self) -> bool:
+        """Whether the model has a privacy dial (the "retarget" head)."""
+        return self.retarget is not None
+
+    def set_dummy(self, dummy: npt.ArrayLike) -> None:
+        """"retarget" head: specialise the FK step for a dummy window ``(T, 25, 3)`` metres
+        (its bone lengths and rest directions become buffers, saved with the weights)."""
+        if self.retarget is None:
+            raise ValueError("set_dummy: only a model with the 'retarget' head holds a dummy")
+        new = Retarget.from_dummy(dummy).to(self.retarget.bones.device)
+        self.retarget.bones.copy_(new.bones)
+        self.retarget.rest.copy_(new.rest)
+
+    def resolve_privacy(self, privacy: str | None) -> str | None:
+        """The level to run: ``None`` means the model's default; a model without a dial refuses a level."""
+        if self.retarget is None:
+            if privacy is not None:
+                raise ValueError(f"this model ({self.config.head} head) has no privacy dial; got privacy={privacy!r}")
+            return None
+        return check_privacy(privacy if privacy is not None else DEFAULT_PRIVACY, "privacy")
+
+    def finish(self, windows: torch.Tensor, decoded: torch.Tensor, privacy: str | None = None) -> torch.Tensor:
+        """The decoder's output ``(B, 75, 25, 3)`` -> the anonymized windows: itself ("direct"
+        head) or the dial's retarget of ``windows`` with it as residual ("retarget" head)."""
+        level = self.resolve_privacy(privacy)
+        if self.retarget is None or level is None:
+            return decoded
+        return self.retarget(windows, decoded, DIAL[level])
 
     @staticmethod
     def _check(x: torch.Tensor, name: str) -> None:
@@ -145,7 +189,7 @@ class PMRModel(nn.Module):
         motion, privacy = self.get_embeddings(x)
         return self.decode(motion, privacy)
 
-    def cross_reconstruct(self, original: torch.Tensor, dummy: torch.Tensor) -> torch.Tensor:
+    def cross_reconstruct(self, original: torch.Tensor, dummy: torch.Tensor, privacy: str | None = None) -> torch.Tensor:
         """``D(E_M(original), E_P(dummy))``: the original's motion on the dummy's body.
 
         ``original`` ``(B, 75, 25, 3)``; ``dummy`` ``(B, 75, 25, 3)`` or ``(1, 75, 25, 3)``
@@ -153,36 +197,53 @@ class PMRModel(nn.Module):
         """
         self._check(original, "original")
         self._check(dummy, "dummy")
-        return self.decode(self.motion_encoder(original), self.privacy_encoder(dummy))
+        return self.finish(original, self.decode(self.motion_encoder(original), self.privacy_encoder(dummy)), privacy)
 
     def privacy_code(self, dummy: torch.Tensor) -> torch.Tensor:
         """E_P of the dummy, ``(1, 75, 25, 3) -> (1, C0, C1)``: computed once for streaming."""
         self._check(dummy, "dummy")
         return self.privacy_encoder(dummy)
 
-    def anonymize_with_code(self, windows: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """Streaming graph ``D(E_M(windows), code)``: ``(B, 75, 25, 3)`` with ``code (1, C0, C1)``."""
+    def anonymize_with_code(self, windows: torch.Tensor, code: torch.Tensor, privacy: str | None = None) -> torch.Tensor:
+        """Streaming graph ``D(E_M(windows), code)``: ``(B, 75, 25, 3)`` with ``code (1, C0, C1)``;
+        the "retarget" head then applies the dial's retarget at level ``privacy``."""
         self._check(windows, "windows")
-        return self.decode(self.motion_encoder(windows), code)
+        return self.finish(windows, self.decode(self.motion_encoder(windows), code), privacy)
 
 
 class AnonymizerGraph(nn.Module):
     """The graph the engines compile: windows ``(B, 75, 25, 3)`` -> anonymized ``(B, 75, 25, 3)``.
 
-    The dummy's privacy code is a constant buffer (baked into exported graphs).
+    The dummy's privacy code is a constant buffer (baked into exported graphs); so is the
+    privacy level of a model with a dial (``privacy``; ``None``: the model's default).
     """
 
-    def __init__(self, model: PMRModel, code: torch.Tensor) -> None:
+    def __init__(self, model: PMRModel, code: torch.Tensor, privacy: str | None = None) -> None:
         super().__init__()
         self.motion_encoder = model.motion_encoder
         self.decoder = model.decoder
         self.register_buffer("code", code.detach().clone())
+        self.privacy = model.resolve_privacy(privacy)
+        self.finisher = RetargetFinish(model.retarget, self.privacy) if model.retarget is not None else None
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         motion = self.motion_encoder(windows)  # (B, C0, C1)
         code = self.code.expand(windows.shape[0], -1, -1)  # (B, C0, C1)
         out = self.decoder(torch.cat([motion, code], dim=1))  # (B, 75, 75)
-        return out.view(windows.shape[0], T, J, C)
+        out = out.view(windows.shape[0], T, J, C)
+        return out if self.finisher is None else self.finisher(windows, out)
+
+
+class RetargetFinish(nn.Module):
+    """The "retarget" head's last step at one fixed level: ``(windows, decoded) -> anonymized``."""
+
+    def __init__(self, retarget: Retarget, privacy: str | None) -> None:
+        super().__init__()
+        self.retarget = retarget
+        self.setting = DIAL[check_privacy(privacy or DEFAULT_PRIVACY, "privacy")]
+
+    def forward(self, windows: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        return self.retarget(windows, decoded, self.setting)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -118,10 +118,10 @@ def test_identity_reproduces_original_and_constant_output_is_chance(evaluators, 
     assert res.chance["reid_top1"] == pytest.approx(0.25) and res.chance["linkage"] == 0.5
     md = markdown_table(res, "tiny")
     assert "| identity | same action |" in md and "| *chance* |" in md
-    paths = write_outputs(res, tmp_path, "tiny")
-    data = json.loads(paths["json"].read_text())
+    paths = write_outputs(tmp_path, "tiny", [], res)
+    data = json.loads(paths["json"].read_text())["paper_table"]
     assert len(data["rows"]) == 1 + 3 + 1 and data["seeds"] == [0, 1]
-    assert paths["chart"].stat().st_size > 10_000
+    assert "chart" not in paths  # the chart is of a protocol table (test_protocols.py)
 
 
 class _Identity:
@@ -162,18 +162,27 @@ def test_streaming_path_with_the_shipped_model(splits) -> None:  # noqa: ANN001
 
 
 def test_pmr_evaluate_command_end_to_end(tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The full command: both protocols, every method, the paper-layout table on cross-view."""
     from pmr_stream.cli import main
 
     out = tmp_path / "eval"
     rc = main(["evaluate", "--data", str(tiny_npz), "--evaluators", str(tmp_path / "ev"), "--evaluator-epochs", "1",
-               "--seeds", "2", "--output", str(out), "--quiet", "--stream-backend", "torch", "--threads", "1"])  # fmt: skip
+               "--seeds", "2", "--adaptive-epochs", "1", "--adaptive-clips", "8", "--output", str(out), "--quiet",
+               "--stream-backend", "torch", "--threads", "1"])  # fmt: skip
     assert rc == 0
     text = capsys.readouterr().out
     assert "evaluator reid: no cached evaluator" in text and "Stand-in dataset (synthetic, NOT NTU RGB+D)" in text
     data = json.loads((out / "eval.json").read_text())
-    got = {(r["method"], r["policy"]) for r in data["rows"]}
-    for method in ("PMR", "PMR + dummy bones", "DMR", "FK baseline"):
+    assert set(data["protocols"]) == {"cross-take", "cross-view"}
+    for proto in data["protocols"].values():
+        names = [r["method"] for r in proto["rows"]]
+        for method in ("PMR (paper) offline", "DMR offline", "FK baseline offline", "Default [balanced] offline",
+                       "Default [strong] offline", "Default [fidelity] offline"):  # fmt: skip
+            assert method in names
+        assert any(n.startswith("Default [balanced] streaming") for n in names)
+        assert all(len(r["fixed"]["per_seed"]) == 2 for r in proto["rows"])
+    got = {(r["method"], r["policy"]) for r in data["paper_table"]["rows"]}
+    for method in ("PMR (paper)", "PMR (paper) + dummy bones", "DMR", "FK baseline"):
         assert {(method, p) for p in ("constant", "random", "same_action")} <= got
-    assert ("Original", "-") in got and any(m.startswith("PMR streaming") for m, _ in got)
-    assert all(len(r["per_seed"]) == 2 for r in data["rows"])
+    assert ("Original", "-") in got and ("Default [balanced] + dummy bones", "constant") in got
     assert (out / "privacy_utility.png").is_file() and (out / "eval.md").read_text().startswith("**Stand-in")
