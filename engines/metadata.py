@@ -10,8 +10,8 @@ all of it is tested on machines without a GPU.
 
 Artifact names carry what they depend on::
 
-    pmr_standin-3f9c2a1b-folded-fp32-op17.onnx          model+dummy digest, graph, precision, opset
-    pmr_standin-5d0e77c4-fp16-b256-trt10.13-sm90.engine  ONNX digest, precision, batch, TensorRT, GPU arch
+    pmr_default-3f9c2a1b-folded-fp32-op17.onnx          model+dummy digest, graph, precision, opset
+    pmr_default-5d0e77c4-fp16-b256-trt10.13-sm90.engine  ONNX digest, precision, batch, TensorRT, GPU arch
 """
 
 from __future__ import annotations

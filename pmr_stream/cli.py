@@ -493,7 +493,7 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file (never the input itself)")
-    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped stand-in model)")
+    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped default anonymizer, pmr_stream/assets/pmr_default.pt)")
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
     p.add_argument("--mode", default="last", metavar="MODE",
                    help="last (default): every frame read as the streaming service reads it (the end of the "

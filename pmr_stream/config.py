@@ -151,7 +151,7 @@ D = TypeVar("D")
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
         return _build(tp, value, where)

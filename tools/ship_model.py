@@ -1,6 +1,6 @@
 """Copy a trained checkpoint's retargeting weights (only what inference needs) into the package.
 
-    python -m tools.ship_model runs/pmr_standin/best.pt [--output pmr_stream/assets/pmr_standin.pt]
+    python -m tools.ship_model runs/default/final.pt [--output pmr_stream/assets/pmr_default.pt]
                                [--train-seconds S] [--note TEXT] [--half]
 
 Drops the classifiers, Q and optimiser state; keeps the config and the provenance

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import torch
 from tqdm.auto import tqdm
 
 from pmr_stream.anonymize import AnonymizeOptions, WindowFn, anonymize_track
@@ -105,6 +106,7 @@ def train_attackers(
     facts: dict[str, Any] = {}
     t0 = time.perf_counter()
     for task, model in fixed.models.items():
+        new: torch.nn.Module
         if task == "linkage":
             new, f = train_linkage(anonymized_train, es, progress=progress, device=device, init=model)
         else:

@@ -46,17 +46,19 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from tqdm.auto import tqdm
 
+from pmr_stream.model.pmr import PMRModel
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, pad_to_length, retarget_bones
 from training.adaptive import AdaptiveSpec
 from training.data import ClipSet
@@ -128,7 +130,7 @@ def choose_dummies(clips: ClipSet, policy: str, seed: int) -> tuple[npt.NDArray[
 # ----------------------------------------------------------------------------- anonymizers
 
 
-def network_fn(model: torch.nn.Module, batch: int = 256, device: str = "cpu") -> AnonymizeFn:
+def network_fn(model: PMRModel, batch: int = 256, device: str = "cpu") -> AnonymizeFn:
     """Whole-window cross reconstruction ``D(E_M(window), E_P(dummy))`` with a PMR/DMR network."""
     dev = torch.device(device)
     model = model.to(dev).eval()
@@ -220,7 +222,8 @@ class Predictions:
 
 def predict(ev: Evaluators, windows: npt.NDArray[np.float32]) -> Predictions:
     """Run every evaluator on windows ``(N, 75, 25, 3)``."""
-    logits = {t: ev.logits(t, windows) for t in ("action", "reid", "gender") if t in ev.models}  # type: ignore[arg-type]
+    tasks: tuple[Literal["action", "reid", "gender"], ...] = ("action", "reid", "gender")
+    logits: dict[str, npt.NDArray[np.float32]] = {t: ev.logits(t, windows) for t in tasks if t in ev.models}
     return Predictions(logits, ev.features(windows) if "linkage" in ev.models else None)
 
 
@@ -688,7 +691,7 @@ def plot_privacy_utility(result: ProtocolResult, path: str | Path, title: str = 
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.set_title(title or f"privacy / utility ({result.protocol})", fontsize=10)
+    ax.set_title(textwrap.fill(title or f"privacy / utility ({result.protocol})", 90), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
     fig.tight_layout()
     out = Path(path)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -203,7 +203,10 @@ def train_classifier(
     return model, {"train_accuracy_last_epoch": acc, "train_seconds": seconds, "num_classes": k, "train_clips": n}
 
 
-def _start(model: torch.nn.Module, init: torch.nn.Module | None, what: str) -> torch.nn.Module:
+_M = TypeVar("_M", bound=torch.nn.Module)
+
+
+def _start(model: _M, init: torch.nn.Module | None, what: str) -> _M:
     """``model`` with ``init``'s weights copied in (``init`` itself untouched), or as it is."""
     if init is None:
         return model

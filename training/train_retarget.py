@@ -114,6 +114,7 @@ class RetargetTrainer:
         self.model.set_dummy(self.dummy)
         with torch.no_grad():  # the residual starts at (almost) zero: training starts from the retarget
             last = self.model.decoder.deconvs[-1]
+            assert isinstance(last, torch.nn.ConvTranspose1d)
             last.weight.mul_(0.01)
         self.dummy_t = torch.from_numpy(self.dummy)[None]
         self.opt = torch.optim.AdamW(
@@ -281,7 +282,43 @@ class RetargetTrainer:
             save_checkpoint(last, self.checkpoint(with_state=True))
             (self.out / "log.json").write_text(json.dumps(self.history, indent=1))
         save_checkpoint(self.out / "final.pt", self.checkpoint(with_state=False))
+        if self.history:
+            plot_retarget_history(self.history, self.out / "curves.png", chance=1 / self.clips.num_performers)
         return last
+
+
+def plot_retarget_history(history: list[dict[str, float]], path: Path, chance: float | None = None) -> Path:
+    """Training curves of the recipe (PNG): the network's loss terms, and the output re-ID
+    adversary's accuracy (the retrained attacker inside training) against ``chance`` (a fraction)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = [("fidelity and smoothness", ["fidelity", "smooth"], True),
+              ("adversarial and utility terms", ["identity", "gender", "utility", "embedding"], False),
+              ("output re-ID adversary accuracy", ["adv_id_acc"], False)]  # fmt: skip
+    for ax, (title, keys, logy) in zip(axes, panels, strict=True):
+        for k in keys:
+            ys = [r[k] for r in history if k in r]
+            if ys:
+                ax.plot(x[: len(ys)], ys, label=k, marker=".")
+        if keys == ["adv_id_acc"] and chance is not None:
+            ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # ----------------------------------------------------------------------------- command line
@@ -321,4 +358,4 @@ def train_default_command(args: Any) -> int:
     return 0
 
 
-__all__ = ["FIDELITY_SCALE_M2", "add_recipe_arguments", "model_training_clips", "recipe_from_args", "train_default_command", "RetargetRecipe", "RetargetTrainer", "train_recogniser", "uniform_ce"]
+__all__ = ["FIDELITY_SCALE_M2", "add_recipe_arguments", "model_training_clips", "plot_retarget_history", "recipe_from_args", "train_default_command", "RetargetRecipe", "RetargetTrainer", "train_recogniser", "uniform_ce"]

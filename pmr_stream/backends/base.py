@@ -325,7 +325,7 @@ class ModelSource:
 
     @property
     def stem(self) -> str:
-        """Short file-name stem of the model, e.g. ``pmr_standin``."""
+        """Short file-name stem of the model, e.g. ``pmr_default``."""
         return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(self.model_path).stem) or "model"
 
 

@@ -218,6 +218,8 @@ class AnonymizerGraph(nn.Module):
     privacy level of a model with a dial (``privacy``; ``None``: the model's default).
     """
 
+    code: torch.Tensor
+
     def __init__(self, model: PMRModel, code: torch.Tensor, privacy: str | None = None) -> None:
         super().__init__()
         self.motion_encoder = model.motion_encoder

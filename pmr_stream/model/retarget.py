@@ -114,6 +114,10 @@ class Retarget(torch.nn.Module):
     dummy's mean bone directions facing the camera, ``paths`` ``(25, 24)``.
     """
 
+    bones: torch.Tensor
+    rest: torch.Tensor
+    paths: torch.Tensor
+
     def __init__(self, bones: torch.Tensor, rest: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("bones", bones.detach().clone().float().reshape(len(CHILD)))

@@ -11,21 +11,12 @@ import pytest
 import torch
 
 from pmr_stream.skeleton import bone_lengths, pad_to_length
-from pmr_stream.synth import StandinSpec, generate_standin
 from training.data import DataConfig, load_clips
 from training.evaluate import Method, choose_dummies, evaluate, markdown_table, stream_outputs, write_outputs
 from training.evaluators import EvaluatorSpec, centre_windows, load_or_train
 from training.sgn import SGNClassifier, SGNConfig, SiameseSGN, sample_frames
 
-SPEC = StandinSpec(performers=4, actions=("wave", "squat", "drink"), cameras=(1, 2, 3), replications=2, seed=5)
 TINY = EvaluatorSpec(sgn=SGNConfig(embed=8, feature=32, segments=6), epochs=2, batch_size=16, pairs_per_epoch=64)
-
-
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("standin") / "tiny.npz"
-    generate_standin(SPEC).save_npz(path)
-    return path
 
 
 @pytest.fixture(scope="module")

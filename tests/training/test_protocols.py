@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from pmr_stream.synth import StandinSpec, generate_standin
 from training.adaptive import AdaptiveSpec, attacker_clips
 from training.data import DataConfig, load_clips
 from training.evaluate import Anonymizer, evaluate_protocol, protocol_table, write_outputs
@@ -19,16 +18,8 @@ from training.evaluators import EvaluatorSpec, centre_windows, load_or_train
 from training.protocols import get_protocol, parse_protocols, takes
 from training.sgn import SGNConfig
 
-SPEC = StandinSpec(performers=4, actions=("wave", "squat", "drink"), cameras=(1, 2, 3), replications=2, seed=5)
 # 36 training clips, 3 steps an epoch: 60 epochs make fixed evaluators far above chance (about 10 s)
 TINY = EvaluatorSpec(sgn=SGNConfig(embed=16, feature=64, segments=8), epochs=60, batch_size=16, pairs_per_epoch=64)
-
-
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("standin") / "tiny.npz"
-    generate_standin(SPEC).save_npz(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,18 @@ def _attacker_accuracy(outputs: torch.Tensor, labels: torch.Tensor, train: torch
 def test_adversarial_terms_lower_the_retrained_attackers_accuracy(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Same recipe with and without the identity adversaries (output re-ID and gender, embedding
     classifier): an attacker retrained on each model's output re-identifies less after the one
-    trained against it. Fidelity is weighted low so that the residual is free to move."""
+    trained against it. Fidelity is weighted low so that the residual is free to move. One torch
+    thread: the tiny run is then the same on every host (the result may not hang on the
+    summation order of a 2-thread reduction)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _adversarial_run(tiny, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _adversarial_run(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     dummy = load_dummy(DEFAULT_DUMMY)
     base = RetargetRecipe(epochs=8, batch_size=12, lr=3e-3, adv_lr=5e-3, fidelity=0.02, smooth=0.0, utility=0.0,
                           recogniser_epochs=0, adv_reset=0, adversary_sgn=(16, 64, 8), adv_updates=2)  # fmt: skip
