@@ -557,5 +557,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from pmr_stream.cli import restore_ctrl_c
+
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    restore_ctrl_c()
     sys.exit(main())

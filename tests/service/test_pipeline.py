@@ -60,6 +60,8 @@ def test_pmr_stream_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
+        if p.stdout is not None:
+            p.stdout.close()  # a killed run leaves no open pipe behind for a later test's warning
     assert p.returncode == 0, stdout
     assert "interrupted" in stdout and "anonymized recording:" in stdout
     anon = load_recording(tmp_path / "w" / "anon.npz")
