@@ -873,17 +873,6 @@ def _device_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def restore_ctrl_c() -> None:
-    """Make Ctrl-C (SIGINT) raise KeyboardInterrupt even when the process started with it
-    ignored (a non-interactive shell starts ``cmd &`` jobs so, and children inherit it): every
-    command documents Ctrl-C as "stop cleanly" and the pipeline stops its processes with it."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``pmr`` command. Bad input or a host that cannot do what was asked (a file
     missing or a directory, a port in use, no CUDA, a backend not installed) ends with one
@@ -891,6 +880,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs the traceback too)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from pmr_stream.wire.sockets import restore_ctrl_c
+
     restore_ctrl_c()
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -46,6 +46,7 @@ from pmr_stream.wire.sockets import (
     curve_from_args,
     generate_keypair,
     load_key_file,
+    restore_ctrl_c,
 )
 
 DEFAULT_SOURCE = f"kinect:{DEMO_CLIP}"
@@ -557,8 +558,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from pmr_stream.cli import restore_ctrl_c
-
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     restore_ctrl_c()
     sys.exit(main())

@@ -862,6 +862,14 @@ class SubscriberSocket(_WireSocket):
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
+def restore_ctrl_c() -> None:
+    """Make Ctrl-C (SIGINT) raise ``KeyboardInterrupt`` even when the process started with it
+    ignored (a non-interactive shell starts ``cmd &`` jobs so, and children inherit it): every
+    command documents Ctrl-C as "stop cleanly" and the pipeline stops its processes with it."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @contextlib.contextmanager
 def stop_on_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[threading.Event]:
     """Turn Ctrl-C (and SIGTERM) into a ``threading.Event`` instead of ``KeyboardInterrupt``.
@@ -893,5 +901,5 @@ def stop_on_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) ->
 __all__ = [
     "DEFAULT_HWM", "HANDSHAKE_RETRY_S", "generate_keypair", "load_key_file", "CurveOptions", "SocketOptions",
     "add_curve_arguments", "curve_from_args", "insecure_from_args", "is_local_endpoint", "check_raw_endpoints",
-    "InsecureEndpointError", "Publisher", "SubscriberSocket", "TransportCounters", "stop_on_signals",
+    "InsecureEndpointError", "Publisher", "SubscriberSocket", "TransportCounters", "restore_ctrl_c", "stop_on_signals",
 ]  # fmt: skip
