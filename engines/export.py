@@ -60,7 +60,9 @@ DEFAULT_OPSET: Final[int] = 17
 #: Largest relative error (max |out - ref| / max |ref|) against the PyTorch fp32 reference.
 TOLERANCE: Final[dict[str, float]] = {"fp32": 1e-5, "fp16": 1e-2}
 #: Ops never folded even when their inputs are constant.
-_NEVER_FOLD: Final[frozenset[str]] = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"})
+_NEVER_FOLD: Final[frozenset[str]] = frozenset(
+    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
+)
 
 
 class ExportError(RuntimeError):
@@ -109,7 +111,9 @@ def fold_constants(model: Any, opset: int) -> Any:
         foldable = node.op_type not in _NEVER_FOLD and not node.domain and all(n in const for n in inputs)
         if foldable and (inputs or node.op_type == "Constant"):
             try:
-                results = ReferenceEvaluator(node, opsets={"": opset}).run(None, {n: const[n] for n in inputs})
+                results = ReferenceEvaluator(node, opsets={"": opset}).run(
+                    None, {n: const[n] for n in inputs}
+                )
             except Exception:  # noqa: BLE001 - an op the evaluator lacks simply stays in the graph
                 keep.append(node)
                 continue
@@ -119,7 +123,9 @@ def fold_constants(model: Any, opset: int) -> Any:
             keep.append(node)
     used = {n for node in keep for n in node.input if n} | {o.name for o in g.output}
     produced = {o for node in keep for o in node.output}
-    initializers = [numpy_helper.from_array(const[n], n) for n in sorted(used) if n in const and n not in produced]
+    initializers = [
+        numpy_helper.from_array(const[n], n) for n in sorted(used) if n in const and n not in produced
+    ]
     del g.node[:]
     g.node.extend(keep)
     del g.initializer[:]
@@ -130,7 +136,9 @@ def fold_constants(model: Any, opset: int) -> Any:
     return model
 
 
-def to_onnx(source: ModelSource, precision: str = "fp32", graph: str = "folded", opset: int = DEFAULT_OPSET) -> Any:
+def to_onnx(
+    source: ModelSource, precision: str = "fp32", graph: str = "folded", opset: int = DEFAULT_OPSET
+) -> Any:
     """The streaming graph as an ``onnx.ModelProto`` (not yet checked), batch dimension dynamic."""
     if importlib.util.find_spec("onnx") is None:
         raise ExportError("exporting to ONNX needs the onnx package (pip install onnx==1.17.0)")
@@ -253,7 +261,9 @@ def export_onnx(source: ModelSource, output: str | os.PathLike[str], precision: 
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, out)
-    art = OnnxArtifact(path=out, sha256=sha256_bytes(data), precision=precision, graph=graph, opset=opset, relative_error=err)
+    art = OnnxArtifact(
+        path=out, sha256=sha256_bytes(data), precision=precision, graph=graph, opset=opset, relative_error=err
+    )
     meta = {"format": "pmr-stream-onnx", "version": 1, "onnx_sha256": art.sha256, "precision": precision, "graph": graph,
             "opset": opset, "input": INPUT, "output": OUTPUT, "batch": "dynamic", "relative_error_vs_torch": err,
             "model": source.model_path, "model_sha256": source.model_sha256, "dummy_sha256": source.dummy_sha256,
@@ -273,7 +283,9 @@ def ensure_onnx(source: ModelSource, precision: str = "fp32", graph: str = "fold
             meta = json.loads(meta_file.read_text())
             digest = sha256_file(path)
             if meta.get("onnx_sha256") == digest:
-                return OnnxArtifact(path, digest, precision, graph, opset, float(meta.get("relative_error_vs_torch", 0.0)))
+                return OnnxArtifact(
+                    path, digest, precision, graph, opset, float(meta.get("relative_error_vs_torch", 0.0))
+                )
             log.warning("%s does not match its metadata; exporting again", path)
         except (OSError, ValueError) as exc:
             log.warning("%s: unreadable metadata (%s); exporting again", meta_file, exc)

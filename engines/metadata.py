@@ -119,7 +119,9 @@ class EngineMetadata:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise MetadataError(f"{path}: not pmr-stream engine metadata (format tag {FORMAT!r} missing)")
         if data.get("version") != VERSION:
-            raise MetadataError(f"{path}: metadata version {data.get('version')!r} is not supported (expected {VERSION})")
+            raise MetadataError(
+                f"{path}: metadata version {data.get('version')!r} is not supported (expected {VERSION})"
+            )
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name in data:
@@ -129,7 +131,14 @@ class EngineMetadata:
         for name in ("min_batch", "opt_batch", "max_batch"):
             if not isinstance(kwargs[name], int) or isinstance(kwargs[name], bool) or kwargs[name] < 1:
                 raise MetadataError(f"{path}: {name} must be a positive integer, got {kwargs[name]!r}")
-        for name in ("tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256", "precision", "engine_sha256"):
+        for name in (
+            "tensorrt_version",
+            "gpu_name",
+            "compute_capability",
+            "onnx_sha256",
+            "precision",
+            "engine_sha256",
+        ):
             if not isinstance(kwargs[name], str) or not kwargs[name]:
                 raise MetadataError(f"{path}: {name} must be a non-empty string, got {kwargs[name]!r}")
         return cls(**kwargs)
@@ -171,22 +180,35 @@ def rebuild_reasons(engine_path: str | os.PathLike[str], platform: Platform, wan
         reasons.append(f"built for compute capability {meta.compute_capability} ({meta.gpu_name}), "
                        f"this GPU is {platform.compute_capability} ({platform.gpu_name})")  # fmt: skip
     elif meta.gpu_name != platform.gpu_name:
-        reasons.append(f"built on {meta.gpu_name}, this GPU is {platform.gpu_name} (tactics are tuned per GPU model)")
+        reasons.append(
+            f"built on {meta.gpu_name}, this GPU is {platform.gpu_name} (tactics are tuned per GPU model)"
+        )
     if meta.onnx_sha256 != want.onnx_sha256:
-        reasons.append(f"built from ONNX {meta.onnx_sha256[:8]}, the current export is {want.onnx_sha256[:8]}")
+        reasons.append(
+            f"built from ONNX {meta.onnx_sha256[:8]}, the current export is {want.onnx_sha256[:8]}"
+        )
     if meta.precision != want.precision:
         reasons.append(f"built for {meta.precision}, {want.precision} wanted")
     if meta.max_batch < want.max_batch:
-        reasons.append(f"its profile covers batch {meta.min_batch}..{meta.max_batch}, batch up to {want.max_batch} wanted")
+        reasons.append(
+            f"its profile covers batch {meta.min_batch}..{meta.max_batch}, batch up to {want.max_batch} wanted"
+        )
     if engine_sha256 is not None and engine_sha256 != meta.engine_sha256:
-        reasons.append(f"the engine file changed since it was built (sha256 {engine_sha256[:8]}, recorded {meta.engine_sha256[:8]})")
+        reasons.append(
+            f"the engine file changed since it was built (sha256 {engine_sha256[:8]}, recorded {meta.engine_sha256[:8]})"
+        )
     return reasons
 
 
 def rebuild_command(engine_path: str | os.PathLike[str], precision: str, max_batch: int,
                     model_path: str | None = None, dummy: str | None = None) -> str:  # fmt: skip
     """The ``pmr export`` line that rebuilds an engine, for messages."""
-    parts = ["pmr export --format tensorrt", f"--output {engine_path}", f"--precision {precision}", f"--max-batch {max_batch}"]
+    parts = [
+        "pmr export --format tensorrt",
+        f"--output {engine_path}",
+        f"--precision {precision}",
+        f"--max-batch {max_batch}",
+    ]
     if model_path:
         parts.append(f"--model-path {model_path}")
     if dummy:

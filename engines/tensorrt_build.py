@@ -92,7 +92,10 @@ def current_platform(device: int | None = None) -> Platform:
 
 def timing_cache_path(platform: Platform, directory: str | os.PathLike[str] | None = None) -> Path:
     """The timing cache shared by all builds for one TensorRT version and GPU architecture."""
-    return cache_dir(directory) / f"timing-trt{trt_short(platform.tensorrt_version)}-{sm_tag(platform.compute_capability)}.cache"
+    return (
+        cache_dir(directory)
+        / f"timing-trt{trt_short(platform.tensorrt_version)}-{sm_tag(platform.compute_capability)}.cache"
+    )
 
 
 def _flag(enum: Any, name: str) -> Any:
@@ -140,7 +143,9 @@ def build_engine(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLi
     config.add_optimization_profile(profile)
     cache_file = Path(timing_cache) if timing_cache else timing_cache_path(platform)
     cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
-    if not config.set_timing_cache(cache, False):  # ignore_mismatch=False: a cache from another GPU is not used
+    if not config.set_timing_cache(
+        cache, False
+    ):  # ignore_mismatch=False: a cache from another GPU is not used
         log.warning("timing cache %s does not fit this TensorRT/GPU; starting an empty one", cache_file)
         config.set_timing_cache(config.create_timing_cache(b""), False)
     t0 = time.perf_counter()
@@ -196,11 +201,24 @@ def ensure_engine(source: ModelSource, precision: str = "fp32", max_batch: int =
     if onnx_path is not None:
         if not Path(onnx_path).is_file():
             raise FileNotFoundError(f"ONNX file not found: {onnx_path}")
-        onnx_art = OnnxArtifact(Path(onnx_path), sha256_file(onnx_path), precision, graph, opset, float("nan"))
+        onnx_art = OnnxArtifact(
+            Path(onnx_path), sha256_file(onnx_path), precision, graph, opset, float("nan")
+        )
     else:
         onnx_art = ensure_onnx(source, precision=precision, graph=graph, opset=opset, directory=directory)
-    path = Path(engine_path) if engine_path else cache_dir(directory) / engine_name(
-        source.stem, onnx_art.sha256, precision, max_batch, platform.tensorrt_version, platform.compute_capability)
+    path = (
+        Path(engine_path)
+        if engine_path
+        else cache_dir(directory)
+        / engine_name(
+            source.stem,
+            onnx_art.sha256,
+            precision,
+            max_batch,
+            platform.tensorrt_version,
+            platform.compute_capability,
+        )
+    )
     if path.is_dir():
         path = path / engine_name(source.stem, onnx_art.sha256, precision, max_batch, platform.tensorrt_version,
                                   platform.compute_capability)  # fmt: skip

@@ -174,7 +174,9 @@ class AnonymizeOptions:
         return None if self.mode in OFFLINE_MODES else WindowPolicy.parse(self.mode)
 
 
-def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: AnonymizeOptions | None = None) -> npt.NDArray[np.float32]:
+def anonymize_track(
+    joints: npt.ArrayLike, window_fn: WindowFn, options: AnonymizeOptions | None = None
+) -> npt.NDArray[np.float32]:
     """Anonymize one person's continuous track ``(N, 25, 3)`` metres -> ``(N, 25, 3)`` metres.
 
     Output frames are in the scene where the input was (each window's
@@ -195,7 +197,9 @@ def anonymize_track(joints: npt.ArrayLike, window_fn: WindowFn, options: Anonymi
     windows = np.stack([padded[s : s + T] for s in starts])  # (W, 75, 25, 3)
     offsets = windows[:, :1, SPINE_MID : SPINE_MID + 1, :].copy()  # (W, 1, 1, 3)
     normed = windows - offsets
-    out = np.concatenate([window_fn(normed[s : s + opts.batch_size]) for s in range(0, len(normed), opts.batch_size)])
+    out = np.concatenate(
+        [window_fn(normed[s : s + opts.batch_size]) for s in range(0, len(normed), opts.batch_size)]
+    )
     out = out + offsets  # back in the scene, (W, 75, 25, 3)
     acc = np.zeros(padded.shape, np.float64)
     wsum = np.zeros(len(padded), np.float64)
@@ -242,7 +246,9 @@ def _policy_windows(
     return out
 
 
-def _centre_windows(x: npt.NDArray[np.float32], window_fn: WindowFn, batch_size: int) -> npt.NDArray[np.float32]:
+def _centre_windows(
+    x: npt.NDArray[np.float32], window_fn: WindowFn, batch_size: int
+) -> npt.NDArray[np.float32]:
     """Each frame ``t`` from the centre (frame 37) of the window ``t - 37 .. t + 37``."""
     n, half = len(x), T // 2
     padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], T - 1 - half, axis=0)])
@@ -291,7 +297,9 @@ def anonymize_recording(
 
 
 def default_window_fn(
-    model_path: str | Path | None = None, dummy_path: str | Path | None = None, device: str = "cpu",
+    model_path: str | Path | None = None,
+    dummy_path: str | Path | None = None,
+    device: str = "cpu",
     privacy: str | None = None,
 ) -> tuple[TorchWindowFn, str]:
     """The shipped default model and dummy (or the given ones) as a window function, and a model id.
@@ -310,7 +318,9 @@ def default_window_fn(
     mp = Path(model_path) if model_path else DEFAULT_MODEL
     dp = Path(dummy_path) if dummy_path else DEFAULT_DUMMY
     source = load_source(BackendOptions(model_path=str(mp), dummy=str(dp), privacy=privacy))
-    window = source.dummy_window if source.dummy_window is not None else load_dummy(dp)  # always set by load_source
+    window = (
+        source.dummy_window if source.dummy_window is not None else load_dummy(dp)
+    )  # always set by load_source
     fn = TorchWindowFn(source.model, window, device=device, privacy=source.privacy)
     verify_outputs(fn.anonymize, source, "fp32", str(mp))
     log.info("anonymizing with %s (dummy %s)", mp, dp)

@@ -40,7 +40,9 @@ def _add_render_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--height", type=int, default=480, help="frame height in pixels (default 480)")
     g.add_argument("--azimuth", type=float, default=0.0, help="view turned about the vertical axis, degrees")
     g.add_argument("--elevation", type=float, default=10.0, help="view elevation, degrees (default 10)")
-    g.add_argument("--fps", type=float, default=None, help="output frame rate (default: the recording's, else 30)")
+    g.add_argument(
+        "--fps", type=float, default=None, help="output frame rate (default: the recording's, else 30)"
+    )
     g.add_argument("--show-confidence", action="store_true", help="draw joints by their confidence")
 
 
@@ -62,7 +64,9 @@ def _select_persons(rec, person: int | None):  # type: ignore[no-untyped-def]
     if person is None:
         return rec.joints, rec.confidence, rec.present
     if not 0 <= person < rec.num_persons:
-        raise SystemExit(f"error: --person {person} out of range: the recording has {rec.num_persons} person(s)")
+        raise SystemExit(
+            f"error: --person {person} out of range: the recording has {rec.num_persons} person(s)"
+        )
     sl = slice(person, person + 1)
     return rec.joints[:, sl], rec.confidence[:, sl], rec.present[:, sl]
 
@@ -134,21 +138,43 @@ def _add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
 
     g = p.add_argument_group("socket")
     if publisher:
-        g.add_argument("--endpoint", default="tcp://127.0.0.1:5555",
-                       help="ZeroMQ endpoint to publish on (default tcp://127.0.0.1:5555; port * picks a free one)")
+        g.add_argument(
+            "--endpoint",
+            default="tcp://127.0.0.1:5555",
+            help="ZeroMQ endpoint to publish on (default tcp://127.0.0.1:5555; port * picks a free one)",
+        )
         g.add_argument("--connect", action="store_true", help="connect to the endpoint instead of binding it")
     else:
-        g.add_argument("--endpoint", action="append", required=True,
-                       help="publisher endpoint to subscribe to (repeat for several)")
+        g.add_argument(
+            "--endpoint",
+            action="append",
+            required=True,
+            help="publisher endpoint to subscribe to (repeat for several)",
+        )
         g.add_argument("--bind", action="store_true", help="bind the endpoint instead of connecting to it")
-        g.add_argument("--topic", action="append", default=None,
-                       help="topic prefix: raw/ (default), anon/, raw/<stream> for exactly one stream")
-    g.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops (default 1000)")
-    g.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message accepted (default 1 MiB)")
-    g.add_argument("--kernel-buffer", type=int, default=None, metavar="BYTES",
-                   help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
-                        "a peer that stops reading lose messages (counted) instead of receiving them seconds late")
-    add_curve_arguments(p)  # --curve-secret, --curve-server-key, --curve-clients, --curve-allow-any, --insecure
+        g.add_argument(
+            "--topic",
+            action="append",
+            default=None,
+            help="topic prefix: raw/ (default), anon/, raw/<stream> for exactly one stream",
+        )
+    g.add_argument(
+        "--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops (default 1000)"
+    )
+    g.add_argument(
+        "--max-message-bytes", type=int, default=1 << 20, help="largest message accepted (default 1 MiB)"
+    )
+    g.add_argument(
+        "--kernel-buffer",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
+        "a peer that stops reading lose messages (counted) instead of receiving them seconds late",
+    )
+    add_curve_arguments(
+        p
+    )  # --curve-secret, --curve-server-key, --curve-clients, --curve-allow-any, --insecure
 
 
 def _socket_options(args: argparse.Namespace, conflate: bool = False) -> SocketOptions:
@@ -178,7 +204,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from pmr_stream.wire.sockets import Publisher, stop_on_signals
 
     spec = parse_source(args.source)
-    smoothing = OneEuroOptions(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta) if args.smooth else None
+    smoothing = (
+        OneEuroOptions(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta) if args.smooth else None
+    )
     opts = ProducerOptions(
         speed=args.speed, announce_s=args.announce, max_frames=args.max_frames, duration_s=args.duration,
         wait_subscribers=args.wait_subscribers, wait_timeout_s=args.wait_timeout, report_s=args.report,
@@ -192,7 +220,10 @@ def cmd_produce(args: argparse.Namespace) -> int:
         raise
     with pub, stop_on_signals() as stop:
         streams = ", ".join(s.stream for s in source.streams)
-        print(f"publishing {args.source} as {streams} on {pub.endpoint}{_link(pub.options)} (Ctrl-C stops)", flush=True)
+        print(
+            f"publishing {args.source} as {streams} on {pub.endpoint}{_link(pub.options)} (Ctrl-C stops)",
+            flush=True,
+        )
         stats = Producer(source, pub, opts, report=lambda s: _print_json_line("stats", s)).run(stop)
     print(f"stopped ({stats.end_reason}): {stats.frames} frames, {stats.rate_fps:.1f} fps, "
           f"{stats.drops} dropped, {stats.gaps} without a person", flush=True)  # fmt: skip
@@ -225,7 +256,10 @@ def cmd_record(args: argparse.Namespace) -> int:
             Recorder(sub, args.output, wopts) as rec:  # fmt: skip
         print(f"recording {', '.join(topics)} from {', '.join(sub.socket.endpoints)}{_link(sub.socket.options)} "
               "(Ctrl-C stops)", flush=True)  # fmt: skip
-        rec.run(stop, RecordOptions(duration_s=args.duration, max_frames=args.max_frames, until_end=args.until_end))
+        rec.run(
+            stop,
+            RecordOptions(duration_s=args.duration, max_frames=args.max_frames, until_end=args.until_end),
+        )
         written = rec.save()
         drops = dict(sub.drops)
     for path, take in written:
@@ -278,38 +312,68 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def _add_stream_commands(sub: Any) -> None:
     p = sub.add_parser("produce", help="publish skeletons from a recording, video, webcam or the generator")
-    p.add_argument("--source", required=True,
-                   help="kinect:FILE (.skeleton/.npz), video:FILE, webcam:INDEX, synthetic or synthetic:N")
+    p.add_argument(
+        "--source",
+        required=True,
+        help="kinect:FILE (.skeleton/.npz), video:FILE, webcam:INDEX, synthetic or synthetic:N",
+    )
     p.add_argument("--stream", default=None, help="stream id (default: the file's stem, webcam0, syn)")
-    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible"
+    )
     p.add_argument("--loop", action="store_true", help="kinect: start over at the end")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--announce", type=float, default=1.0, help="seconds between stream-start re-announcements")
-    p.add_argument("--wait-subscribers", type=int, default=0, help="wait for this many subscribers before publishing")
+    p.add_argument(
+        "--announce", type=float, default=1.0, help="seconds between stream-start re-announcements"
+    )
+    p.add_argument(
+        "--wait-subscribers", type=int, default=0, help="wait for this many subscribers before publishing"
+    )
     p.add_argument("--wait-timeout", type=float, default=10.0, help="longest wait for subscribers, seconds")
-    p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: only at the end)")
+    p.add_argument(
+        "--report", type=float, default=5.0, help="seconds between stats lines (0: only at the end)"
+    )
     p.add_argument("--smooth", action="store_true", help="video/webcam: One-Euro smoothing of the joints")
-    p.add_argument("--smooth-min-cutoff", type=float, default=0.5, help="One-Euro min cut-off, Hz (default 0.5)")
+    p.add_argument(
+        "--smooth-min-cutoff", type=float, default=0.5, help="One-Euro min cut-off, Hz (default 0.5)"
+    )
     p.add_argument("--smooth-beta", type=float, default=5.0, help="One-Euro beta, Hz per m/s (default 5)")
-    p.add_argument("--mirrored", action="store_true", help="video/webcam: the image is mirrored (selfie view)")
+    p.add_argument(
+        "--mirrored", action="store_true", help="video/webcam: the image is mirrored (selfie view)"
+    )
     p.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
     _add_socket_flags(p, publisher=True)
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("record", help="subscribe and write what arrives to a recording .npz")
-    p.add_argument("--output", required=True,
-                   help="FILE.npz (several takes: FILE.<stream>[~N].npz each); while recording, FILE.npz.parts/")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="FILE.npz (several takes: FILE.<stream>[~N].npz each); while recording, FILE.npz.parts/",
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist")
-    p.add_argument("--max-persons", type=int, default=64,
-                   help="person ids kept per take (default 64); frames of further ids are refused and counted")
-    p.add_argument("--flush", type=float, default=1.0, metavar="SECONDS",
-                   help="seconds between segments in FILE.npz.parts/ (default 1: what a crash can lose)")
-    p.add_argument("--recover", action="store_true",
-                   help="record nothing: merge the takes a killed recorder left in FILE.npz.parts/ into their files")
+    p.add_argument(
+        "--max-persons",
+        type=int,
+        default=64,
+        help="person ids kept per take (default 64); frames of further ids are refused and counted",
+    )
+    p.add_argument(
+        "--flush",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between segments in FILE.npz.parts/ (default 1: what a crash can lose)",
+    )
+    p.add_argument(
+        "--recover",
+        action="store_true",
+        help="record nothing: merge the takes a killed recorder left in FILE.npz.parts/ into their files",
+    )
     _add_socket_flags(p, publisher=False)
     for action in p._actions:  # --recover needs no endpoint; cmd_record asks for it otherwise
         if "--endpoint" in action.option_strings:
@@ -320,7 +384,11 @@ def _add_stream_commands(sub: Any) -> None:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between tables (default 1)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--window", type=float, default=5.0, help="seconds of history for rates and latency")
-    p.add_argument("--conflate", action="store_true", help="keep only the newest message (and accept unannounced streams)")
+    p.add_argument(
+        "--conflate",
+        action="store_true",
+        help="keep only the newest message (and accept unannounced streams)",
+    )
     p.add_argument("--json", default=None, metavar="FILE", help="write the final counters as JSON")
     _add_socket_flags(p, publisher=False)
     p.set_defaults(func=cmd_probe)
@@ -362,15 +430,23 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         dummy_bone_lengths,
     )
 
-    AnonymizeOptions(mode=args.mode, stride=args.stride)  # a bad --mode or --stride fails before the model loads
-    window_fn, model_id = default_window_fn(args.model_path, args.dummy, device=args.device, privacy=args.privacy)
+    AnonymizeOptions(
+        mode=args.mode, stride=args.stride
+    )  # a bad --mode or --stride fails before the model loads
+    window_fn, model_id = default_window_fn(
+        args.model_path, args.dummy, device=args.device, privacy=args.privacy
+    )
     bones = tuple(float(b) for b in dummy_bone_lengths(window_fn.dummy)) if args.bones == "dummy" else None
     opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
     out = anonymize_recording(rec, window_fn.anonymize, opts, model_id=model_id)
     written = save_recording(out, args.output, out_fmt, overwrite=args.overwrite)
     print(
         f"wrote {written.path}: {written.frames} frames, {written.persons} person(s) anonymized with {model_id}"
-        + (f" (privacy {window_fn.privacy}, mode {args.mode})" if window_fn.privacy else f" (mode {args.mode})")
+        + (
+            f" (privacy {window_fn.privacy}, mode {args.mode})"
+            if window_fn.privacy
+            else f" (mode {args.mode})"
+        )
     )
     return 0
 
@@ -385,19 +461,33 @@ def _add_train_arguments(p: Any) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="autoencoder learning rate (paper 1e-5)")
     p.add_argument("--adv-lr", type=float, default=None, help="classifier/Q learning rate (paper 1e-5)")
-    p.add_argument("--epochs-scale", type=float, default=None, help="multiply every stage's epochs (0.1: quick run)")
-    p.add_argument("--stage-epochs", default=None, help="six comma-separated epoch counts (default 5,20,20,50,100,100)")
-    p.add_argument("--paired-samples", type=int, default=None, help="paired quadruplets per epoch (default 2000)")
+    p.add_argument(
+        "--epochs-scale", type=float, default=None, help="multiply every stage's epochs (0.1: quick run)"
+    )
+    p.add_argument(
+        "--stage-epochs", default=None, help="six comma-separated epoch counts (default 5,20,20,50,100,100)"
+    )
+    p.add_argument(
+        "--paired-samples", type=int, default=None, help="paired quadruplets per epoch (default 2000)"
+    )
     p.add_argument("--alpha-priv", type=float, default=None)
     p.add_argument("--alpha-util", type=float, default=None)
-    p.add_argument("--loss-weight", action="append", metavar="NAME=VALUE", help="override a loss weight, e.g. cross=1.0")
-    p.add_argument("--dmr", action="store_true", help="the DMR baseline: (256, 32) embeddings, no classifiers or Q")
-    p.add_argument("--config", default=None, help="start from a Config JSON (as printed at the start of a run)")
+    p.add_argument(
+        "--loss-weight", action="append", metavar="NAME=VALUE", help="override a loss weight, e.g. cross=1.0"
+    )
+    p.add_argument(
+        "--dmr", action="store_true", help="the DMR baseline: (256, 32) embeddings, no classifiers or Q"
+    )
+    p.add_argument(
+        "--config", default=None, help="start from a Config JSON (as printed at the start of a run)"
+    )
     p.add_argument("--checkpoint-dir", default="runs/pmr")
     p.add_argument("--model-id", default="pmr", help="name recorded in the checkpoint's provenance")
     p.add_argument("--resume", action="store_true", help="continue from CHECKPOINT_DIR/last.pt")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--use-mlflow", action="store_true", help="log metrics to MLflow (needs the mlflow package)")
+    p.add_argument(
+        "--use-mlflow", action="store_true", help="log metrics to MLflow (needs the mlflow package)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -418,8 +508,14 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
     p.add_argument("--dataset", choices=("standin", "ntu60"), default="standin")
     p.add_argument("--data", default=None,
                    help="stand-in .npz (default data/standin.npz, generated when missing) or NTU-60 .skeleton directory")  # fmt: skip
-    p.add_argument("--genders", default=None, help="NTU-60: CSV of the performers' genders (without it: no gender column)")
-    p.add_argument("--cache", default=None, help="NTU-60: .npz cache of the preprocessed clips (written on first use)")
+    p.add_argument(
+        "--genders",
+        default=None,
+        help="NTU-60: CSV of the performers' genders (without it: no gender column)",
+    )
+    p.add_argument(
+        "--cache", default=None, help="NTU-60: .npz cache of the preprocessed clips (written on first use)"
+    )
     p.add_argument("--protocol", choices=("cross-view", "cross-take", "both"), default=None,
                    help="split(s): cross-take (train replication 1, test replication 2 camera 1: no shared take), "
                         "cross-view (train cameras 2, 3, test camera 1: the paper's) or both (default; --quick: cross-take)")  # fmt: skip
@@ -428,14 +524,20 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
                         "the default anonymizer's rows only, evaluators cached apart (runs/evaluators/DATASET-quick/)")  # fmt: skip
     p.add_argument("--evaluators", default=None,
                    help="evaluator cache directory, one sub-directory per protocol (default runs/evaluators/DATASET[-quick])")  # fmt: skip
-    p.add_argument("--retrain-evaluators", action="store_true", help="train the evaluators even when a fresh cache exists")
+    p.add_argument(
+        "--retrain-evaluators",
+        action="store_true",
+        help="train the evaluators even when a fresh cache exists",
+    )
     p.add_argument("--sgn-size", choices=("slim", "paper"), default="slim",
                    help="slim: a CPU-sized SGN (default); paper: SGN as published (use a GPU)")  # fmt: skip
     p.add_argument("--evaluator-epochs", type=int, default=None,
                    help="epochs per fixed evaluator (default 25 slim, 60 paper, 10 --quick)")  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test clips only (quick runs)")
+    p.add_argument(
+        "--max-test", type=int, default=None, help="evaluate on the first N test clips only (quick runs)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if not evaluate_flags:
         return
@@ -445,9 +547,18 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
                    help="another checkpoint to evaluate beside the shipped default (repeatable)")  # fmt: skip
     p.add_argument("--privacy-levels", default=None,
                    help="comma-separated privacy levels of the default anonymizer to evaluate (default: all)")  # fmt: skip
-    p.add_argument("--dmr-path", default=None, help="DMR checkpoint (default: the shipped dmr_standin.pt); 'none' skips")
-    p.add_argument("--dummy", default=None, help="the constant dummy's recording (default: the shipped dummy)")
-    p.add_argument("--seeds", type=int, default=None, help="evaluation seeds: linkage pairs, random dummies (default 5, --quick 1)")
+    p.add_argument(
+        "--dmr-path", default=None, help="DMR checkpoint (default: the shipped dmr_standin.pt); 'none' skips"
+    )
+    p.add_argument(
+        "--dummy", default=None, help="the constant dummy's recording (default: the shipped dummy)"
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="evaluation seeds: linkage pairs, random dummies (default 5, --quick 1)",
+    )
     p.add_argument("--adaptive-epochs", type=int, default=None,
                    help="fine-tuning epochs of each adaptive attacker, warm-started from the fixed one (default 6, --quick 4)")  # fmt: skip
     p.add_argument("--adaptive-clips", type=int, default=None,
@@ -457,11 +568,21 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
                    help="dummy policies of the cross-view paper-layout table, comma-separated")  # fmt: skip
     p.add_argument("--no-fk", action="store_true", help="leave out the forward-kinematics baseline")
     p.add_argument("--no-stream", action="store_true", help="leave out the streaming-path row")
-    p.add_argument("--stream-backend", default="auto", help="engine backend of the streaming row (default auto)")
-    p.add_argument("--stream-policy", default="last", help="window policy of the streaming row (default last)")
-    p.add_argument("--stream-bones", choices=("dummy", "model"), default="dummy",
-                   help="bone step of the streaming row, as the service's --bones (default dummy)")
-    p.add_argument("--output", default=None, help="output directory (default out/eval_DATASET, out/eval_DATASET_quick)")
+    p.add_argument(
+        "--stream-backend", default="auto", help="engine backend of the streaming row (default auto)"
+    )
+    p.add_argument(
+        "--stream-policy", default="last", help="window policy of the streaming row (default last)"
+    )
+    p.add_argument(
+        "--stream-bones",
+        choices=("dummy", "model"),
+        default="dummy",
+        help="bone step of the streaming row, as the service's --bones (default dummy)",
+    )
+    p.add_argument(
+        "--output", default=None, help="output directory (default out/eval_DATASET, out/eval_DATASET_quick)"
+    )
 
 
 def _add_model_commands(sub: Any) -> None:
@@ -471,39 +592,63 @@ def _add_model_commands(sub: Any) -> None:
 
     from training.recipe import add_recipe_arguments
 
-    p = sub.add_parser("train-default", help="train the default anonymizer (PMR, retarget head, privacy dial); resumable")
+    p = sub.add_parser(
+        "train-default", help="train the default anonymizer (PMR, retarget head, privacy dial); resumable"
+    )
     add_recipe_arguments(p)
     p.set_defaults(func=cmd_train_default)
 
-    p = sub.add_parser("evaluate", help="the privacy/utility tables: fixed and adaptive attackers, cross-take and cross-view")
+    p = sub.add_parser(
+        "evaluate", help="the privacy/utility tables: fixed and adaptive attackers, cross-take and cross-view"
+    )
     _add_eval_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("train-evaluators", help="train and cache the SGN evaluators (action, re-ID, gender, linkage)")
+    p = sub.add_parser(
+        "train-evaluators", help="train and cache the SGN evaluators (action, re-ID, gender, linkage)"
+    )
     _add_eval_arguments(p, evaluate_flags=False)
     p.set_defaults(func=cmd_train_evaluators)
 
     p = sub.add_parser("anonymize", help="anonymize a recording offline (every person, any length)")
     p.add_argument("--input", required=True, help=".skeleton, .npz, or an SGN/ST-GCN array file")
-    p.add_argument("--output", required=True,
-                   help="output file, written atomically; its format by its extension (a new .npy: the "
-                        "input's array kind) unless --output-format; a format that cannot hold every person "
-                        "is refused")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output file, written atomically; its format by its extension (a new .npy: the "
+        "input's array kind) unless --output-format; a format that cannot hold every person "
+        "is refused",
+    )
     p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format (default: guessed)")
     p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output file (never the input itself)")
-    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped default anonymizer, pmr_stream/assets/pmr_default.pt)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output file (never the input itself)"
+    )
+    p.add_argument(
+        "--model-path",
+        default=None,
+        help="checkpoint (default: the shipped default anonymizer, pmr_stream/assets/pmr_default.pt)",
+    )
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
-    p.add_argument("--mode", default="last", metavar="MODE",
-                   help="last (default): every frame read as the streaming service reads it (the end of the "
-                        "window ending at it; same output as the service's default policy); delay:N: as the "
-                        "service's --policy delay:N; centre: one window per frame, read at its centre; "
-                        "blend: windows --stride frames apart, Hann-blended (fewer network calls)")
-    p.add_argument("--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)")
+    p.add_argument(
+        "--mode",
+        default="last",
+        metavar="MODE",
+        help="last (default): every frame read as the streaming service reads it (the end of the "
+        "window ending at it; same output as the service's default policy); delay:N: as the "
+        "service's --policy delay:N; centre: one window per frame, read at its centre; "
+        "blend: windows --stride frames apart, Hann-blended (fewer network calls)",
+    )
+    p.add_argument(
+        "--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)"
+    )
     add_privacy_argument(p)
-    p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
-                   help="dummy (default): set every output bone to the dummy's length; model: the network's output as is")
+    p.add_argument(
+        "--bones",
+        choices=("dummy", "model"),
+        default="dummy",
+        help="dummy (default): set every output bone to the dummy's length; model: the network's output as is",
+    )
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_anonymize)
 
@@ -561,19 +706,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _add_engine_commands(sub: Any) -> None:
     p = sub.add_parser("export", help="export the streaming graph to ONNX or build a TensorRT engine")
     p.add_argument("--format", choices=("onnx", "tensorrt"), required=True)
-    p.add_argument("--output", required=True, help="file, or a folder (ending in /) to name the file by its dependencies")
+    p.add_argument(
+        "--output", required=True, help="file, or a folder (ending in /) to name the file by its dependencies"
+    )
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
-    p.add_argument("--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)")
+    p.add_argument(
+        "--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)"
+    )
     p.add_argument("--graph", choices=("folded", "reference"), default="folded",
                    help="folded: exact rewrite with half the FLOPs (default); reference: the network as defined")  # fmt: skip
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
-    p.add_argument("--max-batch", type=int, default=256, help="tensorrt: largest batch of the optimisation profile")
-    p.add_argument("--opt-batch", type=int, default=None, help="tensorrt: batch the profile is tuned for (default 64)")
+    p.add_argument(
+        "--max-batch", type=int, default=256, help="tensorrt: largest batch of the optimisation profile"
+    )
+    p.add_argument(
+        "--opt-batch", type=int, default=None, help="tensorrt: batch the profile is tuned for (default 64)"
+    )
     p.add_argument("--onnx", default=None, help="tensorrt: build from this ONNX file instead of exporting")
-    p.add_argument("--cache-dir", default=None, help="where the ONNX export and timing cache live (default ~/.cache/pmr-stream)")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where the ONNX export and timing cache live (default ~/.cache/pmr-stream)",
+    )
     add_privacy_argument(p, "the exported graph's ")
-    p.add_argument("--force", action="store_true", help="tensorrt: rebuild even when the engine is up to date")
+    p.add_argument(
+        "--force", action="store_true", help="tensorrt: rebuild even when the engine is up to date"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="latency/throughput of the backends vs the paper's way of timing")
@@ -581,16 +740,28 @@ def _add_engine_commands(sub: Any) -> None:
                    help="backends to time (default: every one available on --device)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-sizes", default="1,8,64,256", help="comma-separated (default 1,8,64,256)")
-    p.add_argument("--precision", nargs="+", choices=("fp32", "fp16"), default=None, help="default: fp32 (+fp16 on CUDA)")
+    p.add_argument(
+        "--precision", nargs="+", choices=("fp32", "fp16"), default=None, help="default: fp32 (+fp16 on CUDA)"
+    )
     p.add_argument("--graph", nargs="+", choices=("folded", "reference"), default=["folded"])
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
-    p.add_argument("--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)")
-    p.add_argument("--seconds", type=float, default=1.0, help="timed seconds per backend and batch size (default 1)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per call (default: the libraries' choice)")
+    p.add_argument(
+        "--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)"
+    )
+    p.add_argument(
+        "--seconds", type=float, default=1.0, help="timed seconds per backend and batch size (default 1)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per call (default: the libraries' choice)"
+    )
     p.add_argument("--cache-dir", default=None, help="where exported ONNX files and engines are kept")
     add_privacy_argument(p, "the timed graph's ")
-    p.add_argument("--json", default=None, metavar="FILE", help="write the full report as JSON (and FILE.png)")
-    p.add_argument("--histogram", default=None, metavar="PNG", help="latency histogram (default: beside --json)")
+    p.add_argument(
+        "--json", default=None, metavar="FILE", help="write the full report as JSON (and FILE.png)"
+    )
+    p.add_argument(
+        "--histogram", default=None, metavar="PNG", help="latency histogram (default: beside --json)"
+    )
     p.add_argument("--table", default=None, metavar="FILE", help="also write the table to FILE")
     p.add_argument("--no-paper", action="store_true", help="skip the paper's way of timing")
     p.add_argument("--paper-calls", type=int, default=300, help="calls timed the paper's way (default 300)")
@@ -607,8 +778,12 @@ def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions,
     from pmr_stream.wire.sockets import SocketOptions, check_raw_endpoints, curve_from_args
     from pmr_stream.wire.sockets import insecure_from_args as insecure
 
-    raw = SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer,
-                        curve=curve_from_args(args, "raw-", bind=False), insecure=insecure(args, "raw-"))
+    raw = SocketOptions(
+        hwm=args.hwm,
+        kernel_buffer_bytes=args.kernel_buffer,
+        curve=curve_from_args(args, "raw-", bind=False),
+        insecure=insecure(args, "raw-"),
+    )
     anon = SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer,
                          curve=curve_from_args(args, "anon-", bind=True))  # fmt: skip
     check_raw_endpoints(args.raw, raw, bind=False, flag_prefix="raw-")
@@ -683,7 +858,9 @@ def _add_service_commands(sub: Any) -> None:
     from pmr_stream.window import POLICY_HELP
 
     p = sub.add_parser("anonymizer", help="the streaming anonymizer service: raw/ in, anon/ out")
-    p.add_argument("--raw", action="append", required=True, help="producer endpoint to subscribe to (repeatable)")
+    p.add_argument(
+        "--raw", action="append", required=True, help="producer endpoint to subscribe to (repeatable)"
+    )
     p.add_argument("--anon", default="tcp://127.0.0.1:5556", help="endpoint to publish anon/ on (bound)")
     p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
@@ -692,44 +869,98 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
     add_privacy_argument(p)
     p.add_argument("--max-batch", type=int, default=128, help="most windows per engine call (default 128)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait for a batch to fill, only while frames arrive faster than one per that time (default 5 ms)")
-    p.add_argument("--max-gap", type=int, default=10, help="missing frames interpolated; longer gaps reset (default 10)")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="longest wait for a batch to fill, only while frames arrive faster than one per that time (default 5 ms)",
+    )
+    p.add_argument(
+        "--max-gap", type=int, default=10, help="missing frames interpolated; longer gaps reset (default 10)"
+    )
     p.add_argument("--idle", type=float, default=5.0, help="evict persons/streams unseen this long, seconds")
-    p.add_argument("--max-metadata-bytes", type=int, default=16384, metavar="BYTES",
-                   help="refuse stream starts whose metadata is larger, msgpack-encoded (default 16384)")
-    p.add_argument("--max-streams", type=int, default=1024, help="streams tracked at once; more are refused (default 1024)")
-    p.add_argument("--max-persons-per-stream", type=int, default=64,
-                   help="persons held per stream; frames of more are refused (default 64)")
-    p.add_argument("--max-persons", type=int, default=4096, help="persons held in all; more are refused (default 4096)")
+    p.add_argument(
+        "--max-metadata-bytes",
+        type=int,
+        default=16384,
+        metavar="BYTES",
+        help="refuse stream starts whose metadata is larger, msgpack-encoded (default 16384)",
+    )
+    p.add_argument(
+        "--max-streams",
+        type=int,
+        default=1024,
+        help="streams tracked at once; more are refused (default 1024)",
+    )
+    p.add_argument(
+        "--max-persons-per-stream",
+        type=int,
+        default=64,
+        help="persons held per stream; frames of more are refused (default 64)",
+    )
+    p.add_argument(
+        "--max-persons", type=int, default=4096, help="persons held in all; more are refused (default 4096)"
+    )
     p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: none)")
     p.add_argument("--stats-json", default=None, metavar="FILE", help="also write the stats to FILE")
-    p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
-                   help="dummy (default): set every output bone to the dummy's length; model: the network's output as is")
-    p.add_argument("--engine-thread", action="store_true",
-                   help="run the engine in its own thread while the loop keeps receiving and publishing")
+    p.add_argument(
+        "--bones",
+        choices=("dummy", "model"),
+        default="dummy",
+        help="dummy (default): set every output bone to the dummy's length; model: the network's output as is",
+    )
+    p.add_argument(
+        "--engine-thread",
+        action="store_true",
+        help="run the engine in its own thread while the loop keeps receiving and publishing",
+    )
     add_stream_id_arguments(p)
-    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                   help="serve /metrics (Prometheus text) and /stats.json over HTTP on PORT (0: any free port)")
-    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics endpoint binds (default loopback)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve /metrics (Prometheus text) and /stats.json over HTTP on PORT (0: any free port)",
+    )
+    p.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address the metrics endpoint binds (default loopback)"
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
-    p.add_argument("--wait-subscribers", type=int, default=0, help="wait for this many anon/ subscribers first")
+    p.add_argument(
+        "--wait-subscribers", type=int, default=0, help="wait for this many anon/ subscribers first"
+    )
     p.add_argument("--wait-timeout", type=float, default=60.0, help="longest wait for them, seconds")
     p.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops")
-    p.add_argument("--kernel-buffer", type=int, default=None, metavar="BYTES",
-                   help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
-                        "a subscriber that stops reading lose messages (it counts them) instead of lagging")
+    p.add_argument(
+        "--kernel-buffer",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
+        "a subscriber that stops reading lose messages (it counts them) instead of lagging",
+    )
     from pmr_stream.wire.sockets import add_curve_arguments
 
     add_curve_arguments(p, "raw-", role="client", what="the raw/ subscriber (a client of the producers)")
-    add_curve_arguments(p, "anon-", role="server", what="the anon/ publisher (the server of the sinks)", raw=False)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per engine call (default: the backend's)")
-    p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=False,
-                   help="onnxruntime: let idle worker threads spin between calls (default --no-spin: they sleep, "
-                        "leaving the cores to the producers and subscribers; measured better at 60 streams on 2 cores)")
+    add_curve_arguments(
+        p, "anon-", role="server", what="the anon/ publisher (the server of the sinks)", raw=False
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per engine call (default: the backend's)"
+    )
+    p.add_argument(
+        "--spin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="onnxruntime: let idle worker threads spin between calls (default --no-spin: they sleep, "
+        "leaving the cores to the producers and subscribers; measured better at 60 streams on 2 cores)",
+    )
     p.set_defaults(func=cmd_anonymizer)
 
-    p = sub.add_parser("stream", help="producer -> anonymizer -> recorder on loopback, then a side-by-side video")
+    p = sub.add_parser(
+        "stream", help="producer -> anonymizer -> recorder on loopback, then a side-by-side video"
+    )
     add_stream_arguments(p)
     p.set_defaults(func=cmd_stream)
 
@@ -739,10 +970,14 @@ def cmd_view(args: argparse.Namespace) -> int:
     from pmr_stream.wire.sockets import stop_on_signals
     from pmr_stream.wire.subscriber import Subscriber
 
-    endpoints = list(args.endpoint) + ([args.raw_endpoint] if args.show_original and args.raw_endpoint else [])
+    endpoints = list(args.endpoint) + (
+        [args.raw_endpoint] if args.show_original and args.raw_endpoint else []
+    )
     topics = list(args.topic or ["anon/"]) + (["raw/"] if args.show_original else [])
     if any(not t.startswith("anon/") for t in args.topic or []):
-        raise ValueError("pmr view shows anonymized streams: --topic must start with anon/ (use --show-original for raw)")
+        raise ValueError(
+            "pmr view shows anonymized streams: --topic must start with anon/ (use --show-original for raw)"
+        )
     stream_ids = None
     if args.show_original:  # raw ids go to anon/ as keyed pseudonyms: pair them with the anonymizer's key
         from pmr_stream.privacy import stream_ids_from_args
@@ -750,7 +985,10 @@ def cmd_view(args: argparse.Namespace) -> int:
         stream_ids = stream_ids_from_args(args, create=False)
     opts = ViewerOptions(width=args.width, height=args.height, show_original=args.show_original,
                          until_end=args.until_end, duration_s=args.duration, stream_ids=stream_ids)  # fmt: skip
-    with Subscriber(endpoints, topics, _socket_options(args), bind=args.bind) as sub, stop_on_signals() as stop:
+    with (
+        Subscriber(endpoints, topics, _socket_options(args), bind=args.bind) as sub,
+        stop_on_signals() as stop,
+    ):
         viewer = Viewer(sub, opts)
         out = run_viewer(viewer, args.output, stop, fps=args.fps)
     if out is not None:
@@ -763,12 +1001,20 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 def _add_view_command(sub: Any) -> None:
     p = sub.add_parser("view", help="show anonymized streams live, or write them to MP4/GIF (the writer)")
-    p.add_argument("--show-original", action="store_true", help="draw the raw skeleton beside it (explicit only)")
-    p.add_argument("--raw-endpoint", default=None, help="with --show-original: the producer's endpoint (raw/)")
+    p.add_argument(
+        "--show-original", action="store_true", help="draw the raw skeleton beside it (explicit only)"
+    )
+    p.add_argument(
+        "--raw-endpoint", default=None, help="with --show-original: the producer's endpoint (raw/)"
+    )
     from pmr_stream.privacy import add_stream_id_arguments
 
     add_stream_id_arguments(p)  # with --show-original: the anonymizer's key, to pair raw and anon/ streams
-    p.add_argument("--output", default=None, help=".mp4/.avi/.gif: write instead of a window (default without a display: out/viewer.mp4)")
+    p.add_argument(
+        "--output",
+        default=None,
+        help=".mp4/.avi/.gif: write instead of a window (default without a display: out/viewer.mp4)",
+    )
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written video")
@@ -779,7 +1025,9 @@ def _add_view_command(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pmr", description="pmr-stream: anonymize skeleton motion with PMR.")
+    parser = argparse.ArgumentParser(
+        prog="pmr", description="pmr-stream: anonymize skeleton motion with PMR."
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -796,7 +1044,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="render two recordings side by side (original | anonymized)")
     p.add_argument("--original", required=True)
     p.add_argument("--anonymized", required=True)
-    p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format of both (default: guessed)")
+    p.add_argument(
+        "--format", choices=FORMAT_CHOICES, default=None, help="input format of both (default: guessed)"
+    )
     p.add_argument("--output", required=True, help="output .mp4, .avi, .gif or .png")
     p.add_argument("--labels", nargs=2, default=["original", "anonymized"], metavar=("LEFT", "RIGHT"))
     p.add_argument("--person", type=int, default=None)
@@ -808,8 +1058,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--from", dest="input_format", choices=FORMAT_CHOICES, default=None)
     p.add_argument("--to", dest="output_format", choices=FORMAT_CHOICES, default=None)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output file (never the input itself); written atomically")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (never the input itself); written atomically",
+    )
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("make-dataset", help="generate the deterministic stand-in motion dataset")

@@ -88,7 +88,9 @@ def paper_schedule() -> list[StageSection]:
         StageSection("2-unpaired-ae", 20, paired=False, trains="ae"),
         StageSection("3-paired-adv", 20, paired=True, trains="adv"),
         StageSection("4-unpaired-adv", 50, paired=False, trains="adv", adv_updates=3),
-        StageSection("5-unpaired-both", 100, paired=False, trains="both", adv_updates=3, adversarial_terms=True),
+        StageSection(
+            "5-unpaired-both", 100, paired=False, trains="both", adv_updates=3, adversarial_terms=True
+        ),
         StageSection("6-paired-both", 100, paired=True, trains="both", adv_updates=1, adversarial_terms=True),
     ]
 
@@ -168,7 +170,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        return tuple(
+            _convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"{where}: expected a list, got {type(value).__name__}")

@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 _QUANTILE_SUFFIX: Final[str] = "_p50_p99"
 #: Summary fields that are a map of counters: the label each key becomes.
 LABELLED: Final[dict[str, str]] = {
-    "failed": "reason", "wire_drops": "reason", "refused": "reason", "seq_missing": "stream",
+    "failed": "reason",
+    "wire_drops": "reason",
+    "refused": "reason",
+    "seq_missing": "stream",
 }
 
 
@@ -62,7 +65,9 @@ def prometheus_text(summary: dict[str, Any], prefix: str = "pmr_anonymizer") -> 
             gauge(k, [(f'{{{label}="{_label_value(r)}"}}', n) for r, n in sorted(v.items())
                       if isinstance(n, (int, float)) and not isinstance(n, bool)])  # fmt: skip
         elif isinstance(v, list) and k.endswith(_QUANTILE_SUFFIX) and len(v) == 2:
-            pts = [(f'{{quantile="{q}"}}', x) for q, x in zip(("0.5", "0.99"), v, strict=True) if x is not None]
+            pts = [
+                (f'{{quantile="{q}"}}', x) for q, x in zip(("0.5", "0.99"), v, strict=True) if x is not None
+            ]
             if pts:
                 gauge(k[: -len(_QUANTILE_SUFFIX)], pts)
     return "\n".join(lines) + "\n"
@@ -134,7 +139,9 @@ class MetricsServer:
             family, _, _, _, addr = infos[0]
             lsock = socket.socket(family, socket.SOCK_STREAM)
         except (OSError, IndexError) as exc:
-            raise MetricsBindError(f"metrics endpoint {host}:{port}: cannot use this address ({exc})") from exc
+            raise MetricsBindError(
+                f"metrics endpoint {host}:{port}: cannot use this address ({exc})"
+            ) from exc
         try:
             lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             lsock.bind(addr)
@@ -142,7 +149,11 @@ class MetricsServer:
             lsock.setblocking(False)
         except OSError as exc:
             lsock.close()
-            why = "the port is in use by another process" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+            why = (
+                "the port is in use by another process"
+                if exc.errno == errno.EADDRINUSE
+                else exc.strerror or exc
+            )
             raise MetricsBindError(f"metrics endpoint {host}:{port}: cannot bind ({why}); choose another "
                                    "--metrics-port (0: any free port)") from exc  # fmt: skip
         self._listener = lsock
@@ -299,4 +310,11 @@ class MetricsServer:
         self.close()
 
 
-__all__ = ["LABELLED", "MetricsBindError", "MetricsCounters", "MetricsOptions", "MetricsServer", "prometheus_text"]
+__all__ = [
+    "LABELLED",
+    "MetricsBindError",
+    "MetricsCounters",
+    "MetricsOptions",
+    "MetricsServer",
+    "prometheus_text",
+]

@@ -62,7 +62,11 @@ def free_port() -> int:
 
 
 def run_sink(
-    endpoint: str, topics: Sequence[str], output: Path, latency_json: Path, duration_s: float | None,
+    endpoint: str,
+    topics: Sequence[str],
+    output: Path,
+    latency_json: Path,
+    duration_s: float | None,
     socket_options: SocketOptions | None = None,
 ) -> int:
     """Record ``topics`` until every stream ended; write capture->arrival latencies as JSON
@@ -152,7 +156,11 @@ def _error_line(path: Path) -> str:
     line, else its last non-empty line."""
     lines = [ln.strip() for ln in _tail(path, 200).splitlines() if ln.strip()]
     for ln in reversed(lines):
-        if " error: " in ln or ln.startswith(("error:", "ERROR ")) or re.match(r"^[A-Za-z_.]*(Error|Exception)\b", ln):
+        if (
+            " error: " in ln
+            or ln.startswith(("error:", "ERROR "))
+            or re.match(r"^[A-Za-z_.]*(Error|Exception)\b", ln)
+        ):
             return ln
     return lines[-1] if lines else "(its log is empty)"
 
@@ -256,14 +264,24 @@ class StreamKeys:
         if process == "producer":  # binds raw/: the server of the anonymizer and the raw recorder
             return ["--curve-secret", str(self.secret("producer")), "--curve-clients", str(self.raw_clients)]
         if process == "recorder":
-            return ["--curve-secret", str(self.secret("recorder")), "--curve-server-key", str(self.public("producer"))]
+            return [
+                "--curve-secret",
+                str(self.secret("recorder")),
+                "--curve-server-key",
+                str(self.public("producer")),
+            ]
         if process == "anonymizer":  # a client of the producers, the server of the sinks
             return ["--raw-curve-secret", str(self.secret("anonymizer")),
                     "--raw-curve-server-key", str(self.public("producer")),
                     "--anon-curve-secret", str(self.secret("anonymizer")),
                     "--anon-curve-clients", str(self.anon_clients)]  # fmt: skip
         if process == "sink":
-            return ["--curve-secret", str(self.secret("sink")), "--curve-server-key", str(self.public("anonymizer"))]
+            return [
+                "--curve-secret",
+                str(self.secret("sink")),
+                "--curve-server-key",
+                str(self.public("anonymizer")),
+            ]
         raise ValueError(f"no CURVE flags for process {process!r}")
 
 
@@ -328,9 +346,13 @@ def _groups(args: argparse.Namespace) -> list[_Group]:
     spec = parse_source(args.source)
     n = int(spec.arg) if spec.kind == "synthetic" else 0
     if n < k:
-        raise ValueError(f"--producers {k} splits a synthetic:N source with N >= {k} streams, not {args.source!r}")
+        raise ValueError(
+            f"--producers {k} splits a synthetic:N source with N >= {k} streams, not {args.source!r}"
+        )
     if not args.no_video or args.max_frames:
-        raise ValueError("--producers > 1 is for load tests: add --no-video, and limit the run with --duration")
+        raise ValueError(
+            "--producers > 1 is for load tests: add --no-video, and limit the run with --duration"
+        )
     out = []
     for i in range(k):
         n_i = n // k + (i < n % k)
@@ -349,7 +371,9 @@ def _anon_topic(topic: str, ids: StreamIds) -> str:
 def _merge_latency(work: Path, parts: list[Path]) -> None:
     """The sinks' latencies as one ``latency.json`` (percentiles over every frame of every sink)."""
     summaries = [json.loads(p.read_text()) for p in parts if p.exists()]
-    samples = [np.load(p.with_suffix(".npy"), allow_pickle=False) for p in parts if p.with_suffix(".npy").exists()]
+    samples = [
+        np.load(p.with_suffix(".npy"), allow_pickle=False) for p in parts if p.with_suffix(".npy").exists()
+    ]
     a = np.concatenate(samples) if samples else np.zeros(0)
     drops: dict[str, int] = {}
     for d in summaries:
@@ -382,13 +406,24 @@ def run_pipeline(args: argparse.Namespace) -> int:
     # the others start first and wait for the producer: their safety limit runs longer
     limit = ["--duration", str(args.duration + 60)] if args.duration else []
     cli = ["-m", "pmr_stream.cli"]
-    backend = ["--backend", args.backend, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
-    backend += (["--device", args.device] if args.device else []) + (["--threads", str(args.threads)] if args.threads else [])
+    backend = [
+        "--backend",
+        args.backend,
+        "--max-batch",
+        str(args.max_batch),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+    ]
+    backend += (["--device", args.device] if args.device else []) + (
+        ["--threads", str(args.threads)] if args.threads else []
+    )
     backend += ["--spin"] if args.spin else []
     backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
     backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
     backend += ["--privacy", args.privacy] if args.privacy else []
-    backend += ["--stream-key", str(ids.key_path)] + [a for s in sorted(ids.public) for a in ("--public-stream-id", s)]
+    backend += ["--stream-key", str(ids.key_path)] + [
+        a for s in sorted(ids.public) for a in ("--public-stream-id", s)
+    ]
     one = len(groups) == 1
     sink_json = [work / ("latency.json" if one else f"latency.p{i}.json") for i in range(len(groups))]
     procs = []
@@ -424,7 +459,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     print(f"pipeline: {src} -> {raw_ep if one else 'one endpoint each'} (raw/) -> anonymizer [{args.backend}, "
           f"{args.policy}] -> {anon_ep} (anon/) -> recorder; logs in {work}/ (Ctrl-C stops)", flush=True)  # fmt: skip
     if keys is not None:
-        print(f"pipeline: every link encrypted and authenticated with CurveZMQ (keys in {keys.folder}/)", flush=True)
+        print(
+            f"pipeline: every link encrypted and authenticated with CurveZMQ (keys in {keys.folder}/)",
+            flush=True,
+        )
     interrupted = False
     signalled: set[str] = set()
 
@@ -500,34 +538,63 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     from pmr_stream.config import add_privacy_argument
     from pmr_stream.window import POLICY_HELP
 
-    p.add_argument("--source", default=DEFAULT_SOURCE,
-                   help="kinect:FILE, video:FILE, webcam:0, synthetic (default: the built-in demo recording)")
+    p.add_argument(
+        "--source",
+        default=DEFAULT_SOURCE,
+        help="kinect:FILE, video:FILE, webcam:0, synthetic (default: the built-in demo recording)",
+    )
     p.add_argument("--stream", default="demo", help="stream id (default demo)")
-    p.add_argument("--producers", type=int, default=1,
-                   help="load tests: split a synthetic:N source over this many producer processes, each with its "
-                        "own sink (needs --no-video and --duration; for hosts with more cores)")
+    p.add_argument(
+        "--producers",
+        type=int,
+        default=1,
+        help="load tests: split a synthetic:N source over this many producer processes, each with its "
+        "own sink (needs --no-video and --duration; for hosts with more cores)",
+    )
     p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's choice)")
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
     add_privacy_argument(p, "anonymizer: ")
     p.add_argument("--max-batch", type=int, default=128, help="anonymizer: most windows per engine call")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="anonymizer: longest wait for a batch to fill (default 5 ms)")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="anonymizer: longest wait for a batch to fill (default 5 ms)",
+    )
     p.add_argument("--threads", type=int, default=None, help="anonymizer: CPU threads per engine call")
-    p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=False,
-                   help="anonymizer: onnxruntime threads spin when idle (default: they sleep)")
-    p.add_argument("--bones", choices=("dummy", "model"), default="dummy",
-                   help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives")
-    p.add_argument("--engine-thread", action="store_true", help="anonymizer: run the engine in its own thread")
+    p.add_argument(
+        "--spin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="anonymizer: onnxruntime threads spin when idle (default: they sleep)",
+    )
+    p.add_argument(
+        "--bones",
+        choices=("dummy", "model"),
+        default="dummy",
+        help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives",
+    )
+    p.add_argument(
+        "--engine-thread", action="store_true", help="anonymizer: run the engine in its own thread"
+    )
     add_stream_id_arguments(p)  # passed on to the anonymizer; the sinks subscribe to the pseudonyms
     p.add_argument("--metrics-port", type=int, default=None,
                    help="anonymizer: serve /metrics (Prometheus text) and /stats.json on this loopback port")  # fmt: skip
     c = p.add_mutually_exclusive_group()
-    c.add_argument("--curve", action="store_true",
-                   help="CurveZMQ on every link: a fresh key set in WORKDIR/curve/ (one key pair per process, "
-                        "each server admits only its clients' keys)")
-    c.add_argument("--curve-keys", default=None, metavar="DIR",
-                   help="CurveZMQ with an existing key set (as --curve writes it: producer, anonymizer, recorder, "
-                        "sink .key/.key_secret, raw_clients/, anon_clients/)")
+    c.add_argument(
+        "--curve",
+        action="store_true",
+        help="CurveZMQ on every link: a fresh key set in WORKDIR/curve/ (one key pair per process, "
+        "each server admits only its clients' keys)",
+    )
+    c.add_argument(
+        "--curve-keys",
+        default=None,
+        metavar="DIR",
+        help="CurveZMQ with an existing key set (as --curve writes it: producer, anonymizer, recorder, "
+        "sink .key/.key_secret, raw_clients/, anon_clients/)",
+    )
     p.add_argument("--output", default="out/stream_demo.mp4", help="side-by-side video (.mp4/.gif)")
     p.add_argument("--workdir", default="out/stream", help="recordings, stats and logs of the run")
     p.add_argument("--max-frames", type=int, default=None, help="stop the source after this many frames")

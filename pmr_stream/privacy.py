@@ -177,12 +177,16 @@ def load_stream_key(path: str | os.PathLike[str] | None = None, create: bool = T
     if not stat.S_ISREG(st.st_mode):
         raise ValueError(f"stream key {p}: not a regular file")
     if os.name == "posix" and st.st_mode & 0o077:
-        raise ValueError(f"stream key {p}: readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it")
+        raise ValueError(
+            f"stream key {p}: readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it"
+        )
     if st.st_size > _MAX_KEY_BYTES:
         raise ValueError(f"stream key {p}: {st.st_size} bytes, more than {_MAX_KEY_BYTES} (not a key file?)")
     key = p.read_bytes()
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"stream key {p}: {len(key)} bytes, at least {MIN_KEY_BYTES} needed (delete it to make a new one)")
+        raise ValueError(
+            f"stream key {p}: {len(key)} bytes, at least {MIN_KEY_BYTES} needed (delete it to make a new one)"
+        )
     return key
 
 
@@ -248,7 +252,9 @@ def check_public_ids(ids: Iterable[str]) -> list[str]:
     out = []
     for s in ids:
         if not isinstance(s, str) or not STREAM_ID_RE.fullmatch(s):
-            raise ValueError(f"--public-stream-id {str(s)[:80]!r} is not a stream id (1-64 of [A-Za-z0-9_.-])")
+            raise ValueError(
+                f"--public-stream-id {str(s)[:80]!r} is not a stream id (1-64 of [A-Za-z0-9_.-])"
+            )
         if is_pseudonym(s):
             raise ValueError(f"--public-stream-id {s!r} has the form of a pseudonym (s- and 16 hex digits)")
         out.append(s)
@@ -258,9 +264,13 @@ def check_public_ids(ids: Iterable[str]) -> list[str]:
 def add_stream_id_arguments(p: argparse.ArgumentParser) -> None:
     """``--stream-key FILE`` and ``--public-stream-id ID`` (anonymizer, ``pmr stream``, ``pmr view``)."""
     g = p.add_argument_group("anon/ stream ids (keyed pseudonyms)")
-    g.add_argument("--stream-key", default=None, metavar="FILE",
-                   help=f"secret key of the stream-id pseudonyms (default ${KEY_ENV}, else "
-                        "~/.config/pmr-stream/stream_key; the anonymizer creates it, mode 0600, when missing)")
+    g.add_argument(
+        "--stream-key",
+        default=None,
+        metavar="FILE",
+        help=f"secret key of the stream-id pseudonyms (default ${KEY_ENV}, else "
+        "~/.config/pmr-stream/stream_key; the anonymizer creates it, mode 0600, when missing)",
+    )
     g.add_argument("--public-stream-id", action="append", default=None, metavar="ID",
                    help="a raw stream id that names nothing and goes to anon/ unchanged (repeatable)")  # fmt: skip
 
@@ -327,7 +337,9 @@ def service_metadata(bones: str, policy: str, public: bool) -> dict[str, Any]:
     return {"bones": str(bones), "policy": str(policy), "stream_id": "public" if public else "pseudonym"}
 
 
-def anon_start(raw: StreamStart, *, stream: str, session: str, model_id: str, metadata: dict[str, Any]) -> StreamStart:
+def anon_start(
+    raw: StreamStart, *, stream: str, session: str, model_id: str, metadata: dict[str, Any]
+) -> StreamStart:
     """The ``anon/`` start for a raw one (see :data:`WIRE_ALLOW`; ``metadata`` from :func:`service_metadata`)."""
     return StreamStart(
         stream=stream, seq=raw.seq, session=session, t_mono_ns=raw.t_mono_ns, t_wall_ns=raw.t_wall_ns,
@@ -350,7 +362,9 @@ def anon_end(raw: StreamEnd, *, stream: str) -> StreamEnd:
                      reason=reason, frames=raw.frames, anonymized=True)  # fmt: skip
 
 
-def anon_frame(src: FrameMessage, *, stream: str, person: int, joints: npt.ArrayLike, model_id: str) -> FrameMessage:
+def anon_frame(
+    src: FrameMessage, *, stream: str, person: int, joints: npt.ArrayLike, model_id: str
+) -> FrameMessage:
     """The ``anon/`` frame: ``joints`` ``(25, 3)`` metres from the network, timing from ``src``,
     ``person`` fresh, confidence :data:`CONFIDENCE`. Raises ``WireError`` for out-of-range joints."""
     return FrameMessage(

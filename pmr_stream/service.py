@@ -141,7 +141,9 @@ class ServiceOptions:
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if min(self.max_metadata_bytes, self.max_streams, self.max_persons_per_stream, self.max_persons) < 1:
-            raise ValueError("max_metadata_bytes, max_streams, max_persons_per_stream and max_persons must be >= 1")
+            raise ValueError(
+                "max_metadata_bytes, max_streams, max_persons_per_stream and max_persons must be >= 1"
+            )
         key = self.stream_key if self.stream_key is not None else bytes(16)
         StreamIds(key, self.public_stream_ids)  # checks the key's length and the ids
         object.__setattr__(self, "public_stream_ids", frozenset(self.public_stream_ids))
@@ -284,7 +286,9 @@ class AnonymizerService:
         self._dropped_at_trim = 0  # the window store's tracks dropped then
         self.arrivals = ArrivalRate()
         if o.stream_key is None:
-            log.info("no stream key given: anon/ stream ids are pseudonyms under a random key of this service only")
+            log.info(
+                "no stream key given: anon/ stream ids are pseudonyms under a random key of this service only"
+            )
         key = o.stream_key if o.stream_key is not None else secrets.token_bytes(32)
         self.ids = StreamIds(key, o.public_stream_ids)  # raw stream id -> its anon/ id
         self.seq_missing: OrderedDict[str, int] = OrderedDict()  # anon/ id -> raw messages lost, latest last
@@ -402,12 +406,18 @@ class AnonymizerService:
         except Exception as exc:  # noqa: BLE001 - any backend failure fails closed
             return None, t0, time.monotonic_ns(), f"{type(exc).__name__}: {exc}"
 
-    def _complete(self, batch: list[Due], out: np.ndarray | None, t0: int, t1: int, error: str | None) -> None:
+    def _complete(
+        self, batch: list[Due], out: np.ndarray | None, t0: int, t1: int, error: str | None
+    ) -> None:
         if error is not None:
             self.stats.failed["backend_error"] += len(batch)
             n = self.stats.failed["backend_error"]
             if n <= len(batch) * 3 or n & (n - 1) == 0:
-                log.warning("backend failed on a batch of %d windows (%s): nothing published for them", len(batch), error)
+                log.warning(
+                    "backend failed on a batch of %d windows (%s): nothing published for them",
+                    len(batch),
+                    error,
+                )
         for d in batch:
             self.stats.queue_wait_ms.append((t0 - d.t_due_ns) / 1e6)
         dt = (t1 - t0) / 1e6
@@ -442,7 +452,9 @@ class AnonymizerService:
             if joints is None or src is None:
                 continue
             try:  # the allow-list: network joints, fresh person id, pseudonym, constant confidence, timing
-                slot.msg = anon_frame(src, stream=slot.stream, person=slot.person, joints=joints, model_id=self.model_id)
+                slot.msg = anon_frame(
+                    src, stream=slot.stream, person=slot.person, joints=joints, model_id=self.model_id
+                )
             except WireError as exc:  # e.g. coordinates out of range: fail closed
                 self.stats.failed[f"bad_output_{exc.reason}"] += 1
 
@@ -645,4 +657,12 @@ def serve(
             metrics.close()
 
 
-__all__ = ["BONE_MODES", "ArrivalRate", "ServiceOptions", "AnonymizerService", "ServiceStats", "serve", "prometheus_text"]
+__all__ = [
+    "BONE_MODES",
+    "ArrivalRate",
+    "ServiceOptions",
+    "AnonymizerService",
+    "ServiceStats",
+    "serve",
+    "prometheus_text",
+]

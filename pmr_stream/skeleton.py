@@ -52,7 +52,9 @@ class Layout:
 
     def __post_init__(self) -> None:
         if len(self.joint_names) != len(self.parents):
-            raise ValueError(f"layout {self.name}: {len(self.joint_names)} names but {len(self.parents)} parents")
+            raise ValueError(
+                f"layout {self.name}: {len(self.joint_names)} names but {len(self.parents)} parents"
+            )
         roots = [j for j, p in enumerate(self.parents) if p < 0]
         if len(roots) != 1:
             raise ValueError(f"layout {self.name}: expected exactly one root, found {roots}")
@@ -373,7 +375,9 @@ def bone_lengths(joints: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[n
     return np.linalg.norm(x[..., child, :] - x[..., parent, :], axis=-1)
 
 
-def retarget_bones(joints: npt.ArrayLike, lengths: npt.ArrayLike, layout: Layout = NTU25) -> npt.NDArray[np.float32]:
+def retarget_bones(
+    joints: npt.ArrayLike, lengths: npt.ArrayLike, layout: Layout = NTU25
+) -> npt.NDArray[np.float32]:
     """``joints`` ``(..., J, 3)`` with every bone set to ``lengths`` ``(..., B)`` or ``(B,)`` metres
     (``layout.bones`` order), by forward kinematics from the root.
 
@@ -390,7 +394,9 @@ def retarget_bones(joints: npt.ArrayLike, lengths: npt.ArrayLike, layout: Layout
     n = np.linalg.norm(d, axis=-1, keepdims=True)
     v = np.divide(d, n, out=np.zeros_like(d), where=n > 1e-9) * lens[..., None]
     root = layout.parents.index(-1)
-    return (x[..., root : root + 1, :] + np.matmul(paths, v)).astype(np.float32)  # sum of the bones root -> joint
+    return (x[..., root : root + 1, :] + np.matmul(paths, v)).astype(
+        np.float32
+    )  # sum of the bones root -> joint
 
 
 @functools.lru_cache(maxsize=8)

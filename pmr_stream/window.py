@@ -222,7 +222,9 @@ class WindowStore:
 
     # ---------------------------------------------------------------- output
 
-    def resolve(self, due: Due, anonymized: npt.NDArray[np.float32] | None) -> list[tuple[Any, npt.NDArray[np.float32] | None]]:
+    def resolve(
+        self, due: Due, anonymized: npt.NDArray[np.float32] | None
+    ) -> list[tuple[Any, npt.NDArray[np.float32] | None]]:
         """Feed back one window's result (``None``: it failed); the frames now complete.
 
         Returns ``(tag, joints)`` pairs in frame order; ``joints`` is ``None`` for a frame
@@ -299,4 +301,12 @@ class WindowStore:
         return [k for k, tr in self.tracks.items() if now_ns - tr.last_seen_ns > limit]
 
 
-__all__ = ["WindowPolicy", "WindowOptions", "WindowStore", "WindowCounters", "Due", "POLICY_HELP", "REFUSED_REASONS"]
+__all__ = [
+    "WindowPolicy",
+    "WindowOptions",
+    "WindowStore",
+    "WindowCounters",
+    "Due",
+    "POLICY_HELP",
+    "REFUSED_REASONS",
+]

@@ -32,7 +32,9 @@ def identity(windows: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n", [1, 30, 75, 76, 200, 333])
-@pytest.mark.parametrize(("mode", "stride"), [("blend", 25), ("blend", 75), ("centre", 25), ("last", 25), ("delay:4", 25)])
+@pytest.mark.parametrize(
+    ("mode", "stride"), [("blend", 25), ("blend", 75), ("centre", 25), ("last", 25), ("delay:4", 25)]
+)
 def test_identity_window_function_gives_the_input_back(n: int, mode: str, stride: int) -> None:
     x = walking_track(n)
     out = anonymize_track(x, identity, AnonymizeOptions(mode=mode, stride=stride))
@@ -118,7 +120,9 @@ def test_bad_options_and_tracks() -> None:
 
 # ------------------------------------------------------------------ the shipped default model
 
-needs_default = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"default model {DEFAULT_MODEL} not built")
+needs_default = pytest.mark.skipif(
+    not DEFAULT_MODEL.exists(), reason=f"default model {DEFAULT_MODEL} not built"
+)
 
 
 def relative_bone_lengths(joints: np.ndarray) -> np.ndarray:
@@ -162,7 +166,9 @@ def test_default_model_on_standin_clips_moves_bodies_towards_the_dummy() -> None
     closer = []
     for pid, act in [(1, "wave"), (9, "squat"), (17, "kick"), (25, "bow"), (33, "wave"), (38, "squat")]:
         x = generate_clip(cast[pid - 1], act, 1, 1, seed=0)
-        a = anonymize_track(x, fn.anonymize, AnonymizeOptions(mode="blend"))  # bones averaged over window positions
+        a = anonymize_track(
+            x, fn.anonymize, AnonymizeOptions(mode="blend")
+        )  # bones averaged over window positions
         la, lo = relative_bone_lengths(a)[:18], relative_bone_lengths(x)[:18]
         closer.append(np.abs(la - dummy).mean() < np.abs(la - lo).mean())
     assert sum(closer) >= 5, closer
@@ -187,7 +193,9 @@ def test_cli_anonymize_two_person_skeleton(tmp_path: Path) -> None:
     # --bones dummy (the default): every bone of every output frame has the dummy's length
     want = np.median(bone_lengths(load_dummy(DEFAULT_DUMMY)), axis=0)
     for p in range(2):
-        np.testing.assert_allclose(bone_lengths(a[pa[:, p], p]), np.broadcast_to(want, (int(pa[:, p].sum()), 24)), atol=2e-3)
+        np.testing.assert_allclose(
+            bone_lengths(a[pa[:, p], p]), np.broadcast_to(want, (int(pa[:, p].sum()), 24)), atol=2e-3
+        )
     # --bones model: the network's own bones; the default (retarget head) builds them from the
     # dummy's already, the paper-faithful PMR does not
     from pmr_stream.assets import PAPER_MODEL

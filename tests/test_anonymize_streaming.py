@@ -21,7 +21,9 @@ from pmr_stream.assets import DEFAULT_MODEL
 from pmr_stream.skeleton import T, median_bone_lengths, retarget_bones
 from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
 
-needs_default = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"default model {DEFAULT_MODEL} not built")
+needs_default = pytest.mark.skipif(
+    not DEFAULT_MODEL.exists(), reason=f"default model {DEFAULT_MODEL} not built"
+)
 TOL_M = 1e-5  # metres: the engines' float error, far below any difference of read position
 
 
@@ -86,7 +88,9 @@ def test_offline_default_equals_the_service_window_store(name: str, bones: bool,
     x = TRACKS[name]()
     assert len(x) > T  # the start-up (first 74 frames) and the steady state
     lengths = tuple(float(v) for v in dummy_bone_lengths(offline_fn.dummy)) if bones else None
-    offline = anonymize_track(x, offline_fn.anonymize, AnonymizeOptions(bone_lengths=lengths))  # the default mode
+    offline = anonymize_track(
+        x, offline_fn.anonymize, AnonymizeOptions(bone_lengths=lengths)
+    )  # the default mode
     stream = streamed(x, torch_backend, "last", bones)
     diff = np.abs(offline - stream).max(axis=(1, 2))  # (N,) per frame, metres
     assert diff[: T - 1].max() < TOL_M, f"start-up frames differ by up to {diff[: T - 1].max():.3g} m"
@@ -100,7 +104,9 @@ def test_offline_delay_mode_equals_the_service_delay_policy(offline_fn: Any, tor
     x = _standin_track()
     offline = anonymize_track(x, offline_fn.anonymize, AnonymizeOptions(mode="delay:4", batch_size=7))
     stream = streamed(x, torch_backend, "delay:4", bones=False)
-    np.testing.assert_allclose(offline, stream, atol=TOL_M)  # including the last 4 frames (end-of-stream flush)
+    np.testing.assert_allclose(
+        offline, stream, atol=TOL_M
+    )  # including the last 4 frames (end-of-stream flush)
     assert np.abs(offline - anonymize_track(x, offline_fn.anonymize)).max() > 100 * TOL_M
 
 

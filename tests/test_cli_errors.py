@@ -39,7 +39,9 @@ def _stream_key(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setenv("PMR_STREAM_KEY", str(key))
 
 
-def _pmr(*args: str, timeout_s: float = 60, cwd: Path = REPO) -> tuple[subprocess.CompletedProcess[str], float]:
+def _pmr(
+    *args: str, timeout_s: float = 60, cwd: Path = REPO
+) -> tuple[subprocess.CompletedProcess[str], float]:
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "pmr_stream.cli", *args], cwd=cwd, capture_output=True, text=True,
                        timeout=timeout_s, env=dict(os.environ, PYTHONPATH=str(REPO)))  # fmt: skip
@@ -109,7 +111,9 @@ def test_device_cuda_without_cuda_is_one_line(argv: list[str], tmp_path: Path,
         ["stream", "--source", "kinect:DIR", "--workdir", "OUT/w"],
     ],
 )
-def test_a_directory_as_input_is_one_line(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_directory_as_input_is_one_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     d = tmp_path / "clips"
     d.mkdir()
     (tmp_path / "out").mkdir()
@@ -121,7 +125,9 @@ def test_a_directory_as_input_is_one_line(argv: list[str], tmp_path: Path, capsy
 
 @pytest.mark.skipif(Path("/dev/video9").exists(), reason="this host has a /dev/video9")
 def test_pmr_stream_without_the_camera_fails_in_a_second(tmp_path: Path) -> None:
-    p, took = _pmr("stream", "--source", "webcam:9", "--workdir", str(tmp_path / "w"), "--no-video", cwd=tmp_path)
+    p, took = _pmr(
+        "stream", "--source", "webcam:9", "--workdir", str(tmp_path / "w"), "--no-video", cwd=tmp_path
+    )
     assert p.returncode == 2, p.stdout + p.stderr
     assert "webcam 9" in _one_error_line(p.stderr, "stream")
     assert not p.stdout.strip() and not (tmp_path / "w").exists()  # no process was started

@@ -71,7 +71,15 @@ def encodings(text: str) -> list[bytes]:
 
 
 def raw_strings() -> list[bytes]:
-    words = (RAW_ID, "P001", "performer", "alice", "reference_pose", "ntu_body_ids", *[str(i) for i in KINECT_IDS])
+    words = (
+        RAW_ID,
+        "P001",
+        "performer",
+        "alice",
+        "reference_pose",
+        "ntu_body_ids",
+        *[str(i) for i in KINECT_IDS],
+    )
     return [b for w in words for b in encodings(w)]
 
 
@@ -221,8 +229,13 @@ def test_pmr_anonymize_writes_only_the_allow_list(tmp_path: Path, fmt: str) -> N
     if fmt == "skeleton":  # a .skeleton input too: Kinect body ids, hand/lean/orientation fields
         src = tmp_path / "S001C001P001R001A001.skeleton"
         joints = hostile_skeleton(src)
-        raw_lines = [" ".join(line.split()[:3]) for line in src.read_text().splitlines() if len(line.split()) == 12]
-    out = tmp_path / {"npz": "anon.npz", "skeleton": "anon.skeleton", "sgn": "anon.npy", "stgcn": "anon.npz"}[fmt]
+        raw_lines = [
+            " ".join(line.split()[:3]) for line in src.read_text().splitlines() if len(line.split()) == 12
+        ]
+    out = (
+        tmp_path
+        / {"npz": "anon.npz", "skeleton": "anon.skeleton", "sgn": "anon.npy", "stgcn": "anon.npz"}[fmt]
+    )
     assert main(["anonymize", "--input", str(src), "--output", str(out), "--output-format", fmt]) == 0
     blob = out.read_bytes()
     if out.suffix == ".npz":
@@ -249,10 +262,17 @@ def test_pmr_anonymize_writes_only_the_allow_list(tmp_path: Path, fmt: str) -> N
         assert not set(skel.body_ids()) & set(KINECT_IDS)
         for frame in skel.frames:
             for body in frame.bodies:
-                assert (body.clipped_edges, body.hand_left_state, body.hand_right_confidence, body.is_restricted) == (0,) * 4
+                assert (
+                    body.clipped_edges,
+                    body.hand_left_state,
+                    body.hand_right_confidence,
+                    body.is_restricted,
+                ) == (0,) * 4
                 assert body.lean_x == body.lean_y == 0.0
                 assert np.all(body.joints[:, 7:11] == 0) and np.all(body.joints[:, 11] == 2)
-                np.testing.assert_allclose(body.joints[:, 3:5], project(body.joints[:, :3], (512, 424, 365.5, 256.0, 212.0)))
+                np.testing.assert_allclose(
+                    body.joints[:, 3:5], project(body.joints[:, :3], (512, 424, 365.5, 256.0, 212.0))
+                )
 
 
 @pytest.mark.parametrize("fmt", ["npz", "skeleton"])
@@ -271,7 +291,9 @@ def test_pmr_anonymize_a_real_ntu_file_keeps_no_label(ntu_dir: Path, tmp_path: P
         assert not any(str(i).encode() in out.read_bytes() for i in raw_ids)
 
 
-def test_pmr_view_show_original_needs_the_anonymizers_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pmr_view_show_original_needs_the_anonymizers_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "no_key"
     rc = main(["view", "--endpoint", "tcp://127.0.0.1:1", "--show-original", "--stream-key", str(missing),
                "--duration", "0.1"])  # fmt: skip

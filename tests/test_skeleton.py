@@ -138,7 +138,9 @@ def test_estimate_root_position_recovers_a_known_placement() -> None:
     f = (width / 2) / np.tan(np.radians(fov) / 2)
     true_pos = np.array([0.4, -0.1, 3.2])  # in MediaPipe image axes (x right, y down)
     cam = lm + true_pos
-    image = np.stack([f * cam[:, 0] / cam[:, 2] / width + 0.5, f * cam[:, 1] / cam[:, 2] / height + 0.5, cam[:, 2]], -1)
+    image = np.stack(
+        [f * cam[:, 0] / cam[:, 2] / width + 0.5, f * cam[:, 1] / cam[:, 2] / height + 0.5, cam[:, 2]], -1
+    )
     est = sk.estimate_root_position(lm, image, (width, height), fov)
     np.testing.assert_allclose(est, [-0.4, 0.1, 3.2], atol=0.08)
 

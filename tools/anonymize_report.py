@@ -37,7 +37,9 @@ def movement(x: np.ndarray) -> np.ndarray:
     return rel - rel.mean(axis=0, keepdims=True)
 
 
-def clip_figures(orig: np.ndarray, anon: np.ndarray, dummy_lengths: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+def clip_figures(
+    orig: np.ndarray, anon: np.ndarray, dummy_lengths: np.ndarray, rng: np.random.Generator
+) -> dict[str, float]:
     lo = np.median(bone_lengths(orig), axis=0)[BODY_BONES]
     la = np.median(bone_lengths(anon), axis=0)[BODY_BONES]
     ld = dummy_lengths[BODY_BONES]
@@ -78,7 +80,11 @@ def main() -> None:
         out = anonymize_recording(rec, fn.anonymize, model_id=model_id)
         for p in range(rec.num_persons):
             m = rec.present[:, p]
-            row = {"clip": f.stem, "person": p, **clip_figures(rec.joints[m, p], out.joints[m, p], dummy_lengths, rng)}
+            row = {
+                "clip": f.stem,
+                "person": p,
+                **clip_figures(rec.joints[m, p], out.joints[m, p], dummy_lengths, rng),
+            }
             rows.append(row)
         if i == 0 and args.render:
             from pmr_stream.sinks.render import compare_clips, write_video
@@ -95,7 +101,9 @@ def main() -> None:
     print()
     print("bone lengths: mean |difference| of the 18 trunk/limb bones; posture: bone-direction cosine;")
     print("motion: correlation of root-relative movement with the original (shuffled: the floor)")
-    print(f"{'clip':<22}{'P':>2} {'to dummy':>9} {'to orig':>8} {'orig-dummy':>11} {'posture':>8} {'motion':>7} {'shuffled':>9} {'hip':>6}")
+    print(
+        f"{'clip':<22}{'P':>2} {'to dummy':>9} {'to orig':>8} {'orig-dummy':>11} {'posture':>8} {'motion':>7} {'shuffled':>9} {'hip':>6}"
+    )
     for r in rows + [{"clip": "mean", "person": "", **mean}]:
         print(f"{r['clip']:<22}{r['person']!s:>2} {r['bone_diff_to_dummy_cm']:>8.1f}c {r['bone_diff_to_original_cm']:>7.1f}c "
               f"{r['original_diff_to_dummy_cm']:>10.1f}c {r['direction_cosine']:>8.3f} {r['motion_correlation']:>7.3f} "

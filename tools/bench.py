@@ -136,7 +136,9 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
-def wait_until_quiet(threshold: float, timeout_s: float, poll_s: float = 10.0) -> tuple[float, float, float] | None:
+def wait_until_quiet(
+    threshold: float, timeout_s: float, poll_s: float = 10.0
+) -> tuple[float, float, float] | None:
     """Wait (up to ``timeout_s``) until the 1-minute load average is below ``threshold``; the last reading."""
     deadline = time.monotonic() + timeout_s
     load = load_average()
@@ -226,7 +228,10 @@ def network_flops(source: Any) -> dict[str, int]:
     """FLOPs per window of the network as defined (``reference``) and of the ``folded`` graph."""
     from pmr_stream.backends.graph import build_graph, graph_flops
 
-    return {g: graph_flops(build_graph(copy.deepcopy(source.model), source.code, g)) for g in ("reference", "folded")}
+    return {
+        g: graph_flops(build_graph(copy.deepcopy(source.model), source.code, g))
+        for g in ("reference", "folded")
+    }
 
 
 def paper_way(source: Any, device: str, calls: int, warmup: int = 10, seed: int = 0) -> dict[str, Any]:
@@ -276,7 +281,11 @@ def recorded_windows(n: int = 16, ntu_dir: str | os.PathLike[str] | None = None)
     """
     from pmr_stream.skeleton import crop_clip, normalize
 
-    folder = Path(ntu_dir or os.environ.get("PMR_NTU_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ntu")
+    folder = Path(
+        ntu_dir
+        or os.environ.get("PMR_NTU_DIR")
+        or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ntu"
+    )
     clips, origin = [], ""
     files = sorted(folder.glob("*.skeleton")) if folder.is_dir() else []
     if files:
@@ -342,7 +351,9 @@ def _run_bench(opts: BenchOptions) -> dict[str, Any]:
 
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {opts.device}: torch {torch.__version__} sees no CUDA device")
-    load_before = wait_until_quiet(opts.quiet_load, opts.wait_quiet_s) if opts.wait_quiet_s > 0 else load_average()
+    load_before = (
+        wait_until_quiet(opts.quiet_load, opts.wait_quiet_s) if opts.wait_quiet_s > 0 else load_average()
+    )
     source = load_source(BackendOptions(model_path=opts.model_path, dummy=opts.dummy, privacy=opts.privacy))
     report: dict[str, Any] = {"machine": machine_info(opts.device), "load_before": load_before,
                               "options": _jsonable(asdict(opts)), "started": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
@@ -378,7 +389,13 @@ def _run_bench(opts: BenchOptions) -> dict[str, Any]:
                 samples, wall = time_calls(backend.anonymize, x, opts.device, opts.seconds, opts.min_calls,
                                            opts.max_calls, opts.warmup_calls)  # fmt: skip
                 cases.append(_result(spec, backend.device, b, samples, wall, paper, flops, peaks))
-                log.info("%s batch %d: p50 %.3f ms, %.0f windows/s", spec.name, b, cases[-1].p50_ms, cases[-1].windows_per_s)
+                log.info(
+                    "%s batch %d: p50 %.3f ms, %.0f windows/s",
+                    spec.name,
+                    b,
+                    cases[-1].p50_ms,
+                    cases[-1].windows_per_s,
+                )
         del backend  # its thread pool must not compete with the next case's
         gc.collect()
     report["cases"] = [_jsonable(asdict(c)) for c in cases]
@@ -389,7 +406,9 @@ def _run_bench(opts: BenchOptions) -> dict[str, Any]:
     report["table"] = table
     if opts.json_path:
         Path(opts.json_path).parent.mkdir(parents=True, exist_ok=True)
-        slim = dict(report, cases=[{k: v for k, v in c.items() if k != "samples_ms"} for c in report["cases"]])
+        slim = dict(
+            report, cases=[{k: v for k, v in c.items() if k != "samples_ms"} for c in report["cases"]]
+        )
         Path(opts.json_path).write_text(json.dumps(slim, indent=2, default=str) + "\n")
     if opts.table_path:
         Path(opts.table_path).parent.mkdir(parents=True, exist_ok=True)
@@ -445,14 +464,19 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"paper's way ({paper['how']}): mean {paper['mean_ms']:.3f} ms, p50 {paper['p50_ms']:.3f} ms "
                      f"over {paper['calls']} calls on {paper['device']}")  # fmt: skip
     flops = report["flops_per_window"]
-    lines.append(f"FLOPs per window: network {flops['reference'] / 1e6:.1f} M, folded graph {flops['folded'] / 1e6:.1f} M")
+    lines.append(
+        f"FLOPs per window: network {flops['reference'] / 1e6:.1f} M, folded graph {flops['folded'] / 1e6:.1f} M"
+    )
     for d, p in report.get("peak_flops", {}).items():
         lines.append(f"measured peak {d}: {p / 1e9:.1f} GFLOP/s -> floor {flops['reference'] / p * 1e3:.3f} ms per window "
                      f"(network), {flops['folded'] / p * 1e3:.3f} ms (folded graph)")  # fmt: skip
     lines.append("")
-    lines.append("| case | precision | graph | batch | p50 ms | p90 ms | p99 ms | us/window | windows/s | x paper (lat) | x paper (thr) | floor/actual |")
+    lines.append(
+        "| case | precision | graph | batch | p50 ms | p90 ms | p99 ms | us/window | windows/s | x paper (lat) | x paper (thr) | floor/actual |"
+    )
     lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in report["cases"]:
+
         def f(v: float | None, fmt: str) -> str:
             return "-" if v is None else format(v, fmt)
 

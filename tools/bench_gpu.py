@@ -91,7 +91,10 @@ def model_files(work: Path) -> tuple[str, str, str]:
     torch.manual_seed(0)
     work.mkdir(parents=True, exist_ok=True)
     model = work / "pmr_random.pt"
-    save_checkpoint(model, Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "random"}))
+    save_checkpoint(
+        model,
+        Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "random"}),
+    )
     dummy = work / "dummy.npy"
     from tools.bench import recorded_windows
 
@@ -103,7 +106,9 @@ def gpu_cases(facts: dict[str, bool], device: str = "cuda") -> list[Any]:
     from tools.bench import CaseSpec
 
     if device == "cpu":  # --device cpu: a dry run of this script on a machine without a GPU
-        return [CaseSpec("torch", "fp32", g) for g in ("folded", "reference")] + [CaseSpec("onnxruntime", "fp32", "folded")]
+        return [CaseSpec("torch", "fp32", g) for g in ("folded", "reference")] + [
+            CaseSpec("onnxruntime", "fp32", "folded")
+        ]
     cases = []
     for precision in ("fp32", "fp16"):
         for graph in ("folded", "reference"):
@@ -119,7 +124,9 @@ def gpu_cases(facts: dict[str, bool], device: str = "cuda") -> list[Any]:
     return cases
 
 
-def parity(cases: list[Any], source: Any, cache: str, max_batch: int, deadline: float, device: str = "cuda") -> dict[str, Any]:
+def parity(
+    cases: list[Any], source: Any, cache: str, max_batch: int, deadline: float, device: str = "cuda"
+) -> dict[str, Any]:
     import torch
 
     from engines.export import reference_outputs, relative_error
@@ -133,7 +140,12 @@ def parity(cases: list[Any], source: Any, cache: str, max_batch: int, deadline: 
     refs = {k: reference_outputs(source, v) for k, v in inputs.items()}
     results: dict[str, Any] = {"recorded_from": origin, "tolerance": tol, "cases": []}
     for spec in cases:
-        row: dict[str, Any] = {"case": spec.label, "backend": spec.backend, "precision": spec.precision, "graph": spec.graph}
+        row: dict[str, Any] = {
+            "case": spec.label,
+            "backend": spec.backend,
+            "precision": spec.precision,
+            "graph": spec.graph,
+        }
         if time.monotonic() > deadline:
             row.update(skipped="time budget", passed=None)
             results["cases"].append(row)
@@ -145,7 +157,9 @@ def parity(cases: list[Any], source: Any, cache: str, max_batch: int, deadline: 
                     row[f"{k}_numpy"] = relative_error(b.anonymize(x), refs[k])
                     xt = torch.from_numpy(x).to(device)
                     row[f"{k}_{device}_tensor"] = relative_error(b.anonymize(xt).cpu().numpy(), refs[k])
-            row["passed"] = all(v < tol[spec.precision] for k, v in row.items() if k.endswith(("_numpy", "_tensor")))
+            row["passed"] = all(
+                v < tol[spec.precision] for k, v in row.items() if k.endswith(("_numpy", "_tensor"))
+            )
         except Exception as exc:  # noqa: BLE001 - report and go on
             row["error"] = f"{type(exc).__name__}: {exc}"
             row["passed"] = False
@@ -160,10 +174,23 @@ def run_pytest(out: Path, timeout: float) -> None:
         (out / "pytest.txt").write_text("pytest is not installed on this host: GPU tests not run\n")
         return
     root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu or tensorrt", "tests/backends", "tests/engines", "-p", "no:cacheprovider"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "gpu or tensorrt",
+        "tests/backends",
+        "tests/engines",
+        "-p",
+        "no:cacheprovider",
+    ]
     try:
         res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
-        (out / "pytest.txt").write_text(f"$ {' '.join(cmd)}\nexit {res.returncode}\n{res.stdout}\n{res.stderr}")
+        (out / "pytest.txt").write_text(
+            f"$ {' '.join(cmd)}\nexit {res.returncode}\n{res.stdout}\n{res.stderr}"
+        )
     except subprocess.TimeoutExpired:
         (out / "pytest.txt").write_text(f"$ {' '.join(cmd)}\ntimed out after {timeout:.0f} s\n")
 
@@ -171,7 +198,9 @@ def run_pytest(out: Path, timeout: float) -> None:
 def stream_capacity(out: Path, device: str, streams: str, timeout: float) -> None:
     """``tools.bench_stream capacity`` on this host's GPU, written to ``stream.json``."""
     if not (_has("zmq") and _has("msgpack")):
-        _write(out / "stream.json", {"skipped": "pyzmq/msgpack are not installed (pip install pyzmq msgpack)"})
+        _write(
+            out / "stream.json", {"skipped": "pyzmq/msgpack are not installed (pip install pyzmq msgpack)"}
+        )
         log.warning("stream capacity skipped: pyzmq or msgpack missing")
         return
     import os
@@ -183,7 +212,9 @@ def stream_capacity(out: Path, device: str, streams: str, timeout: float) -> Non
            "--max-load", "1000", "--json", str(out / "stream.json")]  # fmt: skip
     log.info("stream capacity: %s", " ".join(cmd[2:]))
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1]
+        )
         (out / "stream_log.txt").write_text(res.stdout[-20000:] + res.stderr[-20000:])
         if res.returncode != 0:
             log.error("stream capacity failed (exit %d); see stream_log.txt", res.returncode)
@@ -207,7 +238,9 @@ def summary(report: dict[str, Any], par: dict[str, Any], what: str) -> str:
                      f"target >= {TARGET_THROUGHPUT:,.0f}: {'MET' if best['windows_per_s'] >= TARGET_THROUGHPUT else 'NOT MET'}")  # fmt: skip
     paper = report.get("paper_way")
     if paper:
-        lines.append(f"- the paper's way on this GPU: mean {paper['mean_ms']:.3f} ms per window (p50 {paper['p50_ms']:.3f} ms)")
+        lines.append(
+            f"- the paper's way on this GPU: mean {paper['mean_ms']:.3f} ms per window (p50 {paper['p50_ms']:.3f} ms)"
+        )
     ok = sum(1 for c in par.get("cases", []) if c.get("passed"))
     lines.append(f"- parity: {ok}/{len(par.get('cases', []))} GPU cases within tolerance (parity.json)")
     lines += ["", "## Table", "", report["table"]]
@@ -220,10 +253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=270.0, help="seconds for the whole run (default 270)")
     ap.add_argument("--seconds", type=float, default=0.4, help="timed seconds per case and batch size")
     ap.add_argument("--batch-sizes", default=",".join(map(str, BATCHES)))
-    ap.add_argument("--cache-dir", default=None, help="artifact cache (default OUTDIR/cache; reuse exported ONNX here)")
+    ap.add_argument(
+        "--cache-dir", default=None, help="artifact cache (default OUTDIR/cache; reuse exported ONNX here)"
+    )
     ap.add_argument("--no-pytest", action="store_true")
-    ap.add_argument("--stream-streams", default="120,480", help="streams per capacity point of the stream step ('' skips it)")
-    ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to dry-run this script without a GPU")
+    ap.add_argument(
+        "--stream-streams",
+        default="120,480",
+        help="streams per capacity point of the stream step ('' skips it)",
+    )
+    ap.add_argument(
+        "--device", default="cuda", help="cuda (default); cpu only to dry-run this script without a GPU"
+    )
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     out = Path(args.outdir)

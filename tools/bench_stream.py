@@ -70,7 +70,9 @@ def cmd_latency(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_capacity(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for n in [int(x) for x in args.streams.split(",")]:
-        r = run_pipeline(f"synthetic:{n}", args.duration, args.backend, args.device, args.policy, _extra(args))
+        r = run_pipeline(
+            f"synthetic:{n}", args.duration, args.backend, args.device, args.policy, _extra(args)
+        )
         svc = r["service"]
         holds = (r["latency_ms_p99"] is not None and r["latency_ms_p99"] < 100.0
                  and svc["published_frames"] == svc["frames_in"] == r["received"]
@@ -151,7 +153,9 @@ def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name in ("latency", "capacity", "quality"):
         p = sub.add_parser(name)
@@ -165,14 +169,26 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--max-batch", type=int, default=128)
         p.add_argument("--max-wait-ms", type=float, default=5.0)
         p.add_argument("--threads", type=int, default=None)
-        p.add_argument("--spin", action=argparse.BooleanOptionalAction, default=False,
-                       help="the service's onnxruntime threads spin when idle (default: they sleep)")
-        p.add_argument("--engine-thread", action="store_true", help="the service runs the engine in its own thread")
+        p.add_argument(
+            "--spin",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="the service's onnxruntime threads spin when idle (default: they sleep)",
+        )
+        p.add_argument(
+            "--engine-thread", action="store_true", help="the service runs the engine in its own thread"
+        )
         p.add_argument("--bones", choices=("dummy", "model"), default="dummy", help="the service's bone step")
-        p.add_argument("--producers", type=int, default=1,
-                       help="capacity: split the synthetic streams over this many producer processes, each with its "
-                            "own sink (for a GPU host: one producer process publishes about 19,500 synthetic frames/s on one core, i.e. 650 streams)")
-        p.add_argument("--max-load", type=float, default=0.8, help="wait (up to 5 min) for the load to drop below this")
+        p.add_argument(
+            "--producers",
+            type=int,
+            default=1,
+            help="capacity: split the synthetic streams over this many producer processes, each with its "
+            "own sink (for a GPU host: one producer process publishes about 19,500 synthetic frames/s on one core, i.e. 650 streams)",
+        )
+        p.add_argument(
+            "--max-load", type=float, default=0.8, help="wait (up to 5 min) for the load to drop below this"
+        )
     args = parser.parse_args(argv)
     deadline = time.monotonic() + 300
     while _load() >= args.max_load and time.monotonic() < deadline:

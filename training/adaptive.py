@@ -61,7 +61,9 @@ class AdaptiveSpec:
 
     def evaluator_spec(self, fixed: EvaluatorSpec) -> EvaluatorSpec:
         """The fixed evaluators' spec with this fine-tuning's epochs, learning rate and seed."""
-        return dataclasses.replace(fixed, epochs=self.epochs, lr=fixed.lr * self.lr_scale, seed=fixed.seed + 1 + self.seed)
+        return dataclasses.replace(
+            fixed, epochs=self.epochs, lr=fixed.lr * self.lr_scale, seed=fixed.seed + 1 + self.seed
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -110,7 +112,9 @@ def train_attackers(
         if task == "linkage":
             new, f = train_linkage(anonymized_train, es, progress=progress, device=device, init=model)
         else:
-            new, f = train_classifier(anonymized_train, task, es, progress=progress, device=device, init=model)  # type: ignore[arg-type]
+            new, f = train_classifier(
+                anonymized_train, task, es, progress=progress, device=device, init=model
+            )  # type: ignore[arg-type]
         models[task] = new
         facts[task] = f
         announce(f"adaptive {task} attacker: {es.epochs} epochs on {len(anonymized_train)} anonymized clips, "

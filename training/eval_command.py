@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 #: The DMR baseline trained on the stand-in dataset (see training/assets/README.md).
 DEFAULT_DMR: Final[Path] = Path(__file__).resolve().parent / "assets" / "dmr_standin.pt"
 #: The paper-faithful PMR (its row is left out, with a note, when the file is missing).
-DEFAULT_PAPER_MODEL: Final[Path] = Path(__file__).resolve().parents[1] / "pmr_stream" / "assets" / "pmr_paper.pt"
+DEFAULT_PAPER_MODEL: Final[Path] = (
+    Path(__file__).resolve().parents[1] / "pmr_stream" / "assets" / "pmr_paper.pt"
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ def _load_all(args: Any) -> Any:
 
     path = Path(args.data) if args.data else (Path("data/standin.npz") if args.dataset == "standin" else None)
     if path is None:
-        raise SystemExit("pmr evaluate: --data DIR (the NTU-60 .skeleton files) is required for --dataset ntu60")
+        raise SystemExit(
+            "pmr evaluate: --data DIR (the NTU-60 .skeleton files) is required for --dataset ntu60"
+        )
     if args.dataset == "standin" and path.suffix == ".npz":
         path = ensure_standin(path)
     cfg = DataConfig(dataset=args.dataset, path=path, split="all", genders=args.genders, allow_unknown_gender=args.genders is None,
@@ -98,7 +102,11 @@ def _cache_dir(args: Any, protocol: str) -> Path:
     """``--evaluators DIR``/<protocol>, else runs/evaluators/<dataset>[-quick]/<protocol>."""
     if args.evaluators:
         return Path(args.evaluators) / protocol
-    return Path("runs/evaluators") / (args.dataset + ("-quick" if getattr(args, "quick", False) else "")) / protocol
+    return (
+        Path("runs/evaluators")
+        / (args.dataset + ("-quick" if getattr(args, "quick", False) else ""))
+        / protocol
+    )
 
 
 def _evaluators(args: Any, train: Any, protocol: str) -> Any:
@@ -160,7 +168,9 @@ def default_anonymizer_fn(model_path: Path, dummy_path: Path, device: str, level
     return default_window_fn(model_path, dummy_path, device, privacy=level)[0]
 
 
-def stream_backend_factory(args: Any, model_path: Path, dummy_path: Path, level: str | None) -> Callable[[], Any]:
+def stream_backend_factory(
+    args: Any, model_path: Path, dummy_path: Path, level: str | None
+) -> Callable[[], Any]:
     """A factory of the streaming row's engine backend at privacy ``level`` (``get_backend``)."""
 
     def make() -> Any:
@@ -172,7 +182,9 @@ def stream_backend_factory(args: Any, model_path: Path, dummy_path: Path, level:
     return make
 
 
-def _fk_window_fn(lengths: npt.NDArray[np.float32]) -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
+def _fk_window_fn(
+    lengths: npt.NDArray[np.float32],
+) -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
     def run(windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return retarget_bones(windows, lengths)
 
@@ -186,7 +198,9 @@ class _Built:
     notes: list[str]
 
 
-def build_methods(args: Any, dummy: npt.NDArray[np.float32], dummy_path: Path, policies: tuple[str, ...]) -> _Built:
+def build_methods(
+    args: Any, dummy: npt.NDArray[np.float32], dummy_path: Path, policies: tuple[str, ...]
+) -> _Built:
     """The rows ``pmr evaluate`` builds: FK baseline; the paper-faithful PMR (``--paper-model``);
     DMR; the shipped default at each privacy level (and its streaming row at the default
     level); each ``--model-path``. ``--quick``: FK and the default's rows only."""
@@ -198,33 +212,67 @@ def build_methods(args: Any, dummy: npt.NDArray[np.float32], dummy_path: Path, p
     lengths = median_bone_lengths(dummy)
     out = _Built([], [], [])
     if not args.no_fk:
-        out.anonymizers.append(Anonymizer("FK baseline", "fk", _fk_window_fn(lengths), None, source="bone lengths set to the dummy's"))
-        out.paper_methods.append(Method("FK baseline", "fk", fk_anonymize, policies, source="bone lengths set to the dummy's"))
+        out.anonymizers.append(
+            Anonymizer(
+                "FK baseline", "fk", _fk_window_fn(lengths), None, source="bone lengths set to the dummy's"
+            )
+        )
+        out.paper_methods.append(
+            Method("FK baseline", "fk", fk_anonymize, policies, source="bone lengths set to the dummy's")
+        )
     if not quick:
-        paper = None if (args.paper_model or "").lower() == "none" else Path(args.paper_model) if args.paper_model else DEFAULT_PAPER_MODEL
+        paper = (
+            None
+            if (args.paper_model or "").lower() == "none"
+            else Path(args.paper_model)
+            if args.paper_model
+            else DEFAULT_PAPER_MODEL
+        )
         if paper is not None and paper.is_file():
             fn = default_anonymizer_fn(paper, dummy_path, args.device, None)
             out.anonymizers.append(Anonymizer("PMR (paper)", "pmr", fn, lengths, source=str(paper)))
             model, _ = load_model(paper)
             wfn = network_fn(model, device=args.device)
             out.paper_methods.append(Method("PMR (paper)", "pmr", wfn, policies, source=str(paper)))
-            out.paper_methods.append(Method("PMR (paper) + dummy bones", "pmr", with_dummy_bones(wfn), policies, source=str(paper)))
+            out.paper_methods.append(
+                Method("PMR (paper) + dummy bones", "pmr", with_dummy_bones(wfn), policies, source=str(paper))
+            )
         elif paper is not None:
             out.notes.append(f"no paper-faithful PMR at {paper}: its row is left out (--paper-model PATH)")
-        dmr = None if (args.dmr_path or "").lower() == "none" else Path(args.dmr_path) if args.dmr_path else DEFAULT_DMR
+        dmr = (
+            None
+            if (args.dmr_path or "").lower() == "none"
+            else Path(args.dmr_path)
+            if args.dmr_path
+            else DEFAULT_DMR
+        )
         if dmr is not None and dmr.is_file():
             model, _ = load_model(dmr)
-            out.anonymizers.append(Anonymizer("DMR", "dmr", TorchWindowFn(model, dummy, device=args.device), None, source=str(dmr)))
-            out.paper_methods.append(Method("DMR", "dmr", network_fn(model, device=args.device), policies, source=str(dmr)))
+            out.anonymizers.append(
+                Anonymizer(
+                    "DMR", "dmr", TorchWindowFn(model, dummy, device=args.device), None, source=str(dmr)
+                )
+            )
+            out.paper_methods.append(
+                Method("DMR", "dmr", network_fn(model, device=args.device), policies, source=str(dmr))
+            )
         elif dmr is not None:
-            out.notes.append(f"no DMR checkpoint at {dmr}: the DMR row is left out (train one with pmr train --dmr)")
+            out.notes.append(
+                f"no DMR checkpoint at {dmr}: the DMR row is left out (train one with pmr train --dmr)"
+            )
     from pmr_stream.model.privacy_dial import DEFAULT_PRIVACY, PRIVACY_LEVELS
 
     levels, default_level = PRIVACY_LEVELS, DEFAULT_PRIVACY
-    wanted = tuple(x.strip() for x in args.privacy_levels.split(",") if x.strip()) if getattr(args, "privacy_levels", None) else levels
+    wanted = (
+        tuple(x.strip() for x in args.privacy_levels.split(",") if x.strip())
+        if getattr(args, "privacy_levels", None)
+        else levels
+    )
     bad = [x for x in wanted if x not in levels]
     if bad:
-        raise SystemExit(f"pmr evaluate: --privacy-levels: unknown level(s) {', '.join(bad)}; choose from {', '.join(levels)}")
+        raise SystemExit(
+            f"pmr evaluate: --privacy-levels: unknown level(s) {', '.join(bad)}; choose from {', '.join(levels)}"
+        )
     for level in wanted:
         fn = default_anonymizer_fn(DEFAULT_MODEL, dummy_path, args.device, level)
         stream = None
@@ -273,7 +321,9 @@ def evaluate_command(args: Any) -> int:
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
     bad = [p for p in policies if p not in POLICIES]
     if bad or not policies:
-        raise SystemExit(f"pmr evaluate: --policies must name some of {', '.join(POLICIES)}; got {args.policies!r}")
+        raise SystemExit(
+            f"pmr evaluate: --policies must name some of {', '.join(POLICIES)}; got {args.policies!r}"
+        )
     seeds = list(range(_value(args, "seeds", QUICK.seeds, FULL_SEEDS)))
     if not seeds:
         raise SystemExit("pmr evaluate: --seeds must be at least 1")
@@ -309,10 +359,16 @@ def evaluate_command(args: Any) -> int:
                                 progress=not args.quiet, device=args.device, info=info)  # fmt: skip
         results.append(res)
         if protocol == "cross-view" and not quick and built.paper_methods:
-            paper = evaluate(ev, test, built.paper_methods, dummy, seeds, progress=not args.quiet, info=dict(info))
+            paper = evaluate(
+                ev, test, built.paper_methods, dummy, seeds, progress=not args.quiet, info=dict(info)
+            )
         timings[f"{protocol}_seconds"] = time.perf_counter() - t1
     seconds = time.perf_counter() - t0
-    out = Path(args.output) if args.output else Path("out") / (f"eval_{args.dataset}" + ("_quick" if quick else ""))
+    out = (
+        Path(args.output)
+        if args.output
+        else Path("out") / (f"eval_{args.dataset}" + ("_quick" if quick else ""))
+    )
     run_info = {"seconds": seconds, **timings, "seeds": seeds, "protocols": list(protocols), "quick": quick,
                 "threads": torch.get_num_threads(), "notes": built.notes}  # fmt: skip
     torch.set_flush_denormal(False)  # numpy's float limits (matplotlib asks for them) are wrong with it on
@@ -325,7 +381,9 @@ def evaluate_command(args: Any) -> int:
             print(f"adaptive attackers ({res.protocol}): " + "; ".join(f"{m} {s:.0f} s" for m, s in costs))
             print()
     if paper is not None:
-        print(markdown_table(paper, f"{title}: cross-view, the paper's layout (fixed evaluators, window level)"))
+        print(
+            markdown_table(paper, f"{title}: cross-view, the paper's layout (fixed evaluators, window level)")
+        )
     print(f"\npmr evaluate: {seconds:.0f} s in all ("
           + ", ".join(f"{k.replace('_seconds', '')} {v:.0f} s" for k, v in timings.items())
           + f"); wrote {paths['markdown']}, {paths['json']}" + (f", {paths['chart']}" if "chart" in paths else ""))  # fmt: skip

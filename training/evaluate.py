@@ -78,7 +78,15 @@ from training.metrics import (
 log = logging.getLogger(__name__)
 
 POLICIES: Final[tuple[str, ...]] = ("constant", "random", "same_action")
-METRICS: Final[tuple[str, ...]] = ("mse", "action_top1", "action_top5", "reid_top1", "reid_top5", "gender", "linkage")
+METRICS: Final[tuple[str, ...]] = (
+    "mse",
+    "action_top1",
+    "action_top5",
+    "reid_top1",
+    "reid_top5",
+    "gender",
+    "linkage",
+)
 
 #: ``(windows (N, 75, 25, 3), dummies (N, 75, 25, 3)) -> anonymized (N, 75, 25, 3)``
 AnonymizeFn = Callable[[npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.float32]]
@@ -122,7 +130,9 @@ def choose_dummies(clips: ClipSet, policy: str, seed: int) -> tuple[npt.NDArray[
             else:
                 fallback += 1
         if len(cand) == 0:
-            raise ValueError("dummy policies other than constant need at least two performers in the test split")
+            raise ValueError(
+                "dummy policies other than constant need at least two performers in the test split"
+            )
         out[i] = cand[rng.integers(len(cand))]
     return out, fallback
 
@@ -164,7 +174,11 @@ def with_dummy_bones(fn: AnonymizeFn) -> AnonymizeFn:
 
 
 def stream_outputs(
-    clips: ClipSet, backend: Any, policy: str = "last", chunk: int = 32, progress: bool = False,
+    clips: ClipSet,
+    backend: Any,
+    policy: str = "last",
+    chunk: int = 32,
+    progress: bool = False,
     bones: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
     """PMR as the streaming service produces it, at the frames of each clip's centre window.
@@ -202,7 +216,9 @@ def stream_outputs(
         for (i, k), frame in done:
             if 0 <= k < T:
                 if frame is None:
-                    raise RuntimeError(f"streaming path: clip {clips.names[i]} frame {k} could not be anonymized")
+                    raise RuntimeError(
+                        f"streaming path: clip {clips.names[i]} frame {k} could not be anonymized"
+                    )
                 out[i, k] = frame if bones is None else retarget_bones(frame, bones)
         bar.update(min(chunk, len(clips) - c0))
     bar.close()
@@ -330,7 +346,11 @@ def evaluate(
     fallbacks: dict[str, int] = {}
     reference = predict(ev, original)
     for seed in seeds:
-        pairs = linkage_pairs(test.performer, np.random.default_rng([seed, 99])) if "linkage" in ev.models else np.zeros((0, 3), np.int64)
+        pairs = (
+            linkage_pairs(test.performer, np.random.default_rng([seed, 99]))
+            if "linkage" in ev.models
+            else np.zeros((0, 3), np.int64)
+        )
         rows[("Original", "-")].per_seed.append(score(ev, test, reference, pairs, reference, float("nan")))
         bar.update(1)
         dummies_by_policy: dict[str, npt.NDArray[np.float32]] = {}
@@ -343,10 +363,14 @@ def evaluate(
                     if pol not in dummies_by_policy:
                         idx, fb = choose_dummies(test, pol, seed)
                         fallbacks[pol] = fallbacks.get(pol, 0) + fb
-                        dummies_by_policy[pol] = np.ascontiguousarray(constant) if idx is None else original[idx]
+                        dummies_by_policy[pol] = (
+                            np.ascontiguousarray(constant) if idx is None else original[idx]
+                        )
                     anon = np.asarray(m.fn(original, dummies_by_policy[pol]), dtype=np.float32)
                     if anon.shape != original.shape:
-                        raise ValueError(f"{m.name}: anonymizer returned {anon.shape}, expected {original.shape}")
+                        raise ValueError(
+                            f"{m.name}: anonymizer returned {anon.shape}, expected {original.shape}"
+                        )
                     preds, err = predict(ev, anon), mse(anon, original)
                     if pol == "constant":
                         fixed[(m.name, pol)] = (preds, err)
@@ -356,7 +380,9 @@ def evaluate(
     info = dict(info or {})
     info["same_action_fallbacks_per_seed"] = fallbacks.get("same_action", 0) / max(len(seeds), 1)
     info["test_clips"] = len(test)
-    return EvalResult(list(rows.values()), chance_levels(test, ev), list(seeds), time.perf_counter() - t0, info)
+    return EvalResult(
+        list(rows.values()), chance_levels(test, ev), list(seeds), time.perf_counter() - t0, info
+    )
 
 
 # ----------------------------------------------------------------------------- output
@@ -365,7 +391,12 @@ _COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("MSE", "mse"), ("AR top-1", "action_top1"), ("AR top-5", "action_top5"), ("Re-ID top-1", "reid_top1"),
     ("Re-ID top-5", "reid_top5"), ("Gender", "gender"), ("Linkage", "linkage"),
 )  # fmt: skip
-POLICY_LABEL: Final[dict[str, str]] = {"-": "-", "constant": "constant", "random": "random other", "same_action": "same action"}
+POLICY_LABEL: Final[dict[str, str]] = {
+    "-": "-",
+    "constant": "constant",
+    "random": "random other",
+    "same_action": "same action",
+}
 
 
 def _cell(key: str, mean: float, std: float) -> str:
@@ -386,7 +417,11 @@ def markdown_table(result: EvalResult, title: str = "") -> str:
         cells = [_cell(k, *s[k]) if k in s else "n/a" for _, k in _COLUMNS]
         lines.append(f"| {r.method} | {POLICY_LABEL.get(r.policy, r.policy)} | " + " | ".join(cells) + " |")
     ch = result.chance
-    lines.append("| *chance* | - | - | " + " | ".join(f"{100 * ch[k]:.1f}" if k in ch else "n/a" for _, k in _COLUMNS[1:]) + " |")
+    lines.append(
+        "| *chance* | - | - | "
+        + " | ".join(f"{100 * ch[k]:.1f}" if k in ch else "n/a" for _, k in _COLUMNS[1:])
+        + " |"
+    )
     lines.append("")
     lines.append(f"Mean ± standard deviation over {len(result.seeds)} seeds ({', '.join(map(str, result.seeds))}); "
                  f"{result.info.get('test_clips', '?')} test clips; accuracies in percent, MSE in m² "
@@ -406,7 +441,14 @@ ANCHORS: Final[tuple[tuple[str, float, float], ...]] = (
     ("Moon et al.", (0.8 + 2.6) / 2, (3.0 + 9.1) / 2),
 )
 #: Accuracy metrics of the protocol tables, each measured by the fixed and the adaptive attackers.
-ATTACK_METRICS: Final[tuple[str, ...]] = ("action_top1", "action_top5", "reid_top1", "reid_top5", "gender", "linkage")
+ATTACK_METRICS: Final[tuple[str, ...]] = (
+    "action_top1",
+    "action_top5",
+    "reid_top1",
+    "reid_top5",
+    "gender",
+    "linkage",
+)
 FIDELITY: Final[tuple[str, ...]] = ("mpjpe_mm", "bone_error_mm", "jitter_mm")
 
 
@@ -490,10 +532,14 @@ def offline_windows(clips: ClipSet, an: Anonymizer, progress: bool = False) -> n
     the centre 75-frame window's frames (the frames :func:`centre_windows` takes) ``(N, 75, 25, 3)``."""
     from training.adaptive import offline_clips
 
-    return centre_windows(offline_clips(clips, an.window_fn, an.bone_lengths, progress=progress, desc=f"{an.name} offline"))
+    return centre_windows(
+        offline_clips(clips, an.window_fn, an.bone_lengths, progress=progress, desc=f"{an.name} offline")
+    )
 
 
-def fidelity(output: npt.NDArray[np.float32], original: npt.NDArray[np.float32], dummy: npt.NDArray[np.float32]) -> dict[str, float]:
+def fidelity(
+    output: npt.NDArray[np.float32], original: npt.NDArray[np.float32], dummy: npt.NDArray[np.float32]
+) -> dict[str, float]:
     """MPJPE against the FK retarget of ``original`` onto ``dummy``'s bones, bone-length error
     against the dummy's median bones and jitter, all in mm (see :mod:`training.metrics`)."""
     target = fk_target(original, dummy)
@@ -566,11 +612,15 @@ def evaluate_protocol(
             anon_train = offline_clips(train_sub, an.window_fn, an.bone_lengths, progress=progress,
                                        desc=f"{an.name}: anonymizing the attackers' training clips")  # fmt: skip
             t_anon = time.perf_counter() - t1
-            attackers, facts = train_attackers(ev, anon_train, adaptive, progress=progress, device=device, announce=announce)
+            attackers, facts = train_attackers(
+                ev, anon_train, adaptive, progress=progress, device=device, announce=announce
+            )
             del anon_train
             row.attacker_seconds = time.perf_counter() - t1
             row.attacker_facts = {"anonymize_seconds": t_anon, "train_clips": len(train_sub), **facts}
-            row.adaptive_note = f"retrained on {len(train_sub)} anonymized training clips, {adaptive.epochs} epochs"
+            row.adaptive_note = (
+                f"retrained on {len(train_sub)} anonymized training clips, {adaptive.epochs} epochs"
+            )
             announce(f"{protocol}: {an.name}: adaptive attackers cost {row.attacker_seconds:.0f} s "
                      f"({t_anon:.0f} s anonymizing, {facts['seconds']:.0f} s training)")  # fmt: skip
         measure(row, out, attackers)
@@ -580,7 +630,9 @@ def evaluate_protocol(
             backend = an.stream()
             try:
                 window = getattr(getattr(backend, "source", None), "dummy_window", None)
-                bones = median_bone_lengths(window if window is not None else dummy) if an.stream_bones else None
+                bones = (
+                    median_bone_lengths(window if window is not None else dummy) if an.stream_bones else None
+                )
                 s_out = stream_outputs(test, backend, stream_policy, progress=progress, bones=bones)
                 name = getattr(backend, "name", "backend")
             finally:
@@ -595,7 +647,9 @@ def evaluate_protocol(
     info = dict(info or {})
     info.update(test_clips=len(test), train_clips=len(train), attacker_train_clips=len(train_sub) if adaptive else None,
                 adaptive=adaptive.to_dict() if adaptive else None, stream_policy=stream_policy)  # fmt: skip
-    return ProtocolResult(protocol, description, rows, chance_levels(test, ev), list(seeds), time.perf_counter() - t0, info)
+    return ProtocolResult(
+        protocol, description, rows, chance_levels(test, ev), list(seeds), time.perf_counter() - t0, info
+    )
 
 
 # ----------------------------------------------------------------------------- output
@@ -685,7 +739,14 @@ def plot_privacy_utility(result: ProtocolResult, path: str | Path, title: str = 
         ax.axhline(100 * ch["reid_top1"], color="grey", ls="--", lw=1)
     if "action_top1" in ch:
         ax.axvline(100 * ch["action_top1"], color="grey", ls="--", lw=1)
-        ax.text(100 * ch["action_top1"], 100 * ch.get("reid_top1", 0), " chance", color="grey", va="bottom", fontsize=8)
+        ax.text(
+            100 * ch["action_top1"],
+            100 * ch.get("reid_top1", 0),
+            " chance",
+            color="grey",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_xlabel("action recognition top-1 (%), recogniser trained on originals  → more utility")
     ax.set_ylabel("re-identification top-1 (%), attacker retrained on the output  → less privacy")
     ax.set_xlim(0, 100)
@@ -707,7 +768,9 @@ def report_markdown(protocols: list[ProtocolResult], paper: EvalResult | None, t
     for p in protocols:
         parts.append(protocol_table(p, f"{title}: {p.protocol}, fixed and adaptive attackers"))
     if paper is not None:
-        parts.append(markdown_table(paper, f"{title}: cross-view, the paper's layout (fixed evaluators, window level)"))
+        parts.append(
+            markdown_table(paper, f"{title}: cross-view, the paper's layout (fixed evaluators, window level)")
+        )
     return "\n\n".join(parts)
 
 

@@ -89,13 +89,20 @@ def rotate_y(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     a = torch.deg2rad(degrees).to(x.dtype)
     c, s = torch.cos(a), torch.sin(a)
     z, o = torch.zeros_like(a), torch.ones_like(a)
-    r = torch.stack([torch.stack([c, z, s], -1), torch.stack([z, o, z], -1), torch.stack([-s, z, c], -1)], -2)  # (B,3,3)
+    r = torch.stack(
+        [torch.stack([c, z, s], -1), torch.stack([z, o, z], -1), torch.stack([-s, z, c], -1)], -2
+    )  # (B,3,3)
     return torch.einsum("btjk,blk->btjl", x, r)
 
 
 def labels_of(clips: ClipSet, task: Task) -> npt.NDArray[np.int64]:
     """Class labels ``(N,)`` of a classification task (performer for ``reid`` and ``linkage``)."""
-    return {"action": clips.action, "reid": clips.performer, "gender": clips.gender, "linkage": clips.performer}[task]
+    return {
+        "action": clips.action,
+        "reid": clips.performer,
+        "gender": clips.gender,
+        "linkage": clips.performer,
+    }[task]
 
 
 def num_classes(clips: ClipSet, task: Task) -> int:
@@ -135,9 +142,15 @@ Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
 
 
 def _fit(
-    model: torch.nn.Module, spec: EvaluatorSpec, g: torch.Generator, per_epoch: int,
-    batches: Callable[[int], Iterator[Batch]], loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    hits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], desc: str, progress: bool,
+    model: torch.nn.Module,
+    spec: EvaluatorSpec,
+    g: torch.Generator,
+    per_epoch: int,
+    batches: Callable[[int], Iterator[Batch]],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    hits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    desc: str,
+    progress: bool,
 ) -> tuple[float, float]:
     """The evaluators' training loop: AdamW with the spec's schedule, ``per_epoch`` steps of
     ``batches(epoch)`` per epoch, a progress bar. Returns (training accuracy of the last
@@ -169,7 +182,12 @@ def _fit(
 
 
 def train_classifier(
-    clips: ClipSet, task: Task, spec: EvaluatorSpec, *, progress: bool = True, device: str = "cpu",
+    clips: ClipSet,
+    task: Task,
+    spec: EvaluatorSpec,
+    *,
+    progress: bool = True,
+    device: str = "cpu",
     init: torch.nn.Module | None = None,
 ) -> tuple[SGNClassifier, dict[str, Any]]:
     """Train an SGN classifier for ``task`` on ``clips``: ``(model, facts)`` (model on the CPU, eval mode).
@@ -181,7 +199,9 @@ def train_classifier(
         raise ValueError("linkage is trained by train_linkage")
     y = labels_of(clips, task)
     if (y < 0).any():
-        raise ValueError(f"{task}: {int((y < 0).sum())} training clips have no label (e.g. NTU-60 genders need --genders CSV)")
+        raise ValueError(
+            f"{task}: {int((y < 0).sum())} training clips have no label (e.g. NTU-60 genders need --genders CSV)"
+        )
     k = num_classes(clips, task)
     torch.manual_seed(spec.seed)
     g = torch.Generator().manual_seed(spec.seed)
@@ -200,7 +220,12 @@ def train_classifier(
 
     acc, seconds = _fit(model, spec, g, per_epoch, batches, F.cross_entropy,
                         lambda logits, target: logits.argmax(1) == target, f"train {task} evaluator", progress)  # fmt: skip
-    return model, {"train_accuracy_last_epoch": acc, "train_seconds": seconds, "num_classes": k, "train_clips": n}
+    return model, {
+        "train_accuracy_last_epoch": acc,
+        "train_seconds": seconds,
+        "num_classes": k,
+        "train_clips": n,
+    }
 
 
 _M = TypeVar("_M", bound=torch.nn.Module)
@@ -218,7 +243,9 @@ def _start(model: _M, init: torch.nn.Module | None, what: str) -> _M:
     return model
 
 
-def linkage_pairs(performer: npt.ArrayLike, rng: np.random.Generator, count: int | None = None) -> npt.NDArray[np.int64]:
+def linkage_pairs(
+    performer: npt.ArrayLike, rng: np.random.Generator, count: int | None = None
+) -> npt.NDArray[np.int64]:
     """Balanced pairs ``(M, 3)`` of ``(a, b, same)`` over clips with labels ``performer`` ``(N,)``.
 
     With ``count=None`` every clip is the first member of exactly one positive and one
@@ -246,7 +273,11 @@ def linkage_pairs(performer: npt.ArrayLike, rng: np.random.Generator, count: int
 
 
 def train_linkage(
-    clips: ClipSet, spec: EvaluatorSpec, *, progress: bool = True, device: str = "cpu",
+    clips: ClipSet,
+    spec: EvaluatorSpec,
+    *,
+    progress: bool = True,
+    device: str = "cpu",
     init: torch.nn.Module | None = None,
 ) -> tuple[SiameseSGN, dict[str, Any]]:
     """Train the siamese linkage attacker on pairs of windows of ``clips`` (model returned on the CPU).
@@ -295,7 +326,9 @@ class Evaluators:
         return torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
 
     @torch.no_grad()
-    def logits(self, task: Task, windows: npt.NDArray[np.float32], batch: int = 512) -> npt.NDArray[np.float32]:
+    def logits(
+        self, task: Task, windows: npt.NDArray[np.float32], batch: int = 512
+    ) -> npt.NDArray[np.float32]:
         """Class scores ``(N, K)`` of a classification task on windows ``(N, 75, 25, 3)``.
 
         SGN's test-time sampling: the middle frame of each segment, so the answer is a
@@ -303,7 +336,9 @@ class Evaluators:
         """
         model = self.models[task]
         model.eval()
-        out = [model(self._tensor(windows[s : s + batch])).cpu().numpy() for s in range(0, len(windows), batch)]
+        out = [
+            model(self._tensor(windows[s : s + batch])).cpu().numpy() for s in range(0, len(windows), batch)
+        ]
         return np.concatenate(out)
 
     @torch.no_grad()
@@ -312,7 +347,9 @@ class Evaluators:
         model = self.models["linkage"]
         assert isinstance(model, SiameseSGN)
         model.eval()
-        return torch.cat([model.backbone(self._tensor(windows[s : s + batch])) for s in range(0, len(windows), batch)])
+        return torch.cat(
+            [model.backbone(self._tensor(windows[s : s + batch])) for s in range(0, len(windows), batch)]
+        )
 
     @torch.no_grad()
     def link(self, fa: torch.Tensor, fb: torch.Tensor) -> npt.NDArray[np.float32]:
@@ -346,7 +383,9 @@ def load_or_train(
     facts: dict[str, dict[str, Any]] = {}
     for task in tasks:
         if task == "gender" and (clips.gender < 0).any():
-            announce("evaluator gender: skipped, the training clips have no gender labels (NTU-60: pass --genders CSV)")
+            announce(
+                "evaluator gender: skipped, the training clips have no gender labels (NTU-60: pass --genders CSV)"
+            )
             continue
         meta_path, weights = cache / f"{task}.json", cache / f"{task}.pt"
         reason = None if not retrain else "retraining was asked for"

@@ -18,7 +18,9 @@ def fk_anonymize(windows: npt.ArrayLike, dummies: npt.ArrayLike) -> npt.NDArray[
     w = np.asarray(windows, dtype=np.float32)
     d = np.asarray(dummies, dtype=np.float32)
     if w.ndim != 4 or w.shape[2:] != (J, C) or d.ndim != 4 or len(d) != len(w):
-        raise ValueError(f"fk_anonymize: windows (N, T, {J}, 3) and dummies (N, T', {J}, 3) expected, got {w.shape}, {d.shape}")
+        raise ValueError(
+            f"fk_anonymize: windows (N, T, {J}, 3) and dummies (N, T', {J}, 3) expected, got {w.shape}, {d.shape}"
+        )
     lengths = median_bone_lengths(d)  # (N, 24)
     return retarget_bones(w, lengths[:, None, :])
 

@@ -48,7 +48,9 @@ def smoothness(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((sp - st).abs().sum() + 1e-12) / (pred.shape[0] * pred.shape[1])
 
 
-def triplet(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float) -> torch.Tensor:
+def triplet(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float
+) -> torch.Tensor:
     """Triplet margin loss on flattened embeddings ``(B, C0*C1)``."""
     return F.triplet_margin_loss(anchor.flatten(1), positive.flatten(1), negative.flatten(1), margin=margin)
 
@@ -89,12 +91,23 @@ def embedding_terms(
     # cross-entropy is capped at log(K) (chance), so -CE cannot run off to -infinity
     # by blowing up the embeddings (which wrecks reconstruction).
     cap_p, cap_a = math.log(lg_pa.shape[1]), math.log(lg_ua.shape[1])
-    total = w.alpha_priv * (-ce_pa.clamp(max=cap_p) + ce_pc) + w.alpha_util * (-ce_ua.clamp(max=cap_a) + ce_uc)
-    return total, {"ce_priv_adv": ce_pa.item(), "ce_priv_coop": ce_pc.item(), "ce_util_adv": ce_ua.item(), "ce_util_coop": ce_uc.item()}
+    total = w.alpha_priv * (-ce_pa.clamp(max=cap_p) + ce_pc) + w.alpha_util * (
+        -ce_ua.clamp(max=cap_a) + ce_uc
+    )
+    return total, {
+        "ce_priv_adv": ce_pa.item(),
+        "ce_priv_coop": ce_pc.item(),
+        "ce_util_adv": ce_ua.item(),
+        "ce_util_coop": ce_uc.item(),
+    }
 
 
 def classifier_loss(
-    adv: Adversaries, motion: torch.Tensor, privacy: torch.Tensor, performer: torch.Tensor, action: torch.Tensor
+    adv: Adversaries,
+    motion: torch.Tensor,
+    privacy: torch.Tensor,
+    performer: torch.Tensor,
+    action: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The four classifiers' own losses (each learns its label from its embedding; embeddings detached)."""
     motion, privacy = motion.detach(), privacy.detach()
@@ -206,7 +219,9 @@ def paired_ae_loss(
         + triplet(p_y1, p_x1, p_x2, w.triplet_margin)  # P1 anchors P1, not P2
         + triplet(p_y2, p_x2, p_x1, w.triplet_margin)
     )
-    latent = (F.mse_loss(m_x1, m_y2) + F.mse_loss(m_x2, m_y1) + F.mse_loss(p_x1, p_y1) + F.mse_loss(p_x2, p_y2)) / 4
+    latent = (
+        F.mse_loss(m_x1, m_y2) + F.mse_loss(m_x2, m_y1) + F.mse_loss(p_x1, p_y1) + F.mse_loss(p_x2, p_y2)
+    ) / 4
     total = (
         w.reconstruction * rec + w.cross * cross + w.end_effector * ee + w.smoothness * smooth
         + w.triplet * trip + w.latent * latent

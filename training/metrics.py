@@ -50,7 +50,9 @@ def binary_accuracy(logits: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     s = np.asarray(logits, dtype=np.float64).reshape(-1)
     y = np.asarray(labels, dtype=np.int64).reshape(-1)
     if s.shape != y.shape or len(y) == 0:
-        raise ValueError(f"binary_accuracy: logits {s.shape} and labels {y.shape} must be equal and non-empty")
+        raise ValueError(
+            f"binary_accuracy: logits {s.shape} and labels {y.shape} must be equal and non-empty"
+        )
     return float(np.mean((s > 0).astype(np.int64) == y))
 
 

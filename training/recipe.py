@@ -78,5 +78,4 @@ def recipe_from_args(args: Any) -> RetargetRecipe:
     return RetargetRecipe(privacy=args.privacy, **kw)
 
 
-
 __all__ = ["RetargetRecipe", "add_recipe_arguments", "recipe_from_args"]

@@ -38,7 +38,9 @@ class SGNConfig:
             raise ValueError(f"segments must be in 1..{T}, got {self.segments}")
 
 
-def sample_frames(frames: int, segments: int, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_frames(
+    frames: int, segments: int, train: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Indices ``(segments,)`` of one frame per equal segment of ``frames``: random in training, else middle."""
     edges = torch.linspace(0, frames, segments + 1)
     lo, hi = edges[:-1], edges[1:]
@@ -135,7 +137,9 @@ class SGNBackbone(nn.Module):
         pos = x[:, idx]  # (B, S, J, 3)
         vel = torch.zeros_like(pos)
         vel[:, 1:] = pos[:, 1:] - pos[:, :-1]
-        dyn = self.pos_embed(self._normed(pos, self.norm)) + self.vel_embed(self._normed(vel, self.vel_norm))  # (B, S, J, e)
+        dyn = self.pos_embed(self._normed(pos, self.norm)) + self.vel_embed(
+            self._normed(vel, self.vel_norm)
+        )  # (B, S, J, e)
         joint = self.joint_embed(self.joint_onehot)  # (J, e), the same for every window and segment
         h = torch.cat([dyn, joint.expand_as(dyn)], dim=-1)  # (B, S, J, 2e)
         phi = self.phi(h).transpose(-1, -2).contiguous()  # (B, S, 4e, J): a contiguous operand keeps bmm fast
@@ -178,7 +182,9 @@ class SiameseSGN(nn.Module):
         f = self.backbone.config.feature
         self.head = nn.Sequential(nn.Linear(2 * f, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, 1))
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, a: torch.Tensor, b: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         fa = self.backbone(a, generator)
         fb = self.backbone(b, generator)
         return self.head(torch.cat([(fa - fb).abs(), fa * fb], dim=1)).squeeze(1)

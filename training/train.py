@@ -96,7 +96,9 @@ class Trainer:
         # the adversaries and Q with it).
         self.ae_opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.adv_opt = (
-            torch.optim.AdamW(self.adv.parameters(), lr=tc.adv_lr, weight_decay=tc.weight_decay) if self.adv else None
+            torch.optim.AdamW(self.adv.parameters(), lr=tc.adv_lr, weight_decay=tc.weight_decay)
+            if self.adv
+            else None
         )
         self.history: list[dict[str, Any]] = []
         self.best_score = math.inf
@@ -109,7 +111,9 @@ class Trainer:
                 raise RuntimeError("--use-mlflow needs the mlflow package: pip install mlflow") from exc
             self.mlflow = mlflow
         try:
-            self._val_pairs: Any = PairedDataset(val_set, crop="centre", seed=tc.seed + 1, length=min(256, 4 * len(val_set)))
+            self._val_pairs: Any = PairedDataset(
+                val_set, crop="centre", seed=tc.seed + 1, length=min(256, 4 * len(val_set))
+            )
         except ValueError:
             log.warning("validation clips cannot form paired quadruplets: validating reconstruction only")
             self._val_pairs = None
@@ -122,13 +126,18 @@ class Trainer:
         seed = tc.seed * 1000 + len(self.history)
         if stage.paired:
             ds: Any = PairedDataset(
-                self.train_set, crop=self.config.data.crop, seed=seed, length=self.config.data.paired_samples_per_epoch
+                self.train_set,
+                crop=self.config.data.crop,
+                seed=seed,
+                length=self.config.data.paired_samples_per_epoch,
             )
         else:
             ds = SkeletonDataset(self.train_set, crop=self.config.data.crop, seed=seed)
         g = torch.Generator()
         g.manual_seed(seed)
-        return DataLoader(ds, batch_size=tc.batch_size, shuffle=True, drop_last=len(ds) > tc.batch_size, generator=g)
+        return DataLoader(
+            ds, batch_size=tc.batch_size, shuffle=True, drop_last=len(ds) > tc.batch_size, generator=g
+        )
 
     # ------------------------------------------------------------------ steps
 
@@ -244,7 +253,9 @@ class Trainer:
         p = Path(path) if path else self.dir / "last.pt"
         ckpt = load_checkpoint(p, map_location=str(self.device))
         if ckpt.config.model != self.config.model:
-            raise ValueError(f"{p}: its model config {ckpt.config.model} differs from this run's {self.config.model}")
+            raise ValueError(
+                f"{p}: its model config {ckpt.config.model} differs from this run's {self.config.model}"
+            )
         self.model.load_state_dict(ckpt.model_state)
         if self.adv is not None and ckpt.adversaries_state is not None:
             self.adv.load_state_dict(ckpt.adversaries_state)
@@ -284,11 +295,15 @@ class Trainer:
                 self.position = (si + 1, 0)
         except KeyboardInterrupt:
             interrupted = True
-            log.warning("interrupted: every finished epoch is in %s; continue with --resume", self.dir / "last.pt")
+            log.warning(
+                "interrupted: every finished epoch is in %s; continue with --resume", self.dir / "last.pt"
+            )
         seconds = time.perf_counter() - t0
         plots = [] if not self.history else [plot_history(self.history, self.dir / "curves.png")]
         best = self.dir / "best.pt"
-        return TrainResult(best if best.exists() else None, self.dir / "last.pt", self.history, seconds, interrupted, plots)
+        return TrainResult(
+            best if best.exists() else None, self.dir / "last.pt", self.history, seconds, interrupted, plots
+        )
 
     def _run_epoch(self, si: int, stage: StageSection, ep: int, epochs: int) -> None:
         tc = self.config.training
@@ -311,7 +326,12 @@ class Trainer:
             n += 1
             shown = {k: f"{sums[k] / n:.4g}" for k in ("rec", "cross", "cls", "total") if k in sums}
             bar.set_postfix(shown)
-        row: dict[str, Any] = {"stage": stage.name, "stage_index": si, "epoch": ep + 1, "global_epoch": len(self.history) + 1}
+        row: dict[str, Any] = {
+            "stage": stage.name,
+            "stage_index": si,
+            "epoch": ep + 1,
+            "global_epoch": len(self.history) + 1,
+        }
         row.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
         row.update(self.validate())
         row["seconds"] = time.perf_counter() - t0
@@ -329,7 +349,9 @@ class Trainer:
         save_checkpoint(self.dir / "last.pt", self._checkpoint(with_training_state=True))
         write_logs(self.history, self.dir)
         if self.mlflow is not None:
-            self.mlflow.log_metrics({k: v for k, v in row.items() if isinstance(v, float)}, step=row["global_epoch"])
+            self.mlflow.log_metrics(
+                {k: v for k, v in row.items() if isinstance(v, float)}, step=row["global_epoch"]
+            )
         log.info(
             "%s epoch %d/%d: train rec %.4g, val rec %.4g, val cross %.4g (%.1fs)", stage.name, ep + 1, epochs,
             row.get("train_rec", float("nan")), row["val_rec"], row["val_cross"], row["seconds"],
@@ -360,7 +382,11 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> Path:
     panels = [
         ("reconstruction", ["train_rec", "train_cross", "val_rec", "val_cross"], True),
         ("motion terms", ["train_ee", "train_smooth", "train_triplet", "train_latent"], True),
-        ("classifier accuracy (val)", ["val_acc_priv_adv", "val_acc_priv_coop", "val_acc_util_adv", "val_acc_util_coop"], False),
+        (
+            "classifier accuracy (val)",
+            ["val_acc_priv_adv", "val_acc_priv_coop", "val_acc_util_adv", "val_acc_util_coop"],
+            False,
+        ),
     ]
     for ax, (title, keys, logy) in zip(axes, panels, strict=True):
         for k in keys:
@@ -380,7 +406,15 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         else:  # e.g. the DMR baseline has no classifiers to plot
-            ax.text(0.5, 0.5, "not trained in this run", ha="center", va="center", transform=ax.transAxes, color="grey")
+            ax.text(
+                0.5,
+                0.5,
+                "not trained in this run",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="grey",
+            )
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -438,12 +472,16 @@ def configure(args: Any) -> Config:
     for item in args.loss_weight or []:
         name, _, value = item.partition("=")
         if not hasattr(tc.loss, name) or not value:
-            raise ValueError(f"--loss-weight {item!r}: expected NAME=VALUE with NAME one of {sorted(vars(tc.loss))}")
+            raise ValueError(
+                f"--loss-weight {item!r}: expected NAME=VALUE with NAME one of {sorted(vars(tc.loss))}"
+            )
         setattr(tc.loss, name, float(value))
     if args.stage_epochs:
         epochs = [int(e) for e in args.stage_epochs.split(",")]
         if len(epochs) != len(tc.stages):
-            raise ValueError(f"--stage-epochs needs {len(tc.stages)} comma-separated numbers, got {args.stage_epochs!r}")
+            raise ValueError(
+                f"--stage-epochs needs {len(tc.stages)} comma-separated numbers, got {args.stage_epochs!r}"
+            )
         for st, e in zip(tc.stages, epochs, strict=True):
             st.epochs = e
     if args.paired_samples is not None:
@@ -476,4 +514,3 @@ def train_command(args: Any) -> int:
     print(f"pmr train: {'interrupted' if result.interrupted else 'done'} after {result.seconds:.0f} s; "
           f"last {result.last_path}; best {result.best_path}; curves {[str(p) for p in result.plots]}")  # fmt: skip
     return 130 if result.interrupted else 0
-

@@ -118,12 +118,16 @@ class RetargetTrainer:
             last.weight.mul_(0.01)
         self.dummy_t = torch.from_numpy(self.dummy)[None]
         self.opt = torch.optim.AdamW(
-            [p for n, p in self.model.named_parameters() if not n.startswith("retarget.")], lr=recipe.lr, weight_decay=1e-4
+            [p for n, p in self.model.named_parameters() if not n.startswith("retarget.")],
+            lr=recipe.lr,
+            weight_decay=1e-4,
         )
         k_p, k_a = clips.num_performers, clips.num_actions
         self.emb_priv = EmbeddingClassifier(k_p)
         self.emb_util = EmbeddingClassifier(k_a)
-        self.adv_opt_emb = torch.optim.AdamW([*self.emb_priv.parameters(), *self.emb_util.parameters()], lr=recipe.adv_lr)
+        self.adv_opt_emb = torch.optim.AdamW(
+            [*self.emb_priv.parameters(), *self.emb_util.parameters()], lr=recipe.adv_lr
+        )
         self._new_output_adversaries()
         self.recogniser: SGNClassifier | None = None
         self.epoch = 0
@@ -134,7 +138,9 @@ class RetargetTrainer:
         cfg = self.recipe.sgn()
         self.adv_id = SGNClassifier(self.clips.num_performers, cfg)
         self.adv_gender = SGNClassifier(2, cfg)
-        self.adv_opt = torch.optim.AdamW([*self.adv_id.parameters(), *self.adv_gender.parameters()], lr=self.recipe.adv_lr)
+        self.adv_opt = torch.optim.AdamW(
+            [*self.adv_id.parameters(), *self.adv_gender.parameters()], lr=self.recipe.adv_lr
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -154,7 +160,9 @@ class RetargetTrainer:
         cfg.model.head = "retarget"
         prov = {**self.provenance, "recipe": asdict(self.recipe), "epochs_done": self.epoch, "commit": git_commit(),
                 "train_seconds": round(self.seconds, 1), "last_epoch": self.history[-1] if self.history else {}}  # fmt: skip
-        return Checkpoint(cfg, self.model.state_dict(), prov, training_state=self._state() if with_state else None)
+        return Checkpoint(
+            cfg, self.model.state_dict(), prov, training_state=self._state() if with_state else None
+        )
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Continue from ``last.pt`` (or ``path``); False when there is nothing to resume."""
@@ -214,7 +222,9 @@ class RetargetTrainer:
         for _ in range(r.adv_updates):
             self.adv_id.train()
             self.adv_gender.train()
-            adv_loss = F.cross_entropy(self.adv_id(yd, self.g), pid) + F.cross_entropy(self.adv_gender(yd, self.g), gid)
+            adv_loss = F.cross_entropy(self.adv_id(yd, self.g), pid) + F.cross_entropy(
+                self.adv_gender(yd, self.g), gid
+            )
             self.adv_opt.zero_grad(set_to_none=True)
             adv_loss.backward()
             self.adv_opt.step()
@@ -224,7 +234,10 @@ class RetargetTrainer:
         self.adv_opt_emb.step()
         # --- the network
         fid = ((y - target) ** 2).sum(-1).mean() / FIDELITY_SCALE_M2
-        acc_y, acc_t = y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2], target[:, 2:] - 2 * target[:, 1:-1] + target[:, :-2]
+        acc_y, acc_t = (
+            y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2],
+            target[:, 2:] - 2 * target[:, 1:-1] + target[:, :-2],
+        )
         smooth = ((acc_y - acc_t) ** 2).sum(-1).mean() / FIDELITY_SCALE_M2 * 100.0
         self.adv_id.eval()
         self.adv_gender.eval()
@@ -232,16 +245,33 @@ class RetargetTrainer:
         gend = uniform_ce(self.adv_gender(y))
         util = F.cross_entropy(self.recogniser(y), act) if self.recogniser is not None else torch.zeros(())
         cap_p, cap_a = math.log(self.clips.num_performers), math.log(self.clips.num_actions)
-        emb = -F.cross_entropy(self.emb_priv(motion), pid).clamp(max=cap_p) + F.cross_entropy(self.emb_util(motion), act).clamp(max=cap_a)
-        loss = r.fidelity * fid + r.smooth * smooth + r.identity * ident + r.gender * gend + r.utility * util + r.embedding * emb
+        emb = -F.cross_entropy(self.emb_priv(motion), pid).clamp(max=cap_p) + F.cross_entropy(
+            self.emb_util(motion), act
+        ).clamp(max=cap_a)
+        loss = (
+            r.fidelity * fid
+            + r.smooth * smooth
+            + r.identity * ident
+            + r.gender * gend
+            + r.utility * util
+            + r.embedding * emb
+        )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
         with torch.no_grad():
             adv_acc = float((self.adv_id(yd).argmax(1) == pid).float().mean())
-        vals = {"loss": loss, "fidelity": fid, "smooth": smooth, "identity": ident, "gender": gend, "utility": util,
-                "embedding": emb, "adversary": adv_loss}
+        vals = {
+            "loss": loss,
+            "fidelity": fid,
+            "smooth": smooth,
+            "identity": ident,
+            "gender": gend,
+            "utility": util,
+            "embedding": emb,
+            "adversary": adv_loss,
+        }
         return {**{k: float(v.detach()) for k, v in vals.items()}, "adv_id_acc": adv_acc}  # fmt: skip
 
     # ------------------------------------------------------------------ run
@@ -251,7 +281,9 @@ class RetargetTrainer:
         r = self.recipe
         if self.recogniser is None and r.utility > 0 and r.recogniser_epochs > 0:
             t0 = time.perf_counter()
-            self.recogniser = train_recogniser(self.clips, r.recogniser_epochs, r.sgn(), r.seed, self.progress)
+            self.recogniser = train_recogniser(
+                self.clips, r.recogniser_epochs, r.sgn(), r.seed, self.progress
+            )
             self.seconds += time.perf_counter() - t0
         n, bs = len(self.clips), min(r.batch_size, len(self.clips))
         per_epoch = max(1, n // bs)
@@ -276,7 +308,12 @@ class RetargetTrainer:
             bar.close()
             self.epoch += 1
             self.seconds += time.perf_counter() - t0
-            row = {"epoch": self.epoch, "lr": lr, "seconds": self.seconds, **{k: v / per_epoch for k, v in sums.items()}}
+            row = {
+                "epoch": self.epoch,
+                "lr": lr,
+                "seconds": self.seconds,
+                **{k: v / per_epoch for k, v in sums.items()},
+            }
             self.history.append(row)
             log.info("epoch %d: %s", self.epoch, row)
             save_checkpoint(last, self.checkpoint(with_state=True))
@@ -323,6 +360,7 @@ def plot_retarget_history(history: list[dict[str, float]], path: Path, chance: f
 
 # ----------------------------------------------------------------------------- command line
 
+
 def model_training_clips(clips: ClipSet) -> ClipSet:
     """The default anonymizer's training clips: cameras 2 and 3 of replication 1, which share no take
     with either evaluation test set (cross-view: camera 1; cross-take: replication 2)."""
@@ -352,10 +390,26 @@ def train_default_command(args: Any) -> int:
                               provenance=prov)  # fmt: skip
     if trainer.resume():
         print(f"pmr train-default: resuming at epoch {trainer.epoch} of {recipe.epochs}")
-    print(f"pmr train-default: {len(clips)} clips (cameras 2, 3, replication 1), {recipe.epochs} epochs", flush=True)
+    print(
+        f"pmr train-default: {len(clips)} clips (cameras 2, 3, replication 1), {recipe.epochs} epochs",
+        flush=True,
+    )
     trainer.run()
-    print(f"pmr train-default: done in {trainer.seconds:.0f} s of training; {Path(args.checkpoint_dir) / 'final.pt'}")
+    print(
+        f"pmr train-default: done in {trainer.seconds:.0f} s of training; {Path(args.checkpoint_dir) / 'final.pt'}"
+    )
     return 0
 
 
-__all__ = ["FIDELITY_SCALE_M2", "add_recipe_arguments", "model_training_clips", "plot_retarget_history", "recipe_from_args", "train_default_command", "RetargetRecipe", "RetargetTrainer", "train_recogniser", "uniform_ce"]
+__all__ = [
+    "FIDELITY_SCALE_M2",
+    "add_recipe_arguments",
+    "model_training_clips",
+    "plot_retarget_history",
+    "recipe_from_args",
+    "train_default_command",
+    "RetargetRecipe",
+    "RetargetTrainer",
+    "train_recogniser",
+    "uniform_ce",
+]

@@ -160,7 +160,9 @@ class BackendOptions:
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - valid)
         if unknown:
-            raise ValueError(f"unknown backend option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+            raise ValueError(
+                f"unknown backend option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}"
+            )
         return cls(**options)
 
     @property
@@ -286,7 +288,9 @@ def probe_problem(out: Any, windows: npt.NDArray[np.float32], reference: npt.NDA
         return f"the start-up probe gave NaN or infinite output ({int(np.sum(~np.isfinite(arr)))} values)"
     reach = float(np.max(np.abs(arr)))
     if reach > PROBE_MAX_ABS_M:
-        return f"the start-up probe gave joints {reach:.3g} m from the origin (more than {PROBE_MAX_ABS_M:g} m)"
+        return (
+            f"the start-up probe gave joints {reach:.3g} m from the origin (more than {PROBE_MAX_ABS_M:g} m)"
+        )
     change = relative_error(arr, windows)
     if change < PROBE_MIN_CHANGE:
         return f"the start-up probe came back unchanged (relative change {change:.2g}): it passes its input through"
@@ -303,7 +307,9 @@ def _check_weights(model: PMRModel, path: str) -> None:
     bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in model.state_dict().items()
            if v.is_floating_point() and not bool(torch.isfinite(v).all())]  # fmt: skip
     if bad:
-        names = ", ".join(f"{k} ({n} values)" for k, n in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        names = ", ".join(f"{k} ({n} values)" for k, n in bad[:3]) + (
+            f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        )
         raise ModelCheckError(f"{path}: the checkpoint holds NaN or infinite weights in {names}; refused")
 
 
@@ -321,12 +327,16 @@ class ModelSource:
     dummy_name: str = "window"  # the dummy's file, for messages
     probe: npt.NDArray[np.float32] | None = None  # (4, 75, 25, 3) the start-up probe (probe_windows())
     probe_reference: npt.NDArray[np.float32] | None = None  # (4, 75, 25, 3) the PyTorch fp32 reference on it
-    privacy: str | None = None  # the dial's level every graph of this source runs (None: the model has no dial)
+    privacy: str | None = (
+        None  # the dial's level every graph of this source runs (None: the model has no dial)
+    )
 
     @property
     def stem(self) -> str:
         """Short file-name stem of the model, e.g. ``pmr_default``."""
-        return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(self.model_path).stem) or "model"
+        return (
+            "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(self.model_path).stem) or "model"
+        )
 
 
 def load_source(opts: BackendOptions) -> ModelSource:
@@ -350,7 +360,9 @@ def load_source(opts: BackendOptions) -> ModelSource:
     with torch.no_grad():
         code = model.privacy_code(torch.from_numpy(window)[None])  # (1, C0, C1)
     if not bool(torch.isfinite(code).all()):
-        raise ModelCheckError(f"{model_path}: the privacy code of dummy {dummy_name} is NaN or infinite; refused")
+        raise ModelCheckError(
+            f"{model_path}: the privacy code of dummy {dummy_name} is NaN or infinite; refused"
+        )
     probe = probe_windows()
     reference = reference_outputs(model, code, probe, privacy)
     problem = probe_problem(reference, probe, None, 0.0)
@@ -504,7 +516,9 @@ class Backend(abc.ABC):
         try:
             err = verify_outputs(self.anonymize, self.source, self.precision, what)
         except ModelCheckError as exc:
-            raise ModelCheckError(f"{str(exc).removesuffix('; refused')}, even after rebuilding it; refused") from None
+            raise ModelCheckError(
+                f"{str(exc).removesuffix('; refused')}, even after rebuilding it; refused"
+            ) from None
         log.warning("rebuilt %s: it matches the PyTorch reference (relative error %.2g)", what, err)
         return err
 

@@ -113,7 +113,7 @@ def _refine(part: tuple[tuple[int, ...], ...], m: int) -> tuple[tuple[int, ...],
     parts = [list(g) for g in part]
     while len(parts) < m:
         big = max(range(len(parts)), key=lambda i: len(parts[i]))
-        parts[big:big + 1] = [parts[big][:1], parts[big][1:]]
+        parts[big : big + 1] = [parts[big][:1], parts[big][1:]]
     return tuple(sorted((tuple(g) for g in parts), key=lambda g: g[0]))
 
 
@@ -159,7 +159,9 @@ class _GatherConv(nn.Module):
         order: list[int] = []
         for p, (part, cols) in enumerate(zip(phases, members, strict=True)):
             w = torch.stack([weight[:, :, list(group)].sum(-1) for group in part])  # (m, out, in)
-            self.register_buffer(f"w{p}", w.permute(0, 2, 1).reshape(m * c_in, c_out).contiguous())  # (m*in, out)
+            self.register_buffer(
+                f"w{p}", w.permute(0, 2, 1).reshape(m * c_in, c_out).contiguous()
+            )  # (m*in, out)
             index = [[zero_in] * m if c < 0 else [table[c][group[0]] for group in part] for c in cols]
             self.register_buffer(f"i{p}", torch.tensor(index, dtype=torch.long).reshape(-1))  # (cols_p * m,)
             self.sizes.append(len(cols))
@@ -178,7 +180,9 @@ class _GatherConv(nn.Module):
         outs = []
         for p, n in enumerate(self.sizes):
             gathered = torch.index_select(x, 1, getattr(self, f"i{p}"))  # (B, n*m, C_in)
-            outs.append(torch.matmul(gathered.reshape(-1, n, self.m * self.c_in), getattr(self, f"w{p}")))  # (B, n, C_out)
+            outs.append(
+                torch.matmul(gathered.reshape(-1, n, self.m * self.c_in), getattr(self, f"w{p}"))
+            )  # (B, n, C_out)
         y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (B, R_out, C_out), phase order
         return y + self.bias
 
@@ -193,7 +197,9 @@ def _check_encoder(conv: nn.Conv2d, pool: nn.Module) -> None:
     ok_pool = isinstance(pool, nn.MaxPool2d) and pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2)) \
         and pool.padding in (0, (0, 0)) and pool.dilation in (1, (1, 1)) and not pool.ceil_mode  # fmt: skip
     if not (ok_conv and ok_pool):
-        raise ValueError(f"cannot fold encoder block {conv} + {pool}: expected stride-1 conv and MaxPool2d(2)")
+        raise ValueError(
+            f"cannot fold encoder block {conv} + {pool}: expected stride-1 conv and MaxPool2d(2)"
+        )
 
 
 class _TapConv2d(nn.Module):
@@ -224,14 +230,18 @@ class _TapConv2d(nn.Module):
         ph, pw = (int(v) for v in conv.padding)
         grid = F.pad(pad(idx), (pw, pw, ph, ph))[0, 0]  # reflection, then the conv's zero padding
         out_h, out_w = grid.shape[0] - kh + 1, grid.shape[1] - kw + 1
-        src = grid.unfold(0, kh, 1).unfold(1, kw, 1).reshape(out_h, out_w, taps).round().long() - 1  # (H', W', 9)
+        src = (
+            grid.unfold(0, kh, 1).unfold(1, kw, 1).reshape(out_h, out_w, taps).round().long() - 1
+        )  # (H', W', 9)
         src[src < 0] = zero
         self.pooled_h, self.pooled_w = out_h // 2, out_w // 2
         rows = []
         for i in range(self.pooled_h):
             for j in range(self.pooled_w):
                 members = [src[2 * i + di, 2 * j + dj] for di in (0, 1) for dj in (0, 1)]  # 4 x (9,)
-                rows.append(torch.stack(members) * taps + torch.arange(taps))  # (4, 9) rows of Z viewed per tap
+                rows.append(
+                    torch.stack(members) * taps + torch.arange(taps)
+                )  # (4, 9) rows of Z viewed per tap
         rows.append(torch.full((4, taps), zero * taps, dtype=torch.long))  # the output's zero row
         self.register_buffer("index", torch.stack(rows).reshape(-1).contiguous())  # ((P_out + 1) * 4 * 9,)
         w = conv.weight.detach().float().permute(1, 2, 3, 0).reshape(c_in, taps * c_out)  # (C_in, 9 * C_out)
@@ -302,8 +312,12 @@ class FoldedAnonymizerGraph(nn.Module):
             self.l1 = length + 1
             zeros = torch.zeros(c0, self.c1_out, dtype=torch.float64)
             # the encoder hands over the sum of the pooled positions, not their mean: 1/6 goes in here
-            self.register_buffer("first_weight", (torch.cat([matrix, zeros], 1) / pooled).float().to(device))  # (C0, 23*256)
-            self.register_buffer("first_bias", torch.cat([offset[0], zeros[0]]).float().to(device))  # (23*256,)
+            self.register_buffer(
+                "first_weight", (torch.cat([matrix, zeros], 1) / pooled).float().to(device)
+            )  # (C0, 23*256)
+            self.register_buffer(
+                "first_bias", torch.cat([offset[0], zeros[0]]).float().to(device)
+            )  # (23*256,)
 
             # 3. and 4. later layers as gather-GEMMs; upsampling and padding fold into the gathers.
             rows, zero_in = list(range(length)), length  # where each column of the previous layer lives
@@ -362,7 +376,9 @@ class FinishedGraph(nn.Module):
         return self.finish(windows, self.core(windows))
 
 
-def build_graph(model: PMRModel, code: torch.Tensor, kind: str = "folded", privacy: str | None = None) -> nn.Module:
+def build_graph(
+    model: PMRModel, code: torch.Tensor, kind: str = "folded", privacy: str | None = None
+) -> nn.Module:
     """The streaming graph of ``kind`` (``folded`` or ``reference``), eval mode, no gradients.
 
     ``privacy``: the level of a model with a dial (``None``: its default); a model without

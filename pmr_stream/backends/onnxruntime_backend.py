@@ -65,7 +65,10 @@ class OnnxRuntimeBackend(Backend):
                     f"onnxruntime {ort.__version__} has no CUDA execution provider "
                     f"(providers: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu or use device='cpu'"
                 )  # fmt: skip
-            index = int(str(opts.device).partition(":")[2] or (torch.cuda.current_device() if torch.cuda.is_available() else 0))
+            index = int(
+                str(opts.device).partition(":")[2]
+                or (torch.cuda.current_device() if torch.cuda.is_available() else 0)
+            )
             self.device = f"cuda:{index}"
             providers: list[Any] = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
         else:
@@ -81,7 +84,9 @@ class OnnxRuntimeBackend(Backend):
         else:
             from engines.export import ensure_onnx  # lazy: engines is only needed to make the file
 
-            path = str(ensure_onnx(source, precision=opts.precision, graph=opts.graph, directory=opts.cache_dir).path)
+            path = str(
+                ensure_onnx(source, precision=opts.precision, graph=opts.graph, directory=opts.cache_dir).path
+            )
         self.onnx_path = path
         try:
             self._open(path)
@@ -99,14 +104,23 @@ class OnnxRuntimeBackend(Backend):
                                                       providers=self._providers)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for files it cannot use
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise ModelCheckError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {first}); refused") from None
+            raise ModelCheckError(
+                f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {first}); refused"
+            ) from None
         names_in = [i.name for i in self.session.get_inputs()]
         names_out = [o.name for o in self.session.get_outputs()]
         if len(names_in) != 1 or len(names_out) != 1:
-            raise ModelCheckError(f"{path}: expected one input and one output, found {names_in} -> {names_out}; refused")
+            raise ModelCheckError(
+                f"{path}: expected one input and one output, found {names_in} -> {names_out}; refused"
+            )
         self.input_name, self.output_name = names_in[0], names_out[0]
         self._binding = self.session.io_binding() if self.cuda else None
-        log.debug("onnxruntime session on %s from %s (providers %s)", self.device, path, self.session.get_providers())
+        log.debug(
+            "onnxruntime session on %s from %s (providers %s)",
+            self.device,
+            path,
+            self.session.get_providers(),
+        )
 
     @property
     def artifact(self) -> str | None:
@@ -135,7 +149,9 @@ class OnnxRuntimeBackend(Backend):
         b = self._binding
         assert b is not None
         b.bind_input(self.input_name, "cuda", self.device_index, np.float32, tuple(x.shape), x.data_ptr())
-        b.bind_output(self.output_name, "cuda", self.device_index, np.float32, tuple(out.shape), out.data_ptr())
+        b.bind_output(
+            self.output_name, "cuda", self.device_index, np.float32, tuple(out.shape), out.data_ptr()
+        )
         torch.cuda.current_stream(x.device).synchronize()  # ORT runs on its own stream: inputs must be ready
         self.session.run_with_iobinding(b)
         return out.to(windows.device)

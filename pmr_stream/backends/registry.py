@@ -88,7 +88,9 @@ def host_facts() -> Facts:
 
     return Facts(
         cuda=torch.cuda.is_available(),
-        tensorrt=_check_tensorrt(BackendOptions(device="cuda")) is None if torch.cuda.is_available() else False,
+        tensorrt=_check_tensorrt(BackendOptions(device="cuda")) is None
+        if torch.cuda.is_available()
+        else False,
         onnxruntime=importlib.util.find_spec("onnxruntime") is not None,
     )
 
@@ -165,7 +167,9 @@ def _get_auto(source: ModelSource | None, facts: Facts | None, options: dict[str
         reason = _REGISTRY[name].check(opts) if name in _REGISTRY else "not registered"
         if reason is None:
             try:
-                backend = _make(_REGISTRY[name], source, opts)  # a model that fails its check is refused, not passed over
+                backend = _make(
+                    _REGISTRY[name], source, opts
+                )  # a model that fails its check is refused, not passed over
             except (BackendUnavailable, RuntimeError) as exc:  # e.g. an engine that would not build
                 reason = f"{type(exc).__name__}: {exc}"
             else:
@@ -174,7 +178,9 @@ def _get_auto(source: ModelSource | None, facts: Facts | None, options: dict[str
                 return backend
         skipped.append(f"{name} on {device}: {reason}")
     if not skipped:  # nothing to try, e.g. device cuda on a host without CUDA
-        why = _cuda_reason(replace(base, device=str(requested))) if str(requested).startswith("cuda") else None
+        why = (
+            _cuda_reason(replace(base, device=str(requested))) if str(requested).startswith("cuda") else None
+        )
         skipped.append(f"device {requested}: {why or 'no backend runs on it'}")
     raise BackendUnavailable("no backend can run here: " + "; ".join(skipped))
 

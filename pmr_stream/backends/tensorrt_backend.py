@@ -70,11 +70,15 @@ class TensorRTBackend(Backend):
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{art.path}: expected one input and one output tensor, found {inputs} -> {outputs}")
+            raise ValueError(
+                f"{art.path}: expected one input and one output tensor, found {inputs} -> {outputs}"
+            )
         self.input_name, self.output_name = inputs[0], outputs[0]
         for n in (self.input_name, self.output_name):
             if self.engine.get_tensor_dtype(n) != self.trt.float32:
-                raise ValueError(f"{art.path}: tensor {n} is {self.engine.get_tensor_dtype(n)}, expected float32 I/O")
+                raise ValueError(
+                    f"{art.path}: tensor {n} is {self.engine.get_tensor_dtype(n)}, expected float32 I/O"
+                )
         self.max_batch = min(opts.max_batch, art.metadata.max_batch)
         self.use_graphs = opts.cuda_graphs
         self._buckets = buckets(self.max_batch)
@@ -101,7 +105,9 @@ class TensorRTBackend(Backend):
         """Set shapes and addresses and enqueue one execution on ``stream``."""
         ctx = self.context
         if not ctx.set_input_shape(self.input_name, tuple(x.shape)):
-            raise ValueError(f"engine {self.engine_path} refused input shape {tuple(x.shape)} (profile batch 1..{self.max_batch})")
+            raise ValueError(
+                f"engine {self.engine_path} refused input shape {tuple(x.shape)} (profile batch 1..{self.max_batch})"
+            )
         ctx.set_tensor_address(self.input_name, x.data_ptr())
         ctx.set_tensor_address(self.output_name, out.data_ptr())
         if not ctx.execute_async_v3(stream.cuda_stream):
@@ -112,7 +118,9 @@ class TensorRTBackend(Backend):
             static_in = torch.zeros(bucket, T, J, C, device=self.torch_device)
             static_out = torch.empty_like(static_in)
             stream = torch.cuda.current_stream(self.torch_device)
-            self._enqueue(static_in, static_out, stream)  # once outside capture: TensorRT sets up for this shape
+            self._enqueue(
+                static_in, static_out, stream
+            )  # once outside capture: TensorRT sets up for this shape
             stream.synchronize()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
@@ -127,8 +135,12 @@ class TensorRTBackend(Backend):
             try:
                 bucket = next(k for k in self._buckets if k >= b)
                 graph, static_in, static_out = self._graph_for(bucket)
-            except RuntimeError as exc:  # capture not possible (old driver, engine with host syncs): run directly
-                log.warning("CUDA graph capture of the TensorRT engine failed (%s); running without graphs", exc)
+            except (
+                RuntimeError
+            ) as exc:  # capture not possible (old driver, engine with host syncs): run directly
+                log.warning(
+                    "CUDA graph capture of the TensorRT engine failed (%s); running without graphs", exc
+                )
                 self.use_graphs = False
             else:
                 static_in[:b].copy_(x, non_blocking=True)

@@ -58,7 +58,9 @@ class TorchBackend(Backend):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.module(x.to(self.torch_device, self.dtype, non_blocking=True)).float()  # (b, 75, 25, 3)
+            return self.module(
+                x.to(self.torch_device, self.dtype, non_blocking=True)
+            ).float()  # (b, 75, 25, 3)
 
     def _graph_for(self, bucket: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
         """The CUDA graph of one bucket, captured on first use: (graph, static input, static output)."""
@@ -85,7 +87,9 @@ class TorchBackend(Backend):
         graph, static_in, static_out = self._graph_for(bucket)
         static_in[:b].copy_(windows, non_blocking=True)
         graph.replay()
-        return static_out[:b].clone().to(windows.device)  # the static output is overwritten by the next replay
+        return (
+            static_out[:b].clone().to(windows.device)
+        )  # the static output is overwritten by the next replay
 
     def _run(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         x = torch.from_numpy(windows)

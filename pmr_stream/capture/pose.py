@@ -122,7 +122,9 @@ class PoseEstimator:
         origin = estimate_root_position(world, image, (w, h), self.options.horizontal_fov_deg)
         if self.options.mirrored:
             origin = origin * np.array([-1.0, 1.0, 1.0])
-        joints, conf = mediapipe_to_ntu(world, vis, kind="world", mirrored=self.options.mirrored, origin=origin)
+        joints, conf = mediapipe_to_ntu(
+            world, vis, kind="world", mirrored=self.options.mirrored, origin=origin
+        )
         return PoseResult(world, image, vis, joints, conf, seconds)
 
 

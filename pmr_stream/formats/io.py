@@ -111,7 +111,8 @@ def guess_format(path: str | os.PathLike[str]) -> str:
     kind = _kind_of_shape(found)
     if kind is None:
         raise _unknown(
-            name, f"array shape {found} is neither SGN (T, 150) nor ST-GCN (3, T, {J}, M), with optional batch axis"
+            name,
+            f"array shape {found} is neither SGN (T, 150) nor ST-GCN (3, T, {J}, M), with optional batch axis",
         )
     return kind
 
@@ -219,7 +220,11 @@ def convert(
     rec = load_recording(src, src_fmt)
     written = save_recording(rec, dst, dst_fmt, overwrite=overwrite)
     logger.info(
-        "converted %s -> %s (%d frames, %d persons)", os.fspath(src), written.path, written.frames, written.persons
+        "converted %s -> %s (%d frames, %d persons)",
+        os.fspath(src),
+        written.path,
+        written.frames,
+        written.persons,
     )
     return rec
 

@@ -126,7 +126,9 @@ class NtuBody:
             raise ValueError(f"body_id must be a 64-bit unsigned integer, got {self.body_id}")
         self.joints = np.asarray(self.joints, dtype=np.float64)
         if self.joints.shape != (J, len(JOINT_COLUMNS)):
-            raise ValueError(f"body joints must have shape ({J}, {len(JOINT_COLUMNS)}), got {self.joints.shape}")
+            raise ValueError(
+                f"body joints must have shape ({J}, {len(JOINT_COLUMNS)}), got {self.joints.shape}"
+            )
 
     @property
     def xyz(self) -> npt.NDArray[np.float64]:
@@ -196,7 +198,9 @@ class NtuSkeleton:
                 k = occurrences.get(body.body_id, 0)
                 occurrences[body.body_id] = k + 1
                 if k:
-                    logger.warning("%s frame %d: body ID %d occurs %d times", self.source, t, body.body_id, k + 1)
+                    logger.warning(
+                        "%s frame %d: body ID %d occurs %d times", self.source, t, body.body_id, k + 1
+                    )
                 key = (body.body_id, k)
                 if key not in keys:
                     keys[key] = len(keys)
@@ -310,9 +314,17 @@ class NtuSkeleton:
         for t in range(n_t):
             bodies = [
                 NtuBody(
-                    body_id=ids[p], clipped_edges=0, hand_left_confidence=0, hand_left_state=0,
-                    hand_right_confidence=0, hand_right_state=0, is_restricted=0,
-                    lean_x=0.0, lean_y=0.0, tracking_state=TRACKED, joints=table[t, p],
+                    body_id=ids[p],
+                    clipped_edges=0,
+                    hand_left_confidence=0,
+                    hand_left_state=0,
+                    hand_right_confidence=0,
+                    hand_right_state=0,
+                    is_restricted=0,
+                    lean_x=0.0,
+                    lean_y=0.0,
+                    tracking_state=TRACKED,
+                    joints=table[t, p],
                 )  # fmt: skip
                 for p in range(n_p)
                 if pres[t, p]
@@ -529,7 +541,9 @@ def read_skeleton(path: str | os.PathLike[str]) -> NtuSkeleton:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise SkeletonFormatError(source, line, "ASCII text", f"undecodable byte 0x{data[exc.start]:02x}") from None
+        raise SkeletonFormatError(
+            source, line, "ASCII text", f"undecodable byte 0x{data[exc.start]:02x}"
+        ) from None
     skel = parse_skeleton(text, source=source)
     logger.debug("read %s: %d frames, up to %d bodies", source, skel.num_frames, skel.max_bodies())
     return skel
@@ -551,7 +565,9 @@ def format_skeleton(data: NtuSkeleton) -> str:
     for t, frame in enumerate(data.frames):
         out.append(str(len(frame.bodies)))
         for body in frame.bodies:
-            if not (np.all(np.isfinite(body.joints)) and math.isfinite(body.lean_x) and math.isfinite(body.lean_y)):
+            if not (
+                np.all(np.isfinite(body.joints)) and math.isfinite(body.lean_x) and math.isfinite(body.lean_y)
+            ):
                 raise ValueError(f"{data.source} frame {t}: body {body.body_id} holds NaN or infinite values")
             out.append(
                 f"{int(body.body_id)} {int(body.clipped_edges)} {int(body.hand_left_confidence)} "

@@ -71,7 +71,9 @@ class Recording:
         n_j = LAYOUTS[self.layout].num_joints
         self.joints = _real_array(self.joints, "joints", np.float32)
         if self.joints.ndim != 4 or self.joints.shape[2:] != (n_j, 3):
-            raise ValueError(f"joints must have shape (T, P, {n_j}, 3) for layout {self.layout}, got {self.joints.shape}")
+            raise ValueError(
+                f"joints must have shape (T, P, {n_j}, 3) for layout {self.layout}, got {self.joints.shape}"
+            )
         n_t, n_p = self.joints.shape[:2]
         if not np.all(np.isfinite(self.joints)):
             raise ValueError("joints contain NaN or infinite values")
@@ -193,7 +195,9 @@ class Recording:
         with archive:
             missing = [k for k in RECORDING_KEYS if k not in archive.files]
             if missing:
-                raise ValueError(f"{name}: not a pmr-stream recording, missing keys {missing} (has {archive.files})")
+                raise ValueError(
+                    f"{name}: not a pmr-stream recording, missing keys {missing} (has {archive.files})"
+                )
             arrays: dict[str, npt.NDArray] = {}
             for key in RECORDING_KEYS:
                 try:
@@ -202,9 +206,13 @@ class Recording:
                     raise ValueError(f"{name}: key {key!r} cannot be read without pickle ({exc})") from None
         version = arrays["format_version"]
         if version.shape != () or not np.issubdtype(version.dtype, np.integer):
-            raise ValueError(f"{name}: format_version must be an integer scalar, got {version.dtype} {version.shape}")
+            raise ValueError(
+                f"{name}: format_version must be an integer scalar, got {version.dtype} {version.shape}"
+            )
         if not 1 <= int(version) <= FORMAT_VERSION:
-            raise ValueError(f"{name}: format_version {int(version)} is not supported (this reader knows 1..{FORMAT_VERSION})")
+            raise ValueError(
+                f"{name}: format_version {int(version)} is not supported (this reader knows 1..{FORMAT_VERSION})"
+            )
         texts: dict[str, str] = {}
         for key in ("layout", "metadata_json"):
             a = arrays[key]

@@ -45,8 +45,11 @@ class Checkpoint:
 
     def build_model(self, path: str | os.PathLike[str] = "<memory>") -> PMRModel:
         """A :class:`PMRModel` of the checkpoint's shape with its weights, in eval mode."""
-        model = PMRModel(T=self.config.model.T, encoded_channels=self.config.model.encoded_channels,
-                         head=self.config.model.head)
+        model = PMRModel(
+            T=self.config.model.T,
+            encoded_channels=self.config.model.encoded_channels,
+            head=self.config.model.head,
+        )
         _load_state(model, self.model_state, path)
         return model.eval()
 
@@ -92,11 +95,15 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu") -> 
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        raise CheckpointError(f"{p}: not a loadable pmr-stream checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"{p}: not a loadable pmr-stream checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a pmr-stream checkpoint (missing format tag {FORMAT!r})")
     if payload.get("version") != VERSION:
-        raise CheckpointError(f"{p}: checkpoint version {payload.get('version')} is not supported (expected {VERSION})")
+        raise CheckpointError(
+            f"{p}: checkpoint version {payload.get('version')} is not supported (expected {VERSION})"
+        )
     for key in ("config_json", "provenance_json", "model"):
         if key not in payload:
             raise CheckpointError(f"{p}: checkpoint lacks {key!r}")
@@ -113,7 +120,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu") -> 
     )
 
 
-def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+def _load_state(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str]
+) -> None:
     """Load ``state`` into ``module``, refusing any missing, extra or mis-shaped tensor by name."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))

@@ -29,7 +29,8 @@ class EmbeddingClassifier(nn.Module):
             raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
         chans = [encoded_channels[0], 128, 256, 512]
         self.convs = nn.ModuleList(
-            nn.ConvTranspose1d(a, b, 3, stride=2, padding=1, output_padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True)
+            nn.ConvTranspose1d(a, b, 3, stride=2, padding=1, output_padding=1)
+            for a, b in zip(chans[:-1], chans[1:], strict=True)
         )
         self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in chans[1:])
         self.fc1 = nn.Linear(512, 1024)
@@ -66,7 +67,9 @@ class QualityController(nn.Module):
     def __init__(self, frames: int = T) -> None:
         super().__init__()
         chans = [frames, 64, 32, 16, 8]
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True)
+        )
         self.pad = nn.ReflectionPad1d(3)
         self.fc1 = nn.Linear(8 * 10, 32)
         self.fc2 = nn.Linear(32, 1)
@@ -97,7 +100,9 @@ class Adversaries(nn.Module):
     ``util_coop`` reads E_M (must find it).
     """
 
-    def __init__(self, num_performers: int, num_actions: int, encoded_channels: tuple[int, int] = PMR_CHANNELS) -> None:
+    def __init__(
+        self, num_performers: int, num_actions: int, encoded_channels: tuple[int, int] = PMR_CHANNELS
+    ) -> None:
         super().__init__()
         self.priv_adv = EmbeddingClassifier(num_performers, encoded_channels)
         self.priv_coop = EmbeddingClassifier(num_performers, encoded_channels)

@@ -79,7 +79,9 @@ class Encoder(nn.Module):
         self.encoded_channels = encoded_channels
         c0, c1 = encoded_channels
         chans = [frames, 12, 24, 32, c0]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, kernel_size=3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True))
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, b, kernel_size=3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True)
+        )
         self.pad = nn.ReflectionPad2d(1)
         self.pool = nn.MaxPool2d(2)
         self.fc = nn.Linear(c0, c0 * c1)
@@ -104,7 +106,8 @@ class Decoder(nn.Module):
         super().__init__()
         chans = [2 * encoded_channels[0], 256, 128, 96, frames]
         self.deconvs = nn.ModuleList(
-            nn.ConvTranspose1d(a, b, kernel_size=3, padding=1) for a, b in zip(chans[:-1], chans[1:], strict=True)
+            nn.ConvTranspose1d(a, b, kernel_size=3, padding=1)
+            for a, b in zip(chans[:-1], chans[1:], strict=True)
         )
         self.pad = nn.ReflectionPad1d(3)
         self.out_len = J * C
@@ -126,7 +129,9 @@ class PMRModel(nn.Module):
     >>> anonymized = model.cross_reconstruct(original, dummy)  # (B, 75, 25, 3) each
     """
 
-    def __init__(self, T: int = T, encoded_channels: tuple[int, int] = PMR_CHANNELS, head: str = "direct") -> None:  # noqa: N803
+    def __init__(
+        self, T: int = T, encoded_channels: tuple[int, int] = PMR_CHANNELS, head: str = "direct"
+    ) -> None:  # noqa: N803
         super().__init__()
         self.config = ModelConfig(T=T, encoded_channels=tuple(encoded_channels), head=head)  # type: ignore[arg-type]
         self.motion_encoder = Encoder(self.config.encoded_channels, T)
@@ -135,7 +140,9 @@ class PMRModel(nn.Module):
         #: the "retarget" head's identity-normalising FK (buffers: the dummy it is specialised for)
         self.retarget: Retarget | None = None
         if head == "retarget":
-            self.retarget = Retarget(torch.full((J - 1,), 0.1), torch.tensor([[0.0, 1.0, 0.0]]).repeat(J - 1, 1))
+            self.retarget = Retarget(
+                torch.full((J - 1,), 0.1), torch.tensor([[0.0, 1.0, 0.0]]).repeat(J - 1, 1)
+            )
 
     @property
     def has_dial(self) -> bool:
@@ -143,7 +150,7 @@ class PMRModel(nn.Module):
         return self.retarget is not None
 
     def set_dummy(self, dummy: npt.ArrayLike) -> None:
-        """"retarget" head: specialise the FK step for a dummy window ``(T, 25, 3)`` metres
+        """ "retarget" head: specialise the FK step for a dummy window ``(T, 25, 3)`` metres
         (its bone lengths and rest directions become buffers, saved with the weights)."""
         if self.retarget is None:
             raise ValueError("set_dummy: only a model with the 'retarget' head holds a dummy")
@@ -155,11 +162,15 @@ class PMRModel(nn.Module):
         """The level to run: ``None`` means the model's default; a model without a dial refuses a level."""
         if self.retarget is None:
             if privacy is not None:
-                raise ValueError(f"this model ({self.config.head} head) has no privacy dial; got privacy={privacy!r}")
+                raise ValueError(
+                    f"this model ({self.config.head} head) has no privacy dial; got privacy={privacy!r}"
+                )
             return None
         return check_privacy(privacy if privacy is not None else DEFAULT_PRIVACY, "privacy")
 
-    def finish(self, windows: torch.Tensor, decoded: torch.Tensor, privacy: str | None = None) -> torch.Tensor:
+    def finish(
+        self, windows: torch.Tensor, decoded: torch.Tensor, privacy: str | None = None
+    ) -> torch.Tensor:
         """The decoder's output ``(B, 75, 25, 3)`` -> the anonymized windows: itself ("direct"
         head) or the dial's retarget of ``windows`` with it as residual ("retarget" head)."""
         level = self.resolve_privacy(privacy)
@@ -189,7 +200,9 @@ class PMRModel(nn.Module):
         motion, privacy = self.get_embeddings(x)
         return self.decode(motion, privacy)
 
-    def cross_reconstruct(self, original: torch.Tensor, dummy: torch.Tensor, privacy: str | None = None) -> torch.Tensor:
+    def cross_reconstruct(
+        self, original: torch.Tensor, dummy: torch.Tensor, privacy: str | None = None
+    ) -> torch.Tensor:
         """``D(E_M(original), E_P(dummy))``: the original's motion on the dummy's body.
 
         ``original`` ``(B, 75, 25, 3)``; ``dummy`` ``(B, 75, 25, 3)`` or ``(1, 75, 25, 3)``
@@ -197,14 +210,18 @@ class PMRModel(nn.Module):
         """
         self._check(original, "original")
         self._check(dummy, "dummy")
-        return self.finish(original, self.decode(self.motion_encoder(original), self.privacy_encoder(dummy)), privacy)
+        return self.finish(
+            original, self.decode(self.motion_encoder(original), self.privacy_encoder(dummy)), privacy
+        )
 
     def privacy_code(self, dummy: torch.Tensor) -> torch.Tensor:
         """E_P of the dummy, ``(1, 75, 25, 3) -> (1, C0, C1)``: computed once for streaming."""
         self._check(dummy, "dummy")
         return self.privacy_encoder(dummy)
 
-    def anonymize_with_code(self, windows: torch.Tensor, code: torch.Tensor, privacy: str | None = None) -> torch.Tensor:
+    def anonymize_with_code(
+        self, windows: torch.Tensor, code: torch.Tensor, privacy: str | None = None
+    ) -> torch.Tensor:
         """Streaming graph ``D(E_M(windows), code)``: ``(B, 75, 25, 3)`` with ``code (1, C0, C1)``;
         the "retarget" head then applies the dial's retarget at level ``privacy``."""
         self._check(windows, "windows")

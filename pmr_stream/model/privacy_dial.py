@@ -51,7 +51,9 @@ DIAL: Final[dict[str, DialSetting]] = {
 def check_privacy(level: str, what: str = "--privacy") -> str:
     """``level`` if it names a level, else a one-line :class:`ValueError` naming ``what``."""
     if level not in PRIVACY_LEVELS:
-        raise ValueError(f"{what}: unknown privacy level {level!r}; choose one of {', '.join(PRIVACY_LEVELS)}")
+        raise ValueError(
+            f"{what}: unknown privacy level {level!r}; choose one of {', '.join(PRIVACY_LEVELS)}"
+        )
     return level
 
 

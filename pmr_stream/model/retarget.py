@@ -77,7 +77,9 @@ def facing_rotation(x: torch.Tensor) -> torch.Tensor:
     h = torch.sqrt(v[:, 0] ** 2 + v[:, 2] ** 2 + _EPS)
     c, s = v[:, 0] / h, v[:, 2] / h
     z, o = torch.zeros_like(c), torch.ones_like(c)
-    return torch.stack([torch.stack([c, z, s], -1), torch.stack([z, o, z], -1), torch.stack([-s, z, c], -1)], 1)
+    return torch.stack(
+        [torch.stack([c, z, s], -1), torch.stack([z, o, z], -1), torch.stack([-s, z, c], -1)], 1
+    )
 
 
 def bone_directions(x: torch.Tensor) -> torch.Tensor:
@@ -154,7 +156,9 @@ class Retarget(torch.nn.Module):
             u = _unit(u + setting.residual * residual[:, :, list(CHILD), :])
         root = xa[:, :, ROOT : ROOT + 1, :]  # (B, T, 1, 3)
         if setting.root_scale:
-            own = torch.sqrt(((xa[:, :, list(LEG_CHILD), :] - xa[:, :, list(LEG_PARENT), :]) ** 2).sum(-1) + _EPS)
+            own = torch.sqrt(
+                ((xa[:, :, list(LEG_CHILD), :] - xa[:, :, list(LEG_PARENT), :]) ** 2).sum(-1) + _EPS
+            )
             ratio = self.bones[list(LEG_BONES)].sum() / own.mean(1).sum(-1).clamp_min(1e-3)  # (B,)
             root = root[:, :1] + ratio[:, None, None, None] * (root - root[:, :1])
         y = root + torch.einsum("jk,btkc->btjc", self.paths, u * self.bones[:, None])

@@ -88,7 +88,9 @@ class Viewer:
         if panel.camera is None:
             # one fixed camera per stream: the first frame widened by room_m on every side
             pad = np.array([[o.room_m, 0.0, o.room_m], [-o.room_m, 0.0, -o.room_m]], np.float32)
-            pts = np.concatenate([joints[None], joints[None] + pad[0], joints[None] + pad[1]])  # (3, P, 25, 3)
+            pts = np.concatenate(
+                [joints[None], joints[None] + pad[0], joints[None] + pad[1]]
+            )  # (3, P, 25, 3)
             panel.camera = Camera.fit(pts, options=ropts)
         return render_frame(joints, panel.camera, ropts, frame_index=panel.frame)
 
@@ -148,7 +150,7 @@ class Viewer:
             anon_streams = {s for (k, s) in self.panels if k == "anon"}
             if o.until_end and anon_streams and anon_streams <= self.ended:
                 break
-        for (kind, stream) in list(self.panels):  # what was still being collected
+        for kind, stream in list(self.panels):  # what was still being collected
             if kind == "anon":
                 pic = self._flush(kind, stream)
                 if pic is not None:
@@ -157,7 +159,10 @@ class Viewer:
 
 
 def run_viewer(
-    viewer: Viewer, output: str | os.PathLike[str] | None, stop: threading.Event | None = None, fps: float = 30.0
+    viewer: Viewer,
+    output: str | os.PathLike[str] | None,
+    stop: threading.Event | None = None,
+    fps: float = 30.0,
 ) -> Path | None:
     """Show the pictures in a window (a display and no ``output``) or write them to ``output``.
 

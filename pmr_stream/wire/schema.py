@@ -210,7 +210,9 @@ class MetadataTooLarge(WireError):
     what the refused start said (``None`` where not a string / an integer), so a receiver can account
     for its sequence number."""
 
-    def __init__(self, detail: str, stream: object = None, session: object = None, seq: object = None) -> None:
+    def __init__(
+        self, detail: str, stream: object = None, session: object = None, seq: object = None
+    ) -> None:
         super().__init__("metadata_too_large", detail)
         self.stream = stream if type(stream) is str else None
         self.session = session if type(session) is str else None
@@ -218,7 +220,10 @@ class MetadataTooLarge(WireError):
 
 
 def check_metadata_size(
-    metadata: object, limit: int = MAX_METADATA_BYTES, stream: object = None, session: object = None,
+    metadata: object,
+    limit: int = MAX_METADATA_BYTES,
+    stream: object = None,
+    session: object = None,
     seq: object = None,
 ) -> None:
     """Raise :class:`MetadataTooLarge` when ``metadata`` encodes to more than ``limit`` bytes."""
@@ -555,7 +560,9 @@ def from_dict(d: object) -> Message:
         raise WireError("type", f"{kind} message: {exc}") from None
 
 
-def decode(payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES, max_metadata_bytes: int | None = None) -> Message:
+def decode(
+    payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES, max_metadata_bytes: int | None = None
+) -> Message:
     """Validate and decode a msgpack payload (no topic). Raises :class:`WireError`.
 
     ``max_metadata_bytes``: refuse a start whose metadata encodes to more (``metadata_too_large``,
@@ -579,7 +586,9 @@ def decode(payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES, max_metadata_byte
         and d.get("kind") == "start"
         and type(d.get("metadata")) is dict
     ):
-        check_metadata_size(d["metadata"], max_metadata_bytes, d.get("stream"), d.get("session"), d.get("seq"))
+        check_metadata_size(
+            d["metadata"], max_metadata_bytes, d.get("stream"), d.get("session"), d.get("seq")
+        )
     return from_dict(d)
 
 

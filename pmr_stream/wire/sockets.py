@@ -866,7 +866,10 @@ def restore_ctrl_c() -> None:
     """Make Ctrl-C (SIGINT) raise ``KeyboardInterrupt`` even when the process started with it
     ignored (a non-interactive shell starts ``cmd &`` jobs so, and children inherit it): every
     command documents Ctrl-C as "stop cleanly" and the pipeline stops its processes with it."""
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

@@ -250,7 +250,9 @@ class Subscriber:
         self.options = options or SubscriberOptions()
         self.socket = SubscriberSocket(endpoints, topics, socket_options, bind=bind)
         self.socket.on_cut = lambda ep: self._drop("connection_cut", f"connection to {ep} cut by ZeroMQ")
-        self.socket.on_handshake_failed = lambda ep, why: self.drops.update(["handshake_failed"])  # logged there
+        self.socket.on_handshake_failed = lambda ep, why: self.drops.update(
+            ["handshake_failed"]
+        )  # logged there
         self._max_bytes = self.socket.options.max_message_bytes
         self.drops: Counter[str] = Counter()
         self.streams: dict[str, StreamState] = {}
@@ -371,7 +373,11 @@ class Subscriber:
 
     def _start(self, topic: str, msg: StreamStart, state: StreamState | None) -> StreamState | None:
         """Account for a stream start; the stream's state, or ``None`` when it is dropped or refused."""
-        if state is not None and not state.ended and (state.start is None or state.start.session == msg.session):
+        if (
+            state is not None
+            and not state.ended
+            and (state.start is None or state.start.session == msg.session)
+        ):
             # a re-announcement (or the first start of a stream accepted unannounced)
             if state.last_seq is not None and msg.seq <= state.last_seq:
                 self._drop("seq_backwards", f"{topic}: start seq {msg.seq} <= {state.last_seq}", state)
@@ -380,7 +386,11 @@ class Subscriber:
         else:  # a new stream, a restarted one, or one that ended or was forgotten
             gone = self._gone.get(topic) if state is None else None
             if state is not None:
-                session, last_seq, ended = state.start.session if state.start else None, state.last_seq, state.ended
+                session, last_seq, ended = (
+                    state.start.session if state.start else None,
+                    state.last_seq,
+                    state.ended,
+                )
             elif gone is not None:
                 session, last_seq, ended = gone.session, gone.last_seq, gone.ended
             else:
@@ -475,7 +485,9 @@ class Subscriber:
         gone = [t for t, t_end in self._ended.items() if now - t_end >= grace]
         if o.idle_s is not None:
             idle = int(o.idle_s * 1e9)
-            gone += [t for t, st in self.streams.items() if not st.ended and now - st.last_recv_mono_ns > idle]
+            gone += [
+                t for t, st in self.streams.items() if not st.ended and now - st.last_recv_mono_ns > idle
+            ]
         for t in gone:
             self._forget(t)
         return gone

@@ -26,7 +26,10 @@ def make_model_files(folder: Path, seed: int = 0) -> tuple[str, str]:
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     model = folder / "pmr_test.pt"
-    save_checkpoint(model, Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "test"}))
+    save_checkpoint(
+        model,
+        Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "test"}),
+    )
     dummy = folder / "dummy.npy"
     np.save(dummy, recorded_windows(4)[0][-1])
     return str(model), str(dummy)

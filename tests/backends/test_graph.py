@@ -19,7 +19,9 @@ def _run(module: nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("which", ["random", "real"])
-def test_folded_equals_reference(source: ModelSource, random_windows: np.ndarray, real_windows: np.ndarray, which: str) -> None:
+def test_folded_equals_reference(
+    source: ModelSource, random_windows: np.ndarray, real_windows: np.ndarray, which: str
+) -> None:
     x = random_windows if which == "random" else real_windows
     ref = _run(AnonymizerGraph(source.model, source.code), x)
     out = _run(build_graph(source.model, source.code, "folded"), x)
@@ -41,7 +43,10 @@ def test_folded_works_for_the_dmr_shape() -> None:
     model = PMRModel(encoded_channels=DMR_CHANNELS).eval()
     code = model.privacy_code(torch.randn(1, 75, 25, 3) * 0.3)
     x = (np.random.default_rng(0).standard_normal((3, 75, 25, 3)) * 0.3).astype(np.float32)
-    assert relative_error(_run(build_graph(model, code, "folded"), x), _run(AnonymizerGraph(model, code), x)) < 1e-5
+    assert (
+        relative_error(_run(build_graph(model, code, "folded"), x), _run(AnonymizerGraph(model, code), x))
+        < 1e-5
+    )
 
 
 def test_flops_network_and_folded(source: ModelSource) -> None:

@@ -28,7 +28,9 @@ CASES = [
     pytest.param("onnxruntime", "cpu", "fp32", "folded", {}, id="ort-cpu-folded"),
     pytest.param("onnxruntime", "cpu", "fp32", "reference", {}, id="ort-cpu-reference"),
     pytest.param("torch", "cuda", "fp32", "folded", {}, id="torch-cuda-graphs-fp32", marks=gpu),
-    pytest.param("torch", "cuda", "fp32", "folded", {"cuda_graphs": False}, id="torch-cuda-eager-fp32", marks=gpu),
+    pytest.param(
+        "torch", "cuda", "fp32", "folded", {"cuda_graphs": False}, id="torch-cuda-eager-fp32", marks=gpu
+    ),
     pytest.param("torch", "cuda", "fp16", "folded", {}, id="torch-cuda-graphs-fp16", marks=gpu),
     pytest.param("torch", "cuda", "fp32", "reference", {}, id="torch-cuda-reference", marks=gpu),
     pytest.param("onnxruntime", "cuda", "fp32", "folded", {}, id="ort-cuda-fp32", marks=gpu),
@@ -36,7 +38,9 @@ CASES = [
     pytest.param("tensorrt", "cuda", "fp32", "folded", {}, id="trt-fp32", marks=trt),
     pytest.param("tensorrt", "cuda", "fp16", "folded", {}, id="trt-fp16", marks=trt),
     pytest.param("tensorrt", "cuda", "fp32", "reference", {}, id="trt-fp32-reference", marks=trt),
-    pytest.param("tensorrt", "cuda", "fp16", "folded", {"cuda_graphs": False}, id="trt-fp16-no-graphs", marks=trt),
+    pytest.param(
+        "tensorrt", "cuda", "fp16", "folded", {"cuda_graphs": False}, id="trt-fp16-no-graphs", marks=trt
+    ),
 ]
 
 
@@ -80,7 +84,9 @@ def test_the_interface(name: str, source: ModelSource, cache: str, random_window
     "shape", [(75, 25, 3), (2, 75, 25, 2), (2, 74, 25, 3), (2, 75, 24, 3), (1, 1, 75, 25, 3)], ids=str
 )
 @pytest.mark.parametrize("name", ["torch", "onnxruntime"])
-def test_wrong_window_shapes_are_refused(name: str, shape: tuple[int, ...], source: ModelSource, cache: str) -> None:
+def test_wrong_window_shapes_are_refused(
+    name: str, shape: tuple[int, ...], source: ModelSource, cache: str
+) -> None:
     backend = get_backend(name, source=source, cache_dir=cache)
     with pytest.raises(ValueError, match=r"windows must have shape \(B, 75, 25, 3\)"):
         backend.anonymize(np.zeros(shape, np.float32))
@@ -105,7 +111,9 @@ def test_onnxruntime_runs_a_given_onnx_file(source: ModelSource, cache: str, tmp
         get_backend("onnxruntime", source=source, onnx_path=str(tmp_path / "missing.onnx"))
 
 
-def test_model_and_dummy_errors(model_files: tuple[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_and_dummy_errors(
+    model_files: tuple[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, dummy = model_files
     with pytest.raises(FileNotFoundError, match="dummy not found"):
         get_backend("torch", model_path=model, dummy=str(tmp_path / "nope.npz"))

@@ -93,7 +93,9 @@ def test_auto_falls_back_to_torch_without_onnxruntime(source: ModelSource) -> No
 
 def test_auto_with_nothing_usable_says_why(source: ModelSource) -> None:
     with pytest.raises(BackendUnavailable, match="no backend can run here"):
-        get_backend("auto", source=source, device="cuda", facts=Facts(cuda=False, tensorrt=False, onnxruntime=True))
+        get_backend(
+            "auto", source=source, device="cuda", facts=Facts(cuda=False, tensorrt=False, onnxruntime=True)
+        )
 
 
 def test_tensorrt_needs_cuda() -> None:
@@ -138,7 +140,9 @@ def test_a_registered_backend_is_made_by_get_backend(source: ModelSource) -> Non
     register_backend("reference-test", lambda: Reference, lambda o: None, replace_existing=True)
     backend = get_backend("reference-test", source=source, max_batch=2)
     x = np.ones((5, 75, 25, 3), np.float32)
-    np.testing.assert_allclose(backend.anonymize(x), reference_outputs(source.model, source.code, x), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        backend.anonymize(x), reference_outputs(source.model, source.code, x), rtol=0, atol=1e-5
+    )
     # a registered backend passes the same start-up check as the built-in ones: one that echoes is refused
     register_backend("echo-test", lambda: Echo, lambda o: None, replace_existing=True)
     with pytest.raises(ValueError, match="passes its input through"):

@@ -172,7 +172,9 @@ def test_a_cached_engine_of_another_checkpoint_is_rebuilt_and_a_given_one_refuse
     cache, other_cache = tmp_path / "cache", tmp_path / "other"
     with get_backend("tensorrt", source=source, device="cuda", max_batch=8, cache_dir=str(cache)) as first:
         path = Path(first.engine_path)
-    with get_backend("tensorrt", source=other_source, device="cuda", max_batch=8, cache_dir=str(other_cache)) as o:
+    with get_backend(
+        "tensorrt", source=other_source, device="cuda", max_batch=8, cache_dir=str(other_cache)
+    ) as o:
         foreign = Path(o.engine_path)
     path.write_bytes(foreign.read_bytes())  # another model's engine, its metadata made to vouch for it
     meta_file = metadata_path(path)
@@ -262,7 +264,9 @@ def test_a_bad_dummy_is_refused_naming_it(kind: str, model_files: tuple[str, str
     dummy = _dummies(tmp_path)[kind]
     with pytest.raises(ValueError, match=re.escape(str(dummy))) as info:
         get_backend("torch", model_path=model_files[0], dummy=str(dummy))
-    assert ("NaN" in str(info.value) or "not a skeleton in metres" in str(info.value)) and "\n" not in str(info.value)
+    assert ("NaN" in str(info.value) or "not a skeleton in metres" in str(info.value)) and "\n" not in str(
+        info.value
+    )
 
 
 # --- the CLI: one line, exit 2, before any "ready" line ----------------------------------------------------------
@@ -277,7 +281,9 @@ def _run_pmr(args: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
 def _said(stderr: str) -> list[str]:
     """What a command said on stderr, less other components' log records (e.g. a stream key made on first use)."""
     assert "Traceback" not in stderr, stderr
-    return [ln for ln in stderr.splitlines() if ln.strip() and not re.match(r"(DEBUG|INFO|WARNING) \S+: ", ln)]
+    return [
+        ln for ln in stderr.splitlines() if ln.strip() and not re.match(r"(DEBUG|INFO|WARNING) \S+: ", ln)
+    ]
 
 
 def test_the_anonymizer_refuses_a_nan_checkpoint_in_one_line(bad_checkpoints: dict[str, str],
@@ -290,7 +296,9 @@ def test_the_anonymizer_refuses_a_nan_checkpoint_in_one_line(bad_checkpoints: di
                                "--report", "0"])  # fmt: skip
         lines = _said(p.stderr)
         assert p.returncode == 2, (p.stdout, p.stderr)
-        assert len(lines) == 1 and lines[0].startswith("pmr anonymizer: error: ") and named in lines[0], p.stderr
+        assert len(lines) == 1 and lines[0].startswith("pmr anonymizer: error: ") and named in lines[0], (
+            p.stderr
+        )
         assert "anonymizer:" not in p.stdout  # no "ready" line: nothing was served
         assert seconds < 30
 

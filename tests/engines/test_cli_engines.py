@@ -12,7 +12,9 @@ import pytest
 from pmr_stream.cli import main
 
 
-def test_export_onnx_to_a_folder(model_files: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_onnx_to_a_folder(
+    model_files: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model, dummy = model_files
     out = tmp_path / "build"
     assert main(["export", "--format", "onnx", "--output", f"{out}/", "--model-path", model, "--dummy", dummy,
@@ -49,9 +51,16 @@ def test_bench_writes_json_table_and_histogram(model_files: tuple[str, str], cac
                "--table", str(tmp_path / "bench.md"), "--paper-calls", "20", "--threads", "1"])  # fmt: skip
     assert rc == 0
     report = json.loads(js.read_text())
-    assert {(c["backend"], c["batch"]) for c in report["cases"]} == {("onnxruntime", 1), ("onnxruntime", 4), ("torch", 1), ("torch", 4)}
+    assert {(c["backend"], c["batch"]) for c in report["cases"]} == {
+        ("onnxruntime", 1),
+        ("onnxruntime", 4),
+        ("torch", 1),
+        ("torch", 4),
+    }
     for c in report["cases"]:
-        assert c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] and c["windows_per_s"] > 0 and c["x_paper_latency"] > 0
+        assert (
+            c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] and c["windows_per_s"] > 0 and c["x_paper_latency"] > 0
+        )
         assert "samples_ms" not in c
     assert report["paper_way"]["mean_ms"] > 0 and 40e6 < report["flops_per_window"]["reference"] < 42e6
     assert report["peak_flops"]["fp32"] > 0 and report["floor_ms"]["reference/fp32"] > 0
@@ -66,7 +75,9 @@ def test_bench_writes_json_table_and_histogram(model_files: tuple[str, str], cac
     (["--batch-sizes", "1,x"], "--batch-sizes must be comma-separated integers"),
     (["--batch-sizes", "0"], "--batch-sizes must be positive integers"),
 ])  # fmt: skip
-def test_bench_refuses_bad_batch_sizes(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_refuses_bad_batch_sizes(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["bench", *argv]) == 2
     assert message in capsys.readouterr().err
 
@@ -99,4 +110,6 @@ def test_the_prepared_gpu_script_dry_runs_on_cpu(tmp_path: Path) -> None:
         assert (out / name).is_file(), name
     stream = json.loads((out / "stream.json").read_text())
     (row,) = stream["rows"]
-    assert row["streams"] == 4 and row["holds"] and row["frames_in"] == row["published"] == row["received"] > 0
+    assert (
+        row["streams"] == 4 and row["holds"] and row["frames_in"] == row["published"] == row["received"] > 0
+    )

@@ -30,10 +30,18 @@ TENSORRT_OPS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=[("folded", "fp32"), ("folded", "fp16"), ("reference", "fp32")], ids=lambda p: "-".join(p))
-def exported(request: pytest.FixtureRequest, source: ModelSource, tmp_path_factory: pytest.TempPathFactory) -> Any:
+@pytest.fixture(
+    scope="module",
+    params=[("folded", "fp32"), ("folded", "fp16"), ("reference", "fp32")],
+    ids=lambda p: "-".join(p),
+)
+def exported(
+    request: pytest.FixtureRequest, source: ModelSource, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
     graph, precision = request.param
-    return export_onnx(source, tmp_path_factory.mktemp("onnx") / f"{graph}-{precision}.onnx", precision, graph)
+    return export_onnx(
+        source, tmp_path_factory.mktemp("onnx") / f"{graph}-{precision}.onnx", precision, graph
+    )
 
 
 def test_the_file_passes_the_checker_and_has_a_dynamic_batch(exported: Any) -> None:
@@ -64,7 +72,9 @@ def test_what_tensorrt_consumes(exported: Any) -> None:
         assert not ops & {"Shape", "ConstantOfShape", "Slice", "Conv", "ConvTranspose", "Resize"}
 
 
-def test_the_file_runs_in_onnxruntime_at_any_batch(exported: Any, random_windows: np.ndarray, reference: Any) -> None:
+def test_the_file_runs_in_onnxruntime_at_any_batch(
+    exported: Any, random_windows: np.ndarray, reference: Any
+) -> None:
     sess = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
     tol = 1e-5 if exported.precision == "fp32" else 1e-2
     for b in (1, 5):
@@ -79,7 +89,10 @@ def test_metadata_beside_the_file(exported: Any, source: ModelSource) -> None:
     assert meta["model_sha256"] == source.model_sha256 and meta["dummy_sha256"] == source.dummy_sha256
     assert meta["relative_error_vs_torch"] < (1e-5 if exported.precision == "fp32" else 1e-2)
     props = {p.key: p.value for p in onnx.load(str(exported.path)).metadata_props}
-    assert props["pmr_stream.model_sha256"] == source.model_sha256 and props["pmr_stream.graph"] == exported.graph
+    assert (
+        props["pmr_stream.model_sha256"] == source.model_sha256
+        and props["pmr_stream.graph"] == exported.graph
+    )
 
 
 def test_a_folder_output_is_named_by_dependencies(source: ModelSource, tmp_path: Path) -> None:
@@ -93,13 +106,17 @@ def test_ensure_onnx_reuses_and_repairs(source: ModelSource, tmp_path: Path) -> 
     first = ensure_onnx(source, "fp32", "folded", directory=tmp_path)
     mtime = first.path.stat().st_mtime_ns
     again = ensure_onnx(source, "fp32", "folded", directory=tmp_path)
-    assert again.path == first.path and again.path.stat().st_mtime_ns == mtime and again.sha256 == first.sha256
+    assert (
+        again.path == first.path and again.path.stat().st_mtime_ns == mtime and again.sha256 == first.sha256
+    )
     first.path.write_bytes(first.path.read_bytes()[:-10])  # damaged: digest no longer matches
     repaired = ensure_onnx(source, "fp32", "folded", directory=tmp_path)
     assert repaired.sha256 == first.sha256
 
 
-def test_nothing_is_written_when_parity_fails(source: ModelSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_is_written_when_parity_fails(
+    source: ModelSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(export_mod, "reference_outputs", lambda s, w: np.zeros_like(w) + 1.0)
     with pytest.raises(ExportError, match="differs from PyTorch"):
         export_onnx(source, tmp_path / "bad.onnx")
@@ -117,11 +134,15 @@ def test_fold_constants_on_a_small_graph() -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
     nodes = [
-        helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])),
+        helper.make_node(
+            "Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])
+        ),
         helper.make_node("Mul", ["c", "c"], ["c2"]),  # constant: folded
         helper.make_node("Add", ["x", "c2"], ["y"]),  # depends on the input: kept
     ]
-    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)]
+    )
     folded = fold_constants(model, 17)
     assert [n.op_type for n in folded.graph.node] == ["Add"]
     (init,) = folded.graph.initializer

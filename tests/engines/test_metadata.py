@@ -40,9 +40,18 @@ def _engine(tmp_path: Path, meta: EngineMetadata | None) -> Path:
 
 
 def test_names_carry_their_dependencies() -> None:
-    assert engine_name("pmr_standin", SHA, "fp16", 256, "10.13.0.35", "9.0") == "pmr_standin-5d0e77c4-fp16-b256-trt10.13-sm90.engine"
-    assert engine_name("my model!", SHA, "fp32", 8, "11.4.0.106", "8.6") == "my_model-5d0e77c4-fp32-b8-trt11.4-sm86.engine"
-    assert onnx_name("pmr_standin", "3f9c2a1b" + "f" * 56, "folded", "fp32", 17) == "pmr_standin-3f9c2a1b-folded-fp32-op17.onnx"
+    assert (
+        engine_name("pmr_standin", SHA, "fp16", 256, "10.13.0.35", "9.0")
+        == "pmr_standin-5d0e77c4-fp16-b256-trt10.13-sm90.engine"
+    )
+    assert (
+        engine_name("my model!", SHA, "fp32", 8, "11.4.0.106", "8.6")
+        == "my_model-5d0e77c4-fp32-b8-trt11.4-sm86.engine"
+    )
+    assert (
+        onnx_name("pmr_standin", "3f9c2a1b" + "f" * 56, "folded", "fp32", 17)
+        == "pmr_standin-3f9c2a1b-folded-fp32-op17.onnx"
+    )
     assert metadata_path("a/b.engine") == Path("a/b.engine.json")
 
 
@@ -70,7 +79,9 @@ def test_bad_metadata_is_named(text: str, message: str) -> None:
         EngineMetadata.from_json(text, "meta.json")
 
 
-@pytest.mark.parametrize(("field", "value"), [("max_batch", 0), ("opt_batch", True), ("precision", ""), ("gpu_name", 3)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("max_batch", 0), ("opt_batch", True), ("precision", ""), ("gpu_name", 3)]
+)
 def test_bad_field_values_are_refused(field: str, value: object) -> None:
     data = json.loads(_meta().to_json())
     data[field] = value
@@ -81,7 +92,9 @@ def test_bad_field_values_are_refused(field: str, value: object) -> None:
 def test_a_matching_engine_is_reused(tmp_path: Path) -> None:
     path = _engine(tmp_path, _meta())
     assert rebuild_reasons(path, H100, BuildRequest(SHA, "fp16", 256)) == []
-    assert rebuild_reasons(path, H100, BuildRequest(SHA, "fp16", 64)) == []  # a bigger profile serves a smaller batch
+    assert (
+        rebuild_reasons(path, H100, BuildRequest(SHA, "fp16", 64)) == []
+    )  # a bigger profile serves a smaller batch
 
 
 @pytest.mark.parametrize(
@@ -104,7 +117,9 @@ def test_each_mismatch_is_a_reason(tmp_path: Path, platform: Platform, want: Bui
 
 def test_missing_engine_or_metadata_or_changed_file(tmp_path: Path) -> None:
     want = BuildRequest(SHA, "fp16", 256)
-    assert rebuild_reasons(tmp_path / "none.engine", H100, want) == [f"no engine at {tmp_path / 'none.engine'}"]
+    assert rebuild_reasons(tmp_path / "none.engine", H100, want) == [
+        f"no engine at {tmp_path / 'none.engine'}"
+    ]
     bare = _engine(tmp_path, None)
     assert "no metadata beside the engine" in rebuild_reasons(bare, H100, want)[0]
     path = _engine(tmp_path, _meta())
@@ -113,4 +128,7 @@ def test_missing_engine_or_metadata_or_changed_file(tmp_path: Path) -> None:
 
 def test_rebuild_command() -> None:
     cmd = rebuild_command("e/x.engine", "fp16", 256, "m.pt", "d.npz")
-    assert cmd == "pmr export --format tensorrt --output e/x.engine --precision fp16 --max-batch 256 --model-path m.pt --dummy d.npz"
+    assert (
+        cmd
+        == "pmr export --format tensorrt --output e/x.engine --precision fp16 --max-batch 256 --model-path m.pt --dummy d.npz"
+    )

@@ -34,7 +34,9 @@ class FakeBuilds:
                               precision=precision, min_batch=1, opt_batch=opt_batch or 64, max_batch=max_batch,
                               build_time_s=0.1, engine_sha256=sha256_bytes(data), source=source or {})  # fmt: skip
         meta.save(engine_path)
-        self.builds.append({"onnx": str(onnx_path), "engine": str(engine_path), "timing_cache": str(timing_cache)})
+        self.builds.append(
+            {"onnx": str(onnx_path), "engine": str(engine_path), "timing_cache": str(timing_cache)}
+        )
         return meta
 
 
@@ -49,7 +51,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBuilds:
 def test_build_once_then_reuse(fake: FakeBuilds, source: ModelSource, cache: str, tmp_path: Path) -> None:
     first = tb.ensure_engine(source, "fp16", 256, engine_path=tmp_path, directory=cache)
     assert first.rebuilt and len(fake.builds) == 1
-    assert first.path.name.endswith("-fp16-b256-trt10.13-sm90.engine") and first.path.name.startswith("pmr_test-")
+    assert first.path.name.endswith("-fp16-b256-trt10.13-sm90.engine") and first.path.name.startswith(
+        "pmr_test-"
+    )
     assert fake.builds[0]["timing_cache"].endswith("timing-trt10.13-sm90.cache")  # one cache shared by builds
     again = tb.ensure_engine(source, "fp16", 256, engine_path=tmp_path, directory=cache)
     assert not again.rebuilt and again.path == first.path and len(fake.builds) == 1
@@ -64,19 +68,28 @@ def test_a_new_tensorrt_rebuilds_and_says_why(fake: FakeBuilds, source: ModelSou
     with caplog.at_level(logging.WARNING, logger="engines.tensorrt_build"):
         art = tb.ensure_engine(source, "fp32", 64, engine_path=engine, directory=cache)
     assert art.rebuilt and art.metadata.tensorrt_version == "11.4.0.106" and len(fake.builds) == 2
-    assert "rebuilding" in caplog.text and "built with TensorRT 10.13.0.35, this is TensorRT 11.4.0.106" in caplog.text
+    assert (
+        "rebuilding" in caplog.text
+        and "built with TensorRT 10.13.0.35, this is TensorRT 11.4.0.106" in caplog.text
+    )
 
 
-def test_rebuild_never_refuses_with_the_command(fake: FakeBuilds, source: ModelSource, tmp_path: Path, cache: str) -> None:
+def test_rebuild_never_refuses_with_the_command(
+    fake: FakeBuilds, source: ModelSource, tmp_path: Path, cache: str
+) -> None:
     engine = tmp_path / "e.engine"
     tb.ensure_engine(source, "fp16", 64, engine_path=engine, directory=cache)
     fake.platform = Platform(H100.tensorrt_version, "NVIDIA A10", "8.6")
-    with pytest.raises(tb.EngineMismatch, match=r"compute capability 9\.0.*pmr export --format tensorrt --output"):
+    with pytest.raises(
+        tb.EngineMismatch, match=r"compute capability 9\.0.*pmr export --format tensorrt --output"
+    ):
         tb.ensure_engine(source, "fp16", 64, engine_path=engine, rebuild="never", directory=cache)
     assert len(fake.builds) == 1
 
 
-def test_rebuild_always_and_a_tampered_engine(fake: FakeBuilds, source: ModelSource, tmp_path: Path, cache: str) -> None:
+def test_rebuild_always_and_a_tampered_engine(
+    fake: FakeBuilds, source: ModelSource, tmp_path: Path, cache: str
+) -> None:
     engine = tmp_path / "e.engine"
     tb.ensure_engine(source, "fp16", 64, engine_path=engine, directory=cache)
     tb.ensure_engine(source, "fp16", 64, engine_path=engine, rebuild="always", directory=cache)
@@ -121,6 +134,8 @@ def test_real_build_and_run(precision: str, source: ModelSource, tmp_path: Path,
     assert Path(meta.timing_cache).is_file()  # saved for the next build
     again = tb.ensure_engine(source, precision, 16, directory=tmp_path)
     assert not again.rebuilt
-    with get_backend("tensorrt", source=source, device="cuda", precision=precision, max_batch=16, cache_dir=str(tmp_path)) as b:
+    with get_backend(
+        "tensorrt", source=source, device="cuda", precision=precision, max_batch=16, cache_dir=str(tmp_path)
+    ) as b:
         out = b.anonymize(random_windows)
     assert relative_error(out, reference(random_windows)) < (1e-5 if precision == "fp32" else 1e-2)

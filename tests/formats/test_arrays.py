@@ -116,14 +116,18 @@ def test_stgcn_more_slots_and_fewer() -> None:
         recording_to_stgcn(rec, max_persons=0)
 
 
-@pytest.mark.parametrize("shape", [(2, 10, 25, 2), (3, 10, 24, 2), (3, 10, 25), (3, 10, 25, 0), (1, 3, 10, 25, 2)])
+@pytest.mark.parametrize(
+    "shape", [(2, 10, 25, 2), (3, 10, 24, 2), (3, 10, 25), (3, 10, 25, 0), (1, 3, 10, 25, 2)]
+)
 def test_stgcn_shape_errors(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"ST-GCN clip must have shape \(3, T, 25, M\)"):
         stgcn_to_recording(np.zeros(shape, dtype=np.float32))
 
 
 def test_non_ntu_layout_refused() -> None:
-    rec = Recording(np.zeros((2, 1, 33, 3)), np.zeros((2, 1, 33)), np.arange(2.0), np.ones((2, 1), bool), "mediapipe33")
+    rec = Recording(
+        np.zeros((2, 1, 33, 3)), np.zeros((2, 1, 33)), np.arange(2.0), np.ones((2, 1), bool), "mediapipe33"
+    )
     with pytest.raises(ValueError, match="ntu25"):
         recording_to_sgn(rec)
     with pytest.raises(ValueError, match="ntu25"):
@@ -173,7 +177,9 @@ def test_file_errors(tmp_path: Path) -> None:
     rec = make_recording(4, 1)
     wrong_ndim = tmp_path / "flat.npy"
     np.save(wrong_ndim, np.zeros(150, dtype=np.float32))
-    with pytest.raises(ValueError, match=r"flat.npy: a sgn array must have shape \(T, 150\) or \(N, T, 150\), got \(150,\)"):
+    with pytest.raises(
+        ValueError, match=r"flat.npy: a sgn array must have shape \(T, 150\) or \(N, T, 150\), got \(150,\)"
+    ):
         load_array_file(wrong_ndim, "sgn")
     with pytest.raises(ValueError, match=r"flat.npy: a stgcn array must have shape"):
         load_array_file(wrong_ndim, "stgcn")

@@ -88,7 +88,9 @@ def test_guess_format_errors(tmp_path: Path) -> None:
     broken.write_text("not a zip")
     with pytest.raises(ValueError, match="broken.npz: cannot read the array header"):
         guess_format(broken)
-    with pytest.raises(ValueError, match=r"x.npz: unknown format 'bvh'; known formats: skeleton, npz, sgn, stgcn"):
+    with pytest.raises(
+        ValueError, match=r"x.npz: unknown format 'bvh'; known formats: skeleton, npz, sgn, stgcn"
+    ):
         load_recording(tmp_path / "x.npz", "bvh")
     rec = Recording.from_clip(np.ones((2, 25, 3)))
     with pytest.raises(ValueError, match="unknown format 'bvh'"):

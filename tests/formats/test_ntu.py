@@ -37,7 +37,6 @@ NTU_FILES = {
 TWO_PERSON = "S001C003P008R002A058.skeleton"
 
 
-
 def make_joints(n_t: int, n_p: int, seed: int = 0) -> np.ndarray:
     """Plausible ``(T, P, 25, 3)`` float32 metres: persons side by side, 2.5-3.5 m away."""
     rng = np.random.default_rng(seed)
@@ -89,7 +88,8 @@ def test_real_file_first_joint_and_body() -> None:
     assert isinstance(body.body_id, int)
     np.testing.assert_array_equal(body.joints[0, :3], [0.2181153, 0.1725972, 3.785547])
     np.testing.assert_array_equal(
-        body.joints[0, 3:], [277.419, 191.8218, 1036.233, 519.1677, -0.2059419, 0.05349901, 0.9692109, -0.1239193, 2]
+        body.joints[0, 3:],
+        [277.419, 191.8218, 1036.233, 519.1677, -0.2059419, 0.05349901, 0.9692109, -0.1239193, 2],
     )
     assert (body.clipped_edges, body.hand_left_confidence, body.hand_left_state) == (0, 1, 1)
     assert (body.hand_right_confidence, body.hand_right_state, body.is_restricted) == (1, 1, 0)
@@ -335,23 +335,59 @@ def _bad_cases() -> dict[str, tuple[str, int, str]]:
     joint41 = lines[40].split()
     joined = "\n".join
     return {
-        "truncated_mid_joint": (joined(lines[:40] + [" ".join(joint41[:7])]), 41, "12 numbers for a joint, got 7"),
+        "truncated_mid_joint": (
+            joined(lines[:40] + [" ".join(joint41[:7])]),
+            41,
+            "12 numbers for a joint, got 7",
+        ),
         "truncated_mid_number": (joined(lines[:40]) + "\n" + lines[40][:9], 41, "12 numbers for a joint"),
         "truncated_at_line_end": (joined(lines[:40]) + "\n", 41, "end of file"),
-        "too_few_numbers": (joined(_replace(lines, 10, " ".join(lines[9].split()[:11]))) + "\n", 10, "got 11"),
+        "too_few_numbers": (
+            joined(_replace(lines, 10, " ".join(lines[9].split()[:11]))) + "\n",
+            10,
+            "got 11",
+        ),
         "too_many_numbers": (joined(_replace(lines, 10, lines[9] + " 1")) + "\n", 10, "got 13"),
-        "non_numeric": (joined(_replace(lines, 12, lines[11].replace(lines[11].split()[2], "abc", 1))), 12, "'abc'"),
-        "nan_value": (joined(_replace(lines, 13, "nan " + " ".join(lines[12].split()[1:]))), 13, "non-numeric x"),
-        "underscore_number": (joined(_replace(lines, 13, "1_0 " + " ".join(lines[12].split()[1:]))), 13, "'1_0'"),
-        "fractional_tracking_state": (joined(_replace(lines, 14, lines[13][:-1] + "1.5")), 14, "trackingState"),
+        "non_numeric": (
+            joined(_replace(lines, 12, lines[11].replace(lines[11].split()[2], "abc", 1))),
+            12,
+            "'abc'",
+        ),
+        "nan_value": (
+            joined(_replace(lines, 13, "nan " + " ".join(lines[12].split()[1:]))),
+            13,
+            "non-numeric x",
+        ),
+        "underscore_number": (
+            joined(_replace(lines, 13, "1_0 " + " ".join(lines[12].split()[1:]))),
+            13,
+            "'1_0'",
+        ),
+        "fractional_tracking_state": (
+            joined(_replace(lines, 14, lines[13][:-1] + "1.5")),
+            14,
+            "trackingState",
+        ),
         "wrong_joint_count": (joined(_replace(lines, 4, "24")), 4, "joint count 25, got 24"),
         "negative_body_count": (joined(_replace(lines, 30, "-1")), 30, "body count"),
         "non_integer_frame_count": (joined(_replace(lines, 1, "2.0")), 1, "frame count"),
         "empty_file": ("", 1, "frame count"),
         "whitespace_only_file": ("\n \n", 1, "frame count"),
-        "body_line_too_short": (joined(_replace(lines, 31, " ".join(lines[30].split()[:9]))), 31, "10 fields"),
-        "body_id_not_integer": (joined(_replace(lines, 3, "1.5 " + " ".join(lines[2].split()[1:]))), 3, "bodyID"),
-        "body_id_too_large": (joined(_replace(lines, 3, f"{2**64} " + " ".join(lines[2].split()[1:]))), 3, "64-bit"),
+        "body_line_too_short": (
+            joined(_replace(lines, 31, " ".join(lines[30].split()[:9]))),
+            31,
+            "10 fields",
+        ),
+        "body_id_not_integer": (
+            joined(_replace(lines, 3, "1.5 " + " ".join(lines[2].split()[1:]))),
+            3,
+            "bodyID",
+        ),
+        "body_id_too_large": (
+            joined(_replace(lines, 3, f"{2**64} " + " ".join(lines[2].split()[1:]))),
+            3,
+            "64-bit",
+        ),
         "blank_line_inside": (joined(lines[:20] + [""] + lines[20:]), 21, "empty line"),
         "more_frames_declared": (joined(_replace(lines, 1, "3")) + "\n", 58, "end of file"),
         "garbage_at_end": (joined(lines) + "\ngarbage here\n", 58, "end of file after the last frame"),
@@ -419,7 +455,15 @@ def test_parse_ntu_name() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "S01C001P001R001A001", "S001C001P001R001", "s001c001p001r001a001", "S001C001P001R001A001x", "x.skeleton"]
+    "bad",
+    [
+        "",
+        "S01C001P001R001A001",
+        "S001C001P001R001",
+        "s001c001p001r001a001",
+        "S001C001P001R001A001x",
+        "x.skeleton",
+    ],
 )
 def test_parse_ntu_name_rejects(bad: str) -> None:
     with pytest.raises(ValueError, match="not an NTU file name") as info:

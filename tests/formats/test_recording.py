@@ -64,7 +64,10 @@ def test_properties_and_person() -> None:
 def test_dtypes_are_normalised() -> None:
     rec = make_recording(4, 1)
     again = Recording(
-        rec.joints.astype(np.float64), rec.confidence.astype(np.float64), np.arange(4), rec.present.astype(np.int8)
+        rec.joints.astype(np.float64),
+        rec.confidence.astype(np.float64),
+        np.arange(4),
+        rec.present.astype(np.int8),
     )
     assert again.joints.dtype == np.float32 and again.confidence.dtype == np.float32
     assert again.timestamps.dtype == np.float64 and again.present.dtype == bool
@@ -142,7 +145,10 @@ def test_save_writes_exactly_the_given_path(tmp_path: Path) -> None:
 def test_zero_persons_and_zero_frames_round_trip(tmp_path: Path) -> None:
     for n_t, n_p in ((0, 1), (5, 0)):
         rec = Recording(
-            np.zeros((n_t, n_p, 25, 3)), np.zeros((n_t, n_p, 25)), np.arange(n_t) / 30.0, np.zeros((n_t, n_p), bool)
+            np.zeros((n_t, n_p, 25, 3)),
+            np.zeros((n_t, n_p, 25)),
+            np.arange(n_t) / 30.0,
+            np.zeros((n_t, n_p), bool),
         )
         path = tmp_path / f"empty_{n_t}_{n_p}.npz"
         rec.save(path)
@@ -157,9 +163,15 @@ def _bad_files() -> dict[str, tuple[dict[str, object], str]]:
     return {
         "missing_key": ({"present": None}, "missing keys ['present']"),
         "wrong_shape": ({"confidence": rec.confidence[:, :, :20]}, "confidence must have shape"),
-        "pickled_object": ({"joints": np.array([{"evil": 1}], dtype=object)}, "'joints' cannot be read without pickle"),
+        "pickled_object": (
+            {"joints": np.array([{"evil": 1}], dtype=object)},
+            "'joints' cannot be read without pickle",
+        ),
         "nan": ({"joints": nan_joints}, "joints contain NaN"),
-        "future_version": ({"format_version": np.array(FORMAT_VERSION + 1)}, "format_version 2 is not supported"),
+        "future_version": (
+            {"format_version": np.array(FORMAT_VERSION + 1)},
+            "format_version 2 is not supported",
+        ),
         "version_not_int": ({"format_version": np.array("1")}, "format_version must be an integer"),
         "layout_not_string": ({"layout": np.array([1, 2])}, "layout must be a string scalar"),
         "metadata_not_json": ({"metadata_json": np.array("{not json")}, "metadata_json is not valid JSON"),

@@ -93,7 +93,9 @@ def test_checkpoint_round_trip_with_config_and_provenance(tmp_path: Path) -> Non
     model = PMRModel()
     cfg = Config()
     cfg.training.batch_size = 64
-    path = save_checkpoint(tmp_path / "m.pt", Checkpoint(cfg, model.state_dict(), {"dataset": "standin", "seed": 3}))
+    path = save_checkpoint(
+        tmp_path / "m.pt", Checkpoint(cfg, model.state_dict(), {"dataset": "standin", "seed": 3})
+    )
     loaded, ckpt = load_model(path)
     assert ckpt.config.training.batch_size == 64
     assert ckpt.provenance == {"dataset": "standin", "seed": 3}

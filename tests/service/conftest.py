@@ -80,7 +80,9 @@ def frame_msg(stream: str, seq: int, frame: int, joints: np.ndarray, person: int
 
 
 def end_msg(stream: str, seq: int, frames: int) -> StreamEnd:
-    return StreamEnd(stream=stream, seq=seq, t_mono_ns=time.monotonic_ns(), t_wall_ns=time.time_ns(), frames=frames)
+    return StreamEnd(
+        stream=stream, seq=seq, t_mono_ns=time.monotonic_ns(), t_wall_ns=time.time_ns(), frames=frames
+    )
 
 
 def collect(sub: Subscriber, until_ends: int = 1, timeout_s: float = 20.0) -> list[Any]:

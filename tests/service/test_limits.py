@@ -21,7 +21,9 @@ from pmr_stream.wire.subscriber import Subscriber
 from tests.service.cheap_service import CheapBackend
 from tests.service.conftest import collect, end_msg, frame_msg, running_service, start_msg, wait_connected
 
-POSE = np.stack([np.arange(25) / 50, 0.8 - np.arange(25) / 40, 3 + np.arange(25) / 100], axis=1).astype(np.float32)
+POSE = np.stack([np.arange(25) / 50, 0.8 - np.arange(25) / 40, 3 + np.arange(25) / 100], axis=1).astype(
+    np.float32
+)
 
 
 def test_window_store_person_limits_refuse_count_and_free() -> None:
@@ -69,7 +71,10 @@ def test_the_live_service_refuses_and_counts_over_its_limits(tmp_path: Path) -> 
             deadline, live = time.monotonic() + 10, {}
 
             def freed(d: dict[str, Any]) -> bool:  # everything published, then every stream forgotten
-                return d.get("published_frames") == 10 and d["streams_tracked"] == 0 == d["streams"] == d["persons"]
+                return (
+                    d.get("published_frames") == 10
+                    and d["streams_tracked"] == 0 == d["streams"] == d["persons"]
+                )
 
             while time.monotonic() < deadline and not freed(live):
                 time.sleep(0.05)
@@ -94,7 +99,12 @@ def test_limit_flags_and_their_defaults() -> None:
     assert (args.max_metadata_bytes, args.max_streams, args.max_persons_per_stream, args.max_persons) == \
         (16384, 1024, 64, 4096)  # fmt: skip
     d = ServiceOptions()
-    assert (d.max_metadata_bytes, d.max_streams, d.max_persons_per_stream, d.max_persons) == (16384, 1024, 64, 4096)
+    assert (d.max_metadata_bytes, d.max_streams, d.max_persons_per_stream, d.max_persons) == (
+        16384,
+        1024,
+        64,
+        4096,
+    )
     args = p.parse_args(["anonymizer", "--raw", "tcp://127.0.0.1:5555", "--max-metadata-bytes", "2048",
                          "--max-streams", "8", "--max-persons-per-stream", "4", "--max-persons", "16"])  # fmt: skip
     assert (args.max_metadata_bytes, args.max_streams, args.max_persons_per_stream, args.max_persons) == \

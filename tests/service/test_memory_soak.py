@@ -144,7 +144,9 @@ def test_memory_returns_after_hostile_load(tmp_path: Path) -> None:
                 proc.wait()
     err = log.read_text()
     print(f"RSS baseline {base:.0f} MiB, loaded {peak:.0f} MiB, after {after:.0f} MiB")
-    assert peak - base > 60, f"the load did not cost memory ({base:.0f} -> {peak:.0f} MiB): the test proves nothing"
+    assert peak - base > 60, (
+        f"the load did not cost memory ({base:.0f} -> {peak:.0f} MiB): the test proves nothing"
+    )
     assert after <= base + MARGIN_MB, f"memory did not come back: {base:.0f} -> {peak:.0f} -> {after:.0f} MiB"
     # the limits refused (and counted) what was over them, and nothing over them was published
     refused = done["refused"]
@@ -160,6 +162,11 @@ def test_memory_returns_after_hostile_load(tmp_path: Path) -> None:
     assert done["streams_forgotten"] >= 8 + 256
     # one log line per kind the first time, then only at powers of two
     assert "Traceback" not in err
-    for reason in ("metadata_too_large", "too_many_streams", "too_many_persons_in_stream", "too_many_persons"):
+    for reason in (
+        "metadata_too_large",
+        "too_many_streams",
+        "too_many_persons_in_stream",
+        "too_many_persons",
+    ):
         assert err.count(f"({reason}, 1 so far)") == 1, err[-2000:]
     assert sum("refused" in line for line in err.splitlines()) < 60

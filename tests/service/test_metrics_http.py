@@ -126,7 +126,9 @@ def test_pmr_anonymizer_metrics_endpoint_keeps_its_threads_under_200_idle_connec
         t0 = time.monotonic()
         idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(IDLE)]
         assert "pmr_anonymizer_frames_in 0" in _get(f"{url}/metrics")
-        assert _threads(p.pid) <= before + 2, f"{_threads(p.pid)} threads with {IDLE} idle connections, {before} before"
+        assert _threads(p.pid) <= before + 2, (
+            f"{_threads(p.pid)} threads with {IDLE} idle connections, {before} before"
+        )
         timeout = MetricsOptions().timeout_s
         assert all(_closed_by_server(s, max(0.1, t0 + timeout + 3 - time.monotonic())) for s in idle)
         assert _threads(p.pid) <= before + 2
@@ -237,7 +239,10 @@ def test_a_connection_cut_shows_its_lost_frames_as_seq_missing(backend: Any) -> 
 def test_prometheus_text_labels_per_stream_counters_and_escapes_them() -> None:
     text = prometheus_text({"seq_missing": {'a"b\\c': 3, "s-1": 95}, "seq_missing_total": 98})
     assert 'pmr_anonymizer_seq_missing{stream="a\\"b\\\\c"} 3' in text
-    assert 'pmr_anonymizer_seq_missing{stream="s-1"} 95' in text and "pmr_anonymizer_seq_missing_total 98" in text
+    assert (
+        'pmr_anonymizer_seq_missing{stream="s-1"} 95' in text
+        and "pmr_anonymizer_seq_missing_total 98" in text
+    )
 
 
 def test_prometheus_text_exports_refusals_by_reason() -> None:

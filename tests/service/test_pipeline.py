@@ -52,7 +52,9 @@ def test_pmr_stream_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         log = tmp_path / "w" / "anonymizer.log"
-        while time.monotonic() < deadline and '"published_frames"' not in (log.read_text() if log.exists() else ""):
+        while time.monotonic() < deadline and '"published_frames"' not in (
+            log.read_text() if log.exists() else ""
+        ):
             time.sleep(0.2)  # the first stats line: frames are flowing
         p.send_signal(signal.SIGINT)
         stdout, _ = p.communicate(timeout=60)
@@ -88,7 +90,9 @@ def test_several_producers_each_with_its_sink(tmp_path: Path) -> None:
     # the sinks subscribed to the streams' anon/ pseudonyms (the deployment key, here the test session's)
     anon_id = StreamIds(load_stream_key(create=False)).anon
     names = sorted(Path(f).name for f in lat["files"])
-    want = [f"anon.p0.{anon_id(f'demo.p0-{k}')}.npz" for k in range(3)] + [f"anon.p1.{anon_id(f'demo.p1-{k}')}.npz" for k in range(2)]
+    want = [f"anon.p0.{anon_id(f'demo.p0-{k}')}.npz" for k in range(3)] + [
+        f"anon.p1.{anon_id(f'demo.p1-{k}')}.npz" for k in range(2)
+    ]
     assert names == sorted(want)
     firsts = set()
     for f in lat["files"]:  # every stream is its own generator: the producers got different seeds

@@ -130,7 +130,9 @@ def test_hostile_metadata_labels_and_ids_never_reach_anon(backend: Any, clip: np
         assert np.abs(raw_joints - m.joints).max(axis=(1, 2)).min() > 1e-3
     first = {(m.frame, m.person) for m in runs[0] if isinstance(m, FrameMessage)}
     assert (0, 0) in first and (0, 1) not in first and (2, 1) in first and max(p for _, p in first) == 1
-    assert {m.person for m in runs[1] if isinstance(m, FrameMessage)} == {0}  # raw 3 is first after the restart
+    assert {m.person for m in runs[1] if isinstance(m, FrameMessage)} == {
+        0
+    }  # raw 3 is first after the restart
     assert {m.reason for m in frames_or_control(got)} == {"other"}
 
 

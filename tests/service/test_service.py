@@ -49,8 +49,12 @@ def median_bones(x: np.ndarray) -> np.ndarray:
     return np.median(bone_lengths(x), axis=0)
 
 
-@pytest.mark.parametrize(("policy", "engine_thread"), [("last", False), ("delay:4", False), ("delay:4", True)])
-def test_one_anonymized_frame_per_input_frame(backend: Any, clip: np.ndarray, policy: str, engine_thread: bool) -> None:
+@pytest.mark.parametrize(
+    ("policy", "engine_thread"), [("last", False), ("delay:4", False), ("delay:4", True)]
+)
+def test_one_anonymized_frame_per_input_frame(
+    backend: Any, clip: np.ndarray, policy: str, engine_thread: bool
+) -> None:
     with Publisher("tcp://127.0.0.1:*") as raw:
         opts = ServiceOptions(policy=WindowPolicy.parse(policy), report_s=0, engine_thread=engine_thread)
         with running_service(raw.endpoint, backend, opts) as svc, \
@@ -66,7 +70,12 @@ def test_one_anonymized_frame_per_input_frame(backend: Any, clip: np.ndarray, po
     assert [m.seq for m in frames] == sorted(sent)  # one per input frame, in order, same seq
     for m in frames:
         src = sent[m.seq]
-        assert (m.frame, m.t_wall_ns, m.t_mono_ns, m.pts_s) == (src.frame, src.t_wall_ns, src.t_mono_ns, src.pts_s)
+        assert (m.frame, m.t_wall_ns, m.t_mono_ns, m.pts_s) == (
+            src.frame,
+            src.t_wall_ns,
+            src.t_mono_ns,
+            src.pts_s,
+        )
         assert m.model_id == "test-model"
         assert not np.allclose(m.joints, src.joints, atol=1e-3)
     out = np.stack([m.joints for m in frames])
@@ -128,7 +137,10 @@ def test_backend_failures_fail_closed(backend: Any, clip: np.ndarray, engine_thr
 def test_many_streams_batched_persons_apart(backend: Any, clip: np.ndarray, engine_thread: bool) -> None:
     with Publisher("tcp://127.0.0.1:*") as raw:
         opts = ServiceOptions(max_batch=64, max_wait_ms=5, report_s=0, engine_thread=engine_thread)
-        with running_service(raw.endpoint, backend, opts) as svc, Subscriber(svc.anon_endpoint, ["anon/"]) as sub:
+        with (
+            running_service(raw.endpoint, backend, opts) as svc,
+            Subscriber(svc.anon_endpoint, ["anon/"]) as sub,
+        ):
             wait_connected(raw)
             time.sleep(0.3)
             streams = [f"s{i}" for i in range(8)]
@@ -274,7 +286,10 @@ def test_a_slow_stream_does_not_wait_for_a_batch(backend: Any, clip: np.ndarray)
     """``max_wait_ms`` only applies while frames come faster than one per ``max_wait_ms``."""
     with Publisher("tcp://127.0.0.1:*") as raw:
         opts = ServiceOptions(max_batch=64, max_wait_ms=40, report_s=0)
-        with running_service(raw.endpoint, backend, opts) as svc, Subscriber(svc.anon_endpoint, ["anon/"]) as sub:
+        with (
+            running_service(raw.endpoint, backend, opts) as svc,
+            Subscriber(svc.anon_endpoint, ["anon/"]) as sub,
+        ):
             wait_connected(raw)
             time.sleep(0.3)
             replay(raw, "slow", clip[:40], pace_s=1 / 15)  # 15 fps: one frame per 67 ms
@@ -343,7 +358,9 @@ def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np
             stalled_missing = sum(st.seq_missing for st in stalled.streams.values())
         stats = svc.result
     total = len(streams) * (n + more)
-    frames = {(r.message.stream, r.message.seq): r.message for r in got if isinstance(r.message, FrameMessage)}
+    frames = {
+        (r.message.stream, r.message.seq): r.message for r in got if isinstance(r.message, FrameMessage)
+    }
     assert len(frames) == total == stats["published_frames"]  # the reading one missed nothing
     assert fast_s < 30
     late_frames = [r.message for r in late if isinstance(r.message, FrameMessage)]

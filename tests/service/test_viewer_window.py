@@ -30,8 +30,10 @@ from tests.service.conftest import end_msg, frame_msg, running_service, start_ms
 
 pytestmark = [
     pytest.mark.display,
-    pytest.mark.skipif(shutil.which("Xvfb") is None or shutil.which("xdotool") is None,
-                       reason="needs Xvfb and xdotool for a virtual display (apt-get install xvfb xdotool)"),  # fmt: skip
+    pytest.mark.skipif(
+        shutil.which("Xvfb") is None or shutil.which("xdotool") is None,
+        reason="needs Xvfb and xdotool for a virtual display (apt-get install xvfb xdotool)",
+    ),  # fmt: skip
 ]
 WINDOW = "pmr-stream"
 W, H = 320, 240
@@ -56,7 +58,9 @@ def xdisplay() -> Iterator[str]:
 
 def xdotool(display: str, *args: str) -> str:
     env = {**os.environ, "DISPLAY": display}
-    return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=20).stdout.strip()
+    return subprocess.run(
+        ["xdotool", *args], env=env, capture_output=True, text=True, timeout=20
+    ).stdout.strip()
 
 
 def skeleton_pixels(picture: np.ndarray) -> int:
@@ -70,7 +74,9 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
 
     clip = load_recording(DEMO_CLIP).joints[:, 0].astype(np.float32)
     stop = threading.Event()
-    key_file = tmp_path / "stream_key"  # the anonymizer's key: the viewer pairs raw cam1 with its anon/ pseudonym
+    key_file = (
+        tmp_path / "stream_key"
+    )  # the anonymizer's key: the viewer pairs raw cam1 with its anon/ pseudonym
     key = load_stream_key(key_file)
     with Publisher("tcp://127.0.0.1:*") as raw:
         with running_service(raw.endpoint, backend, ServiceOptions(report_s=0, stream_key=key)) as svc:
@@ -97,7 +103,9 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
             try:
                 # the service's raw/ and the viewer's raw/ and anon/ subscriptions (the viewer's one
                 # socket subscribes to both topics on both endpoints)
-                assert raw.wait_for_subscribers(3, timeout_s=20), "the service and the viewer did not subscribe"
+                assert raw.wait_for_subscribers(3, timeout_s=20), (
+                    "the service and the viewer did not subscribe"
+                )
                 producer.start()
                 window = ""
                 deadline = time.monotonic() + 30
@@ -108,7 +116,9 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
                     view.send_signal(signal.SIGINT)
                     said = view.communicate(timeout=10)[0]
                     tree = xdotool(xdisplay, "search", "--name", ".")
-                    pytest.fail(f"no viewer window appeared; the viewer said: {said!r}; windows on {xdisplay}: {tree!r}")
+                    pytest.fail(
+                        f"no viewer window appeared; the viewer said: {said!r}; windows on {xdisplay}: {tree!r}"
+                    )
                 window = window.split()[0]
                 time.sleep(1.0)  # a few pictures drawn
                 geometry = dict(line.strip().split(": ", 1) for line in
@@ -117,9 +127,13 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
                 screen = np.asarray(ImageGrab.grab(xdisplay=xdisplay).convert("RGB"))[y : y + h, x : x + w]
                 screen_path = tmp_path / "window.png"
                 ImageGrab.grab(xdisplay=xdisplay).save(screen_path)
-                assert w >= 2 * W - 2, f"the window is {w} px wide: original | anonymized side by side expected"
+                assert w >= 2 * W - 2, (
+                    f"the window is {w} px wide: original | anonymized side by side expected"
+                )
                 left, right = screen[:, : w // 2], screen[:, w // 2 :]
-                assert skeleton_pixels(left) > 200 and skeleton_pixels(right) > 200, f"empty panel (see {screen_path})"
+                assert skeleton_pixels(left) > 200 and skeleton_pixels(right) > 200, (
+                    f"empty panel (see {screen_path})"
+                )
                 xdotool(xdisplay, "windowfocus", "--sync", window)
                 xdotool(xdisplay, "key", "q")
                 out, _ = view.communicate(timeout=15)  # q closes the window and ends the viewer

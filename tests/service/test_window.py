@@ -35,7 +35,9 @@ def test_padding_and_normalisation() -> None:
     assert due is not None and not flushed
     assert due.window.shape == (T, 25, 3)
     # padded by repeating the first frame; SpineMid of the first frame at the origin
-    np.testing.assert_allclose(due.window, np.repeat((pose(0) - pose(0)[SPINE_MID])[None], T, axis=0), atol=1e-6)
+    np.testing.assert_allclose(
+        due.window, np.repeat((pose(0) - pose(0)[SPINE_MID])[None], T, axis=0), atol=1e-6
+    )
     due2, _ = st.push("s", 0, 1, pose(1), "tag1", 1)
     np.testing.assert_allclose(due2.window[-1] + due2.offset, pose(1), atol=1e-5)
     np.testing.assert_allclose(due2.window[-2] + due2.offset, pose(0), atol=1e-5)

@@ -9,7 +9,9 @@ import pytest
 from pmr_stream.synth import StandinSpec, generate_standin
 
 #: 4 performers x 3 actions x 3 cameras x 2 replications = 72 clips
-TINY_SPEC = StandinSpec(performers=4, actions=("wave", "squat", "drink"), cameras=(1, 2, 3), replications=2, seed=5)
+TINY_SPEC = StandinSpec(
+    performers=4, actions=("wave", "squat", "drink"), cameras=(1, 2, 3), replications=2, seed=5
+)
 
 
 @pytest.fixture(scope="session")

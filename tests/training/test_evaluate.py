@@ -16,18 +16,24 @@ from training.evaluate import Method, choose_dummies, evaluate, markdown_table, 
 from training.evaluators import EvaluatorSpec, centre_windows, load_or_train
 from training.sgn import SGNClassifier, SGNConfig, SiameseSGN, sample_frames
 
-TINY = EvaluatorSpec(sgn=SGNConfig(embed=8, feature=32, segments=6), epochs=2, batch_size=16, pairs_per_epoch=64)
+TINY = EvaluatorSpec(
+    sgn=SGNConfig(embed=8, feature=32, segments=6), epochs=2, batch_size=16, pairs_per_epoch=64
+)
 
 
 @pytest.fixture(scope="module")
 def splits(tiny_npz: Path):  # noqa: ANN201
-    return load_clips(DataConfig(path=tiny_npz, split="train")), load_clips(DataConfig(path=tiny_npz, split="test"))
+    return load_clips(DataConfig(path=tiny_npz, split="train")), load_clips(
+        DataConfig(path=tiny_npz, split="test")
+    )
 
 
 @pytest.fixture(scope="module")
 def evaluators(splits, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
     torch.set_num_threads(1)
-    return load_or_train(splits[0], tmp_path_factory.mktemp("ev"), TINY, progress=False, announce=lambda m: None)
+    return load_or_train(
+        splits[0], tmp_path_factory.mktemp("ev"), TINY, progress=False, announce=lambda m: None
+    )
 
 
 def test_sgn_shapes_and_frame_sampling() -> None:
@@ -55,11 +61,15 @@ def test_cache_is_reused_and_refreshed_when_stale(splits, tmp_path: Path) -> Non
     assert said == [] and set(ev.models) == {"action"}
     from dataclasses import replace
 
-    load_or_train(splits[0], tmp_path, replace(TINY, epochs=3), tasks=("action",), progress=False, announce=said.append)
+    load_or_train(
+        splits[0], tmp_path, replace(TINY, epochs=3), tasks=("action",), progress=False, announce=said.append
+    )
     assert any("stale (spec changed)" in s for s in said)
     said.clear()
     other = splits[0].subset(np.arange(len(splits[0]) - 1))
-    load_or_train(other, tmp_path, replace(TINY, epochs=3), tasks=("action",), progress=False, announce=said.append)
+    load_or_train(
+        other, tmp_path, replace(TINY, epochs=3), tasks=("action",), progress=False, announce=said.append
+    )
     assert any("fingerprint changed" in s for s in said)
 
 
@@ -78,7 +88,9 @@ def test_dummy_policies(splits) -> None:  # noqa: ANN001
         choose_dummies(test, "mine", 0)
 
 
-def test_identity_reproduces_original_and_constant_output_is_chance(evaluators, splits, tmp_path: Path) -> None:  # noqa: ANN001
+def test_identity_reproduces_original_and_constant_output_is_chance(
+    evaluators, splits, tmp_path: Path
+) -> None:  # noqa: ANN001
     test = splits[1]
     frozen = centre_windows(test)[0]
     methods = [
@@ -131,7 +143,9 @@ def test_streaming_path_bookkeeping_returns_the_centre_window(splits, policy: st
     np.testing.assert_allclose(out, centre_windows(test), atol=1e-5)
     lengths = np.linspace(0.05, 0.3, 24).astype(np.float32)
     sized = stream_outputs(test, _Identity(), policy, chunk=2, bones=lengths)
-    np.testing.assert_allclose(bone_lengths(sized), np.broadcast_to(lengths, sized.shape[:2] + (24,)), atol=1e-5)
+    np.testing.assert_allclose(
+        bone_lengths(sized), np.broadcast_to(lengths, sized.shape[:2] + (24,)), atol=1e-5
+    )
 
 
 def test_streaming_path_with_the_shipped_model(splits) -> None:  # noqa: ANN001
@@ -152,7 +166,9 @@ def test_streaming_path_with_the_shipped_model(splits) -> None:  # noqa: ANN001
     assert np.abs(out - centre_windows(test)).mean() > 1e-3  # not the raw input
 
 
-def test_pmr_evaluate_command_end_to_end(tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pmr_evaluate_command_end_to_end(
+    tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The full command: both protocols, every method, the paper-layout table on cross-view."""
     from pmr_stream.cli import main
 
@@ -162,7 +178,10 @@ def test_pmr_evaluate_command_end_to_end(tiny_npz: Path, tmp_path: Path, capsys:
                "--stream-backend", "torch", "--threads", "1"])  # fmt: skip
     assert rc == 0
     text = capsys.readouterr().out
-    assert "evaluator reid: no cached evaluator" in text and "Stand-in dataset (synthetic, NOT NTU RGB+D)" in text
+    assert (
+        "evaluator reid: no cached evaluator" in text
+        and "Stand-in dataset (synthetic, NOT NTU RGB+D)" in text
+    )
     data = json.loads((out / "eval.json").read_text())
     assert set(data["protocols"]) == {"cross-take", "cross-view"}
     for proto in data["protocols"].values():

@@ -61,7 +61,9 @@ def test_fk_baseline_sets_dummy_bones_and_keeps_directions_and_root() -> None:
     a = generate_standin(StandinSpec(performers=2, actions=("wave",), cameras=(1,), replications=1, seed=3))
     clip = a.joints[a.offsets[0] : a.offsets[1]][:75]
     dummy = a.joints[a.offsets[1] : a.offsets[2]][:75]
-    assert np.abs(bone_lengths(clip).mean(0) - bone_lengths(dummy).mean(0)).max() > 0.01  # two different bodies
+    assert (
+        np.abs(bone_lengths(clip).mean(0) - bone_lengths(dummy).mean(0)).max() > 0.01
+    )  # two different bodies
     want = median_bone_lengths(dummy)
     out = retarget_bones(clip, want)
     np.testing.assert_allclose(bone_lengths(out), np.broadcast_to(want, (75, 24)), atol=1e-5)

@@ -19,7 +19,9 @@ from training.protocols import get_protocol, parse_protocols, takes
 from training.sgn import SGNConfig
 
 # 36 training clips, 3 steps an epoch: 60 epochs make fixed evaluators far above chance (about 10 s)
-TINY = EvaluatorSpec(sgn=SGNConfig(embed=16, feature=64, segments=8), epochs=60, batch_size=16, pairs_per_epoch=64)
+TINY = EvaluatorSpec(
+    sgn=SGNConfig(embed=16, feature=64, segments=8), epochs=60, batch_size=16, pairs_per_epoch=64
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,9 @@ def test_adaptive_attackers_see_through_a_distortion_the_fixed_ones_miss(clips, 
     torch.manual_seed(0)
     torch.set_num_threads(1)
     train, test = get_protocol("cross-take").split(clips)
-    ev = load_or_train(train, tmp_path / "ev", TINY, tasks=("action", "reid"), progress=False, announce=lambda m: None)
+    ev = load_or_train(
+        train, tmp_path / "ev", TINY, tasks=("action", "reid"), progress=False, announce=lambda m: None
+    )
     frozen = centre_windows(test)[0]
     anonymizers = [
         Anonymizer("swapped", "test", _axes_swapped),
@@ -86,11 +90,17 @@ def test_adaptive_attackers_see_through_a_distortion_the_fixed_ones_miss(clips, 
     assert "| swapped offline |" in md and "Re-ID top-1 adaptive" in md and "| *chance / majority* |" in md
     paths = write_outputs(tmp_path / "out", "tiny", [res])
     doc = json.loads(paths["json"].read_text())
-    assert [r["method"] for r in doc["protocols"]["cross-take"]["rows"]] == ["Original", "swapped offline", "frozen offline"]
+    assert [r["method"] for r in doc["protocols"]["cross-take"]["rows"]] == [
+        "Original",
+        "swapped offline",
+        "frozen offline",
+    ]
     assert paths["chart"].stat().st_size > 10_000
 
 
-def test_pmr_evaluate_quick_end_to_end(tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pmr_evaluate_quick_end_to_end(
+    tiny_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pmr_stream.cli import main
 
     out = tmp_path / "eval"

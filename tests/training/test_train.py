@@ -62,7 +62,10 @@ def test_cross_reconstruction_targets_match_content() -> None:
     assert out.parts["cross"] == pytest.approx(0.0, abs=1e-9)
     assert out.parts["latent"] == pytest.approx(0.0, abs=1e-9)
     # the paper's pairing (x1's motion with x2's body compared against y1) is not zero
-    wrong = L.reconstruction(oracle.decode(oracle.get_embeddings(batch["x1"])[0], oracle.get_embeddings(batch["x2"])[1]), batch["y1"])
+    wrong = L.reconstruction(
+        oracle.decode(oracle.get_embeddings(batch["x1"])[0], oracle.get_embeddings(batch["x2"])[1]),
+        batch["y1"],
+    )
     assert wrong.item() > 1.0
     perf, act = L.quadruplet_labels(batch)
     assert perf.tolist() == p1 + p2 + p1 + p2 and act.tolist() == a1 + a2 + a2 + a1
@@ -72,7 +75,9 @@ def test_loss_terms_on_known_cases() -> None:
     x = torch.zeros(2, 75, 25, 3)
     y = x.clone()
     y[:, :, 3, 0] = 0.1  # the head moved 10 cm in every frame: constant offset, no velocity
-    assert L.reconstruction(y, x).item() == pytest.approx(75 * 0.01 / 75, rel=1e-5)  # sum over frames, mean over 75 coords
+    assert L.reconstruction(y, x).item() == pytest.approx(
+        75 * 0.01 / 75, rel=1e-5
+    )  # sum over frames, mean over 75 coords
     assert L.end_effector_velocity(y, x).item() == pytest.approx(0.0, abs=1e-9)
     z = x.clone()
     z[:, 1::2, 3, 0] = 0.05  # a head that jitters
@@ -82,7 +87,9 @@ def test_loss_terms_on_known_cases() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_standin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = StandinSpec(performers=4, actions=("wave", "jump", "squat"), cameras=(1, 2), replications=1, seed=0)
+    spec = StandinSpec(
+        performers=4, actions=("wave", "jump", "squat"), cameras=(1, 2), replications=1, seed=0
+    )
     path = tmp_path_factory.mktemp("standin") / "tiny.npz"
     generate_standin(spec).save_npz(path)
     return path
@@ -134,7 +141,9 @@ def test_short_training_run_lowers_reconstruction(tiny_standin: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_finished_epochs_and_resume_finishes(tiny_standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_keeps_finished_epochs_and_resume_finishes(
+    tiny_standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     train_set, val_set = sets(tiny_standin)
     epochs = [1, 2, 0, 0, 0, 1]
     trainer = Trainer(tiny_config(epochs), train_set, val_set, tmp_path / "run", progress=False)
@@ -155,7 +164,9 @@ def test_ctrl_c_keeps_finished_epochs_and_resume_finishes(tiny_standin: Path, tm
     assert saved.training_state is not None and list(saved.training_state["position"]) == [1, 1]
     again = Trainer(tiny_config(epochs), train_set, val_set, tmp_path / "run", progress=False)
     again.resume()
-    torch.testing.assert_close(again.model.state_dict()["decoder.deconvs.0.weight"], saved.model_state["decoder.deconvs.0.weight"])
+    torch.testing.assert_close(
+        again.model.state_dict()["decoder.deconvs.0.weight"], saved.model_state["decoder.deconvs.0.weight"]
+    )
     done = again.run()
     assert not done.interrupted
     assert [(r["stage"], r["epoch"]) for r in done.history] == [

@@ -26,7 +26,9 @@ from training.train_retarget import RetargetTrainer
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    spec = StandinSpec(performers=4, actions=("wave", "squat", "walk_in_place"), cameras=(1,), replications=2, seed=3)
+    spec = StandinSpec(
+        performers=4, actions=("wave", "squat", "walk_in_place"), cameras=(1,), replications=2, seed=3
+    )
     path = tmp_path_factory.mktemp("standin") / "tiny.npz"
     generate_standin(spec).save_npz(path)
     return load_clips(DataConfig(dataset="standin", path=path, split="all"))
@@ -49,8 +51,14 @@ def test_fidelity_level_is_the_fk_retarget_up_to_one_offset(tiny) -> None:  # ty
     assert np.abs(y[:, 0, 1]).max() < 1e-5
     # every bone has the dummy's length at every level
     for level in PRIVACY_LEVELS:
-        out = model.anonymize_with_code(x, model.privacy_code(torch.from_numpy(dummy)[None]), level).detach().numpy()
-        lengths = np.linalg.norm(out[..., [c for c, _ in _bones()], :] - out[..., [p for _, p in _bones()], :], axis=-1)
+        out = (
+            model.anonymize_with_code(x, model.privacy_code(torch.from_numpy(dummy)[None]), level)
+            .detach()
+            .numpy()
+        )
+        lengths = np.linalg.norm(
+            out[..., [c for c, _ in _bones()], :] - out[..., [p for _, p in _bones()], :], axis=-1
+        )
         assert np.allclose(lengths, median_bone_lengths(dummy), atol=1e-4), level
 
 

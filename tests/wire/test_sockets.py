@@ -80,7 +80,9 @@ def test_publisher_sees_subscriptions() -> None:
 
 def test_bad_endpoint_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="cannot bind"):
-        Publisher("tcp://no-such-interface-xyz:1", SocketOptions(insecure=True))  # not loopback: allowed, then fails
+        Publisher(
+            "tcp://no-such-interface-xyz:1", SocketOptions(insecure=True)
+        )  # not loopback: allowed, then fails
     with Publisher(TCP_ANY) as pub, pytest.raises(ValueError, match="cannot bind"):
         Publisher(pub.endpoint)  # the port is taken
 

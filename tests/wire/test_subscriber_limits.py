@@ -172,7 +172,12 @@ def test_a_late_start_of_an_ended_session_does_not_reopen_it() -> None:
                   start(seq=0, session="s2")):  # fmt: skip
             pub.send(m)
         got = _receive_all(sub, 7)
-        assert [(r.message.kind, r.message.seq) for r in got] == [("start", 0), ("frame", 1), ("end", 2), ("start", 0)]
+        assert [(r.message.kind, r.message.seq) for r in got] == [
+            ("start", 0),
+            ("frame", 1),
+            ("end", 2),
+            ("start", 0),
+        ]
         assert dict(sub.drops) == {"seq_backwards": 1, "unknown_stream": 2}
         st = sub.streams["raw/cam0"]
         assert st.restarts == 1 and st.start is not None and st.start.session == "s2" and not st.ended
