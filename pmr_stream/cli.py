@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pmr_stream.capture.sources import SOURCE_USAGE
 from pmr_stream.config import add_privacy_argument
 
 if TYPE_CHECKING:  # the socket stack is imported lazily by the commands that need it
@@ -199,8 +200,9 @@ def _print_json_line(prefix: str, d: dict[str, Any]) -> None:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from pmr_stream.capture.producer import Producer, ProducerOptions, open_source, parse_source
+    from pmr_stream.capture.producer import Producer, ProducerOptions
     from pmr_stream.capture.smoothing import OneEuroOptions
+    from pmr_stream.capture.sources import open_source, parse_source
     from pmr_stream.wire.sockets import Publisher, stop_on_signals
 
     spec = parse_source(args.source)
@@ -315,13 +317,13 @@ def _add_stream_commands(sub: Any) -> None:
     p.add_argument(
         "--source",
         required=True,
-        help="kinect:FILE (.skeleton/.npz), video:FILE, webcam:INDEX, synthetic or synthetic:N",
+        help=SOURCE_USAGE,
     )
     p.add_argument("--stream", default=None, help="stream id (default: the file's stem, webcam0, syn)")
     p.add_argument(
         "--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible"
     )
-    p.add_argument("--loop", action="store_true", help="kinect: start over at the end")
+    p.add_argument("--loop", action="store_true", help="replay: start over at the end")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument(
@@ -423,12 +425,12 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         out_fmt = in_fmt  # a new .npy takes the input's array kind
     rec = load_recording(args.input, in_fmt)
     out_fmt, _ = check_fits(rec, args.output, out_fmt)
-    from pmr_stream.anonymize import (
+    from pmr_stream.offline import (
         AnonymizeOptions,
         anonymize_recording,
         default_window_fn,
-        dummy_bone_lengths,
     )
+    from pmr_stream.skeleton import median_bone_lengths
 
     AnonymizeOptions(
         mode=args.mode, stride=args.stride
@@ -436,15 +438,19 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     window_fn, model_id = default_window_fn(
         args.model_path, args.dummy, device=args.device, privacy=args.privacy
     )
-    bones = tuple(float(b) for b in dummy_bone_lengths(window_fn.dummy)) if args.bones == "dummy" else None
+    bones = (
+        tuple(float(b) for b in median_bone_lengths(window_fn.source.dummy_window))
+        if args.bones == "dummy"
+        else None
+    )
     opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
     out = anonymize_recording(rec, window_fn.anonymize, opts, model_id=model_id)
     written = save_recording(out, args.output, out_fmt, overwrite=args.overwrite)
     print(
         f"wrote {written.path}: {written.frames} frames, {written.persons} person(s) anonymized with {model_id}"
         + (
-            f" (privacy {window_fn.privacy}, mode {args.mode})"
-            if window_fn.privacy
+            f" (privacy {window_fn.source.privacy}, mode {args.mode})"
+            if window_fn.source.privacy
             else f" (mode {args.mode})"
         )
     )
@@ -791,10 +797,10 @@ def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions,
 
 
 def cmd_anonymizer(args: argparse.Namespace) -> int:
+    from pmr_stream.anonymizer.service import ServiceOptions, serve
+    from pmr_stream.anonymizer.window import WindowPolicy
     from pmr_stream.backends import get_backend
-    from pmr_stream.privacy import stream_ids_from_args
-    from pmr_stream.service import ServiceOptions, serve
-    from pmr_stream.window import WindowPolicy
+    from pmr_stream.wire.privacy import stream_ids_from_args
     from pmr_stream.wire.sockets import stop_on_signals
 
     raw_sockets, anon_sockets = _anonymizer_socket_options(args)  # bad flags fail before the backend loads
@@ -853,9 +859,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def _add_service_commands(sub: Any) -> None:
+    from pmr_stream.anonymizer.window import POLICY_HELP
     from pmr_stream.pipeline import add_stream_arguments
-    from pmr_stream.privacy import add_stream_id_arguments
-    from pmr_stream.window import POLICY_HELP
+    from pmr_stream.wire.privacy import add_stream_id_arguments
 
     p = sub.add_parser("anonymizer", help="the streaming anonymizer service: raw/ in, anon/ out")
     p.add_argument(
@@ -980,7 +986,7 @@ def cmd_view(args: argparse.Namespace) -> int:
         )
     stream_ids = None
     if args.show_original:  # raw ids go to anon/ as keyed pseudonyms: pair them with the anonymizer's key
-        from pmr_stream.privacy import stream_ids_from_args
+        from pmr_stream.wire.privacy import stream_ids_from_args
 
         stream_ids = stream_ids_from_args(args, create=False)
     opts = ViewerOptions(width=args.width, height=args.height, show_original=args.show_original,
@@ -1007,7 +1013,7 @@ def _add_view_command(sub: Any) -> None:
     p.add_argument(
         "--raw-endpoint", default=None, help="with --show-original: the producer's endpoint (raw/)"
     )
-    from pmr_stream.privacy import add_stream_id_arguments
+    from pmr_stream.wire.privacy import add_stream_id_arguments
 
     add_stream_id_arguments(p)  # with --show-original: the anonymizer's key, to pair raw and anon/ streams
     p.add_argument(

@@ -5,7 +5,7 @@ Four processes, each a ``pmr`` command of its own:
 * ``produce``: the source (default: a Kinect replay of the shipped demo clip) on ``raw/``
   (``--producers K`` with ``synthetic:N``: K producer processes sharing the N streams, each
   with its own sink, for load tests on hosts with more cores);
-* ``anonymizer``: ``raw/`` -> windows -> backend -> ``anon/`` (:mod:`pmr_stream.service`);
+* ``anonymizer``: ``raw/`` -> windows -> backend -> ``anon/`` (:mod:`pmr_stream.anonymizer.service`);
 * ``record`` of ``raw/`` (only for the side-by-side video);
 * the anonymized-stream sink (``python -m pmr_stream.pipeline sink``): records ``anon/``
   and every frame's latency from the producer's capture timestamp to its arrival.
@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from pmr_stream.assets import DEMO_CLIP
-from pmr_stream.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
+from pmr_stream.capture.sources import SOURCE_USAGE
+from pmr_stream.wire.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
 from pmr_stream.wire.sockets import (
     SocketOptions,
     add_curve_arguments,
@@ -49,7 +50,7 @@ from pmr_stream.wire.sockets import (
     restore_ctrl_c,
 )
 
-DEFAULT_SOURCE = f"kinect:{DEMO_CLIP}"
+DEFAULT_SOURCE = f"replay:{DEMO_CLIP}"
 
 
 def free_port() -> int:
@@ -171,14 +172,14 @@ def _error_line(path: Path) -> str:
 def check_source(source: str) -> None:
     """Open ``--source`` the way the producer will, and close it again (a file must exist and
     parse, a camera must open); ``ValueError`` naming the source and what is wrong."""
-    from pmr_stream.capture.producer import parse_source
+    from pmr_stream.capture.sources import parse_source
 
     spec = parse_source(source)
     try:
-        if spec.kind == "kinect":
-            from pmr_stream.capture.kinect import KinectReplay
+        if spec.kind == "replay":
+            from pmr_stream.capture.replay import RecordingReplay
 
-            KinectReplay(spec.arg).close()
+            RecordingReplay(spec.arg).close()
         elif spec.kind in ("video", "webcam"):
             import cv2
 
@@ -222,7 +223,7 @@ def preflight(args: argparse.Namespace) -> None:
     """What ``pmr stream`` checks before it starts any process (about a second, or the
     time it takes to load the recording): the source opens, the backend can run on the
     device, the policy parses, the metrics port is free. Raises ``ValueError`` (one line)."""
-    from pmr_stream.window import WindowPolicy
+    from pmr_stream.anonymizer.window import WindowPolicy
 
     check_source(args.source)
     WindowPolicy.parse(args.policy)
@@ -340,7 +341,7 @@ def _groups(args: argparse.Namespace) -> list[_Group]:
         raise ValueError(f"--producers must be >= 1, got {k}")
     if k == 1:
         return [_Group(args.source, args.stream, ("anon/",), 0, f"tcp://127.0.0.1:{free_port()}")]
-    from pmr_stream.capture.producer import parse_source
+    from pmr_stream.capture.sources import parse_source
     from pmr_stream.capture.synthetic import stream_ids
 
     spec = parse_source(args.source)
@@ -535,13 +536,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+    from pmr_stream.anonymizer.window import POLICY_HELP
     from pmr_stream.config import add_privacy_argument
-    from pmr_stream.window import POLICY_HELP
 
     p.add_argument(
         "--source",
         default=DEFAULT_SOURCE,
-        help="kinect:FILE, video:FILE, webcam:0, synthetic (default: the built-in demo recording)",
+        help=f"{SOURCE_USAGE} (default: the built-in demo recording)",
     )
     p.add_argument("--stream", default="demo", help="stream id (default demo)")
     p.add_argument(

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pmr_stream.anonymize import (
+from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
+from pmr_stream.backends.base import load_dummy
+from pmr_stream.formats.recording import Recording
+from pmr_stream.offline import (
     AnonymizeOptions,
     anonymize_recording,
     anonymize_track,
     blend_weights,
     default_window_fn,
-    load_dummy,
 )
-from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
-from pmr_stream.formats.recording import Recording
 from pmr_stream.skeleton import bone_lengths
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.anonymize import AnonymizeOptions, anonymize_track, default_window_fn, dummy_bone_lengths
+from pmr_stream.anonymizer.window import WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.assets import DEFAULT_MODEL
+from pmr_stream.offline import AnonymizeOptions, anonymize_track, default_window_fn
 from pmr_stream.skeleton import T, median_bone_lengths, retarget_bones
-from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
 
 needs_default = pytest.mark.skipif(
     not DEFAULT_MODEL.exists(), reason=f"default model {DEFAULT_MODEL} not built"
@@ -87,7 +87,7 @@ def test_offline_default_equals_the_service_window_store(name: str, bones: bool,
                                                          torch_backend: Any) -> None:  # fmt: skip
     x = TRACKS[name]()
     assert len(x) > T  # the start-up (first 74 frames) and the steady state
-    lengths = tuple(float(v) for v in dummy_bone_lengths(offline_fn.dummy)) if bones else None
+    lengths = tuple(float(v) for v in median_bone_lengths(offline_fn.source.dummy_window)) if bones else None
     offline = anonymize_track(
         x, offline_fn.anonymize, AnonymizeOptions(bone_lengths=lengths)
     )  # the default mode
@@ -154,14 +154,14 @@ def test_modes_and_their_errors() -> None:
 def test_offline_default_equals_the_real_service(offline_fn: Any, torch_backend: Any) -> None:
     """The real service (ZeroMQ on loopback, torch backend, default policy and bones) publishes
     the frames ``pmr anonymize`` writes for the same track, the start-up included."""
-    from pmr_stream.service import ServiceOptions
+    from pmr_stream.anonymizer.service import ServiceOptions
     from pmr_stream.wire.schema import FrameMessage
     from pmr_stream.wire.sockets import Publisher
     from pmr_stream.wire.subscriber import Subscriber
     from tests.service.conftest import collect, end_msg, frame_msg, running_service, start_msg, wait_connected
 
     x = _standin_track()[:100]
-    lengths = tuple(float(v) for v in dummy_bone_lengths(offline_fn.dummy))
+    lengths = tuple(float(v) for v in median_bone_lengths(offline_fn.source.dummy_window))
     offline = anonymize_track(x, offline_fn.anonymize, AnonymizeOptions(bone_lengths=lengths))
     with Publisher("tcp://127.0.0.1:*") as raw:
         with running_service(raw.endpoint, torch_backend, ServiceOptions(report_s=0)) as svc, \

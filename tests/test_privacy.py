@@ -1,4 +1,4 @@
-"""The allow-list of anonymized output (pmr_stream/privacy.py): messages, ids, keys, and `pmr anonymize` files."""
+"""The allow-list of anonymized output (pmr_stream/wire/privacy.py): messages, ids, keys, and `pmr anonymize` files."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pmr_stream.cli import main
 from pmr_stream.formats.io import load_recording
 from pmr_stream.formats.ntu import NtuSkeleton, project, read_skeleton, write_skeleton
 from pmr_stream.formats.recording import Recording
-from pmr_stream.privacy import (
+from pmr_stream.wire.privacy import (
     ANON_METADATA,
     ANON_SOURCE,
     CONFIDENCE,

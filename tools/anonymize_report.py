@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pmr_stream.anonymize import anonymize_recording, default_window_fn, load_dummy
 from pmr_stream.assets import DEFAULT_DUMMY
+from pmr_stream.backends.base import load_dummy
 from pmr_stream.formats.io import load_recording
+from pmr_stream.offline import anonymize_recording, default_window_fn
 from pmr_stream.skeleton import bone_directions, bone_lengths
 
 BODY_BONES = slice(0, 18)  # NTU25.bones order: trunk and limbs come first, hands last

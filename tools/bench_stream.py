@@ -106,10 +106,10 @@ def _recordings() -> list[tuple[str, np.ndarray]]:
 
 
 def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from pmr_stream.anonymize import AnonymizeOptions, anonymize_track
+    from pmr_stream.anonymizer.window import WindowOptions, WindowPolicy, WindowStore
     from pmr_stream.backends import get_backend
+    from pmr_stream.offline import AnonymizeOptions, anonymize_track
     from pmr_stream.skeleton import median_bone_lengths, retarget_bones
-    from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
 
     b = get_backend(args.backend, **({"device": args.device} if args.device else {}))
     tracks = _recordings()

@@ -185,15 +185,15 @@ def bench_throughput(kind: str, seconds: float) -> dict[str, Any]:
     from pmr_stream.wire.sockets import Publisher
 
     if kind == "kinect":
-        from pmr_stream.capture.kinect import KinectReplay
+        from pmr_stream.capture.replay import RecordingReplay
         from pmr_stream.formats.recording import Recording
 
         ntu = REPO.parent / "shared" / "data" / "ntu" / "S001C001P001R001A001.skeleton"
         if ntu.is_file():
-            src: Any = KinectReplay(ntu, stream="bench", loop=True)
+            src: Any = RecordingReplay(ntu, stream="bench", loop=True)
         else:
             rng = np.random.default_rng(0)
-            src = KinectReplay(
+            src = RecordingReplay(
                 Recording.from_clip(rng.uniform(-1, 3, (103, 25, 3)).astype(np.float32)), "bench", loop=True
             )
     else:

@@ -4,7 +4,7 @@ The fixed evaluators (:mod:`training.evaluators`) are trained on original clips 
 see anonymized data: a method can fool them by distorting the motion without removing
 what identifies the person. An attacker who holds recordings of people (the training
 split) anonymizes them with the public tool, exactly as the method publishes its output
-(:func:`offline_clips`: :func:`pmr_stream.anonymize.anonymize_track` with the default
+(:func:`offline_clips`: :func:`pmr_stream.offline.anonymize_track` with the default
 options), and retrains on the result. The same holds for a researcher who trains an
 action recogniser on a released, anonymized dataset (adaptive utility).
 
@@ -29,7 +29,7 @@ import numpy.typing as npt
 import torch
 from tqdm.auto import tqdm
 
-from pmr_stream.anonymize import AnonymizeOptions, WindowFn, anonymize_track
+from pmr_stream.offline import AnonymizeOptions, WindowFn, anonymize_track
 from training.data import ClipSet
 from training.evaluators import Evaluators, EvaluatorSpec, train_classifier, train_linkage
 
@@ -82,7 +82,7 @@ def offline_clips(
     desc: str = "anonymizing",
 ) -> ClipSet:  # fmt: skip
     """Every clip of ``clips`` anonymized as ``pmr anonymize`` does it: the whole clip through
-    :func:`~pmr_stream.anonymize.anonymize_track` with the default :class:`AnonymizeOptions`
+    :func:`~pmr_stream.offline.anonymize_track` with the default :class:`AnonymizeOptions`
     (``bone_lengths`` ``(24,)`` metres: the dummy-bone step; ``None``: none). Labels are kept;
     each clip keeps its length ``(T_i, 25, 3)``."""
     bones = None if bone_lengths is None else tuple(float(b) for b in np.asarray(bone_lengths).reshape(-1))

@@ -161,9 +161,9 @@ def train_evaluators_command(args: Any) -> int:
 
 
 def default_anonymizer_fn(model_path: Path, dummy_path: Path, device: str, level: str | None) -> Any:
-    """:func:`~pmr_stream.anonymize.default_window_fn` at a privacy level (``None``: the model's default,
+    """:func:`~pmr_stream.offline.default_window_fn` at a privacy level (``None``: the model's default,
     or a model without a dial)."""
-    from pmr_stream.anonymize import default_window_fn
+    from pmr_stream.offline import default_window_fn
 
     return default_window_fn(model_path, dummy_path, device, privacy=level)[0]
 
@@ -204,7 +204,6 @@ def build_methods(
     """The rows ``pmr evaluate`` builds: FK baseline; the paper-faithful PMR (``--paper-model``);
     DMR; the shipped default at each privacy level (and its streaming row at the default
     level); each ``--model-path``. ``--quick``: FK and the default's rows only."""
-    from pmr_stream.anonymize import TorchWindowFn
     from pmr_stream.assets import DEFAULT_MODEL
     from pmr_stream.model.checkpoint import load_model
 
@@ -250,7 +249,11 @@ def build_methods(
             model, _ = load_model(dmr)
             out.anonymizers.append(
                 Anonymizer(
-                    "DMR", "dmr", TorchWindowFn(model, dummy, device=args.device), None, source=str(dmr)
+                    "DMR",
+                    "dmr",
+                    default_anonymizer_fn(dmr, dummy_path, args.device, None),
+                    None,
+                    source=str(dmr),
                 )
             )
             out.paper_methods.append(
@@ -310,8 +313,8 @@ def _constant(fn: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]) 
 
 def evaluate_command(args: Any) -> int:
     """``pmr evaluate``: see ``pmr evaluate --help``."""
-    from pmr_stream.anonymize import load_dummy
     from pmr_stream.assets import DEFAULT_DUMMY
+    from pmr_stream.backends.base import load_dummy
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -6,7 +6,7 @@ Two kinds of table:
   (``cross-take``: no shared performance; ``cross-view``: the paper's). Every method is an
   :class:`Anonymizer` with the constant dummy, measured through the paths users get:
   offline (each whole test clip through ``pmr anonymize``'s
-  :func:`~pmr_stream.anonymize.anonymize_track`, default options, then the centre
+  :func:`~pmr_stream.offline.anonymize_track`, default options, then the centre
   window's frames) and streaming (:func:`stream_outputs`). Columns: fidelity (MPJPE
   against the FK retarget of the original onto the dummy's bones, bone-length error,
   jitter; mm) and, side by side, what the fixed evaluators (trained on originals) and the
@@ -38,7 +38,7 @@ Protocol of the paper-layout table (see the README's "Evaluation" section):
 * Rows: Original; PMR (the shipped default and any checkpoint given); DMR (the same
   network with embeddings (256, 32), trained without classifiers and Q); FK baseline
   (every bone set to the dummy's length, joint angles kept); and PMR through the
-  streaming path (windows made by :class:`pmr_stream.window.WindowStore` as the
+  streaming path (windows made by :class:`pmr_stream.anonymizer.window.WindowStore` as the
   anonymizer service makes them, run through an engine backend).
 """
 
@@ -183,14 +183,14 @@ def stream_outputs(
 ) -> npt.NDArray[np.float32]:
     """PMR as the streaming service produces it, at the frames of each clip's centre window.
 
-    Each (padded) clip is pushed frame by frame into a :class:`~pmr_stream.window.WindowStore`
+    Each (padded) clip is pushed frame by frame into a :class:`~pmr_stream.anonymizer.window.WindowStore`
     (start-up padding, per-window normalisation, the window policy), every due window goes
     through ``backend.anonymize`` in batches across clips, and the store turns the results
     into output frames; ``bones`` ``(24,)``: then every bone is set to these lengths, as the
     service does with ``bones="dummy"``. Returns ``(N, 75, 25, 3)``: the output frames at
     the centre window's frames, comparable with :func:`~training.evaluators.centre_windows`.
     """
-    from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
+    from pmr_stream.anonymizer.window import WindowOptions, WindowPolicy, WindowStore
 
     pol = WindowPolicy.parse(policy)
     out = np.zeros((len(clips), T, J, C), np.float32)
@@ -528,7 +528,7 @@ class ProtocolResult:
 
 def offline_windows(clips: ClipSet, an: Anonymizer, progress: bool = False) -> npt.NDArray[np.float32]:
     """The offline path at the evaluation's frames: each whole clip through ``pmr anonymize``'s
-    :func:`~pmr_stream.anonymize.anonymize_track` (default options, ``an``'s bone step), then
+    :func:`~pmr_stream.offline.anonymize_track` (default options, ``an``'s bone step), then
     the centre 75-frame window's frames (the frames :func:`centre_windows` takes) ``(N, 75, 25, 3)``."""
     from training.adaptive import offline_clips
 

@@ -372,8 +372,8 @@ def train_default_command(args: Any) -> int:
     """``pmr train-default``: train (or resume) the default anonymizer; see the module docstring."""
     import sys
 
-    from pmr_stream.anonymize import load_dummy
     from pmr_stream.assets import DEFAULT_DUMMY
+    from pmr_stream.backends.base import load_dummy
     from training.data import DataConfig, load_clips
     from training.train import ensure_standin
 

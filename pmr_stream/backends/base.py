@@ -200,6 +200,23 @@ def _check_dummy_window(window: npt.NDArray[np.float32], name: str) -> npt.NDArr
     return window
 
 
+def load_dummy(path: str | os.PathLike[str]) -> npt.NDArray[np.float32]:
+    """The dummy's 75-frame window ``(75, 25, 3)``, normalised metres, from a recording file.
+
+    The first person's first 75 frames are used (shorter clips are padded). Unchecked: the
+    backends load it through :func:`load_dummy_window`, which refuses a non-finite window.
+    """
+    from pmr_stream.formats.io import load_recording
+    from pmr_stream.skeleton import crop_clip, normalize
+
+    rec = load_recording(path)
+    frames = rec.joints[rec.present[:, 0], 0] if rec.present[:, 0].any() else None
+    if frames is None or len(frames) == 0:
+        raise ValueError(f"dummy {path}: the recording holds no frame of its first person")
+    window = crop_clip(frames[:T] if len(frames) >= T else frames, "centre")
+    return normalize(window)[0]
+
+
 def load_dummy_window(dummy: Any) -> npt.NDArray[np.float32]:
     """The dummy as a normalised window ``(75, 25, 3)`` float32, from a path or an array.
 
@@ -218,8 +235,6 @@ def load_dummy_window(dummy: Any) -> npt.NDArray[np.float32]:
                 if not np.all(np.isfinite(arr)):
                     raise ModelCheckError(f"dummy {p}: holds NaN or infinite values; refused")
                 return _check_dummy_window(normalize(arr)[0], str(p))
-        from pmr_stream.anonymize import load_dummy
-
         return _check_dummy_window(load_dummy(p), str(p))
     arr = np.asarray(dummy, dtype=np.float32)
     if arr.shape == (1, T, J, C):

@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pmr_stream.capture.pose import PoseOptions, PoseResult, open_capture
-from pmr_stream.capture.producer import PersonPose, SourceFrame, StreamInfo
 from pmr_stream.capture.smoothing import OneEuroFilter, OneEuroOptions
+from pmr_stream.capture.source import PersonPose, SourceFrame, StreamInfo
 from pmr_stream.skeleton import FPS
 from pmr_stream.wire.schema import MAX_ABS_METRES
 

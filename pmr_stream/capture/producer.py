@@ -1,7 +1,7 @@
 """The producer: takes frames from a source and publishes them on the wire.
 
-Sources (:mod:`.kinect`, :mod:`.camera`, :mod:`.synthetic`) yield :class:`SourceFrame`
-objects; :class:`Producer` turns them into wire messages on ``raw/<stream>``:
+Sources (:mod:`.replay`, :mod:`.camera`, :mod:`.synthetic`) yield
+:class:`~pmr_stream.capture.source.SourceFrame` objects; :class:`Producer` turns them into wire messages on ``raw/<stream>``:
 
 * a :class:`~pmr_stream.wire.schema.StreamStart` first, again every ``announce_s``
   seconds and whenever a new subscription reaches the ``XPUB`` socket (late subscribers);
@@ -15,8 +15,7 @@ their media time: ``speed`` 1 is real time, 2 twice as fast, 0 as fast as possib
 Cameras pace themselves. The producer reports its rate, the source's drops and the
 per-frame pose time every ``report_s`` seconds and when it stops.
 
-Source specs (:func:`parse_source`): ``kinect:FILE`` (``.skeleton`` or our ``.npz``),
-``video:FILE``, ``webcam:INDEX``, ``synthetic`` or ``synthetic:N`` (N streams).
+Source specs are parsed and opened by :mod:`pmr_stream.capture.sources`.
 """
 
 from __future__ import annotations
@@ -26,125 +25,17 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from pmr_stream.capture.source import Source, SourceFrame
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart, WireError
 from pmr_stream.wire.sockets import Publisher
 
 log = logging.getLogger(__name__)
-
-SOURCE_KINDS: Final[tuple[str, ...]] = ("kinect", "video", "webcam", "synthetic")
-
-
-@dataclass(frozen=True)
-class PersonPose:
-    """One person in a frame: ``joints`` ``(25, 3)`` float32 metres (Kinect camera
-    convention), ``confidence`` ``(25,)`` in [0, 1]."""
-
-    person: int
-    joints: npt.NDArray[np.float32]
-    confidence: npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class SourceFrame:
-    """A captured frame of one stream.
-
-    Attributes:
-        stream: stream id.
-        frame: index of the frame in the source (camera frame number, recording row).
-        pts_s: media time, seconds from the stream's start.
-        persons: the persons found (empty: nobody, published as a gap).
-        t_mono_ns, t_wall_ns: capture time; ``None`` for file sources, stamped by the
-            producer when the frame is released (after pacing).
-        pose_s: seconds the pose estimator took for this frame (``None``: no estimator).
-    """
-
-    stream: str
-    frame: int
-    pts_s: float
-    persons: tuple[PersonPose, ...]
-    t_mono_ns: int | None = None
-    t_wall_ns: int | None = None
-    pose_s: float | None = None
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What a stream announces: nominal ``fps``, ``source`` description, the number of
-    person slots and JSON-like ``metadata``."""
-
-    stream: str
-    fps: float
-    source: str
-    max_persons: int = 1
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-class Source(Protocol):
-    """What :class:`Producer` needs from a source."""
-
-    #: the streams this source produces
-    streams: list[StreamInfo]
-    #: ``True``: frames arrive in real time (cameras); ``False``: the producer paces them
-    live: bool
-
-    def frames(self, stop: threading.Event) -> Iterator[SourceFrame]:
-        """Frames until the source ends or ``stop`` is set."""
-        ...
-
-    @property
-    def drops(self) -> int:
-        """Frames the source captured but dropped (newest frame wins)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-# ----------------------------------------------------------------------------- source specs
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A parsed ``--source``: ``kind`` and its argument (file path, device index, stream count)."""
-
-    kind: str
-    arg: str
-
-    @property
-    def device(self) -> int:
-        return int(self.arg)
-
-
-def parse_source(spec: str) -> SourceSpec:
-    """Parse ``kinect:FILE``, ``video:FILE``, ``webcam:0``, ``synthetic`` or ``synthetic:N``.
-
-    Raises ``ValueError`` saying what is accepted.
-    """
-    kind, sep, arg = spec.partition(":")
-    usage = "use kinect:FILE, video:FILE, webcam:INDEX, synthetic or synthetic:N"
-    if kind not in SOURCE_KINDS:
-        raise ValueError(f"unknown source {spec!r}; {usage}")
-    if kind in ("kinect", "video") and not arg:
-        raise ValueError(f"source {spec!r} needs a file: {kind}:FILE")
-    if kind == "webcam":
-        arg = arg or "0"
-        if not arg.isdigit():
-            raise ValueError(f"source {spec!r}: the webcam is given by its index, e.g. webcam:0")
-    if kind == "synthetic":
-        arg = arg or "1"
-        if not arg.isdigit() or not 1 <= int(arg) <= 1000:
-            raise ValueError(f"source {spec!r}: synthetic:N needs N streams between 1 and 1000")
-    del sep
-    return SourceSpec(kind, arg)
-
-
-# ----------------------------------------------------------------------------- producer
 
 
 @dataclass(frozen=True)
@@ -369,60 +260,4 @@ class Producer:
         return st
 
 
-# ----------------------------------------------------------------------------- opening sources
-
-
-def default_stream_id(spec: SourceSpec) -> str:
-    """Stream id when none is given: the file's stem, ``webcam0``, ``syn``."""
-    import re
-    from pathlib import Path
-
-    if spec.kind in ("kinect", "video"):
-        stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(spec.arg).stem)[:64].lstrip("._-")
-        return stem or spec.kind
-    if spec.kind == "webcam":
-        return f"webcam{spec.arg}"
-    return "syn"
-
-
-def open_source(
-    spec: SourceSpec | str,
-    *,
-    stream: str | None = None,
-    speed: float = 1.0,
-    loop: bool = False,
-    smoothing: Any = None,
-    mirrored: bool = False,
-    seed: int = 0,
-) -> Source:
-    """Open the source named by ``spec`` (see :func:`parse_source`).
-
-    ``stream``: stream id (default :func:`default_stream_id`; ``synthetic:N`` appends
-    ``-0`` .. ``-N-1``). ``speed``: for video files, 1 = real time like a camera (the
-    newest frame wins), 0 = every frame as fast as the pose estimator goes.
-    ``loop``: Kinect replays start over at the end. ``smoothing``: a
-    :class:`~pmr_stream.capture.smoothing.OneEuroOptions` for camera sources.
-    ``mirrored``: the camera image is mirrored (selfie view, Kinect colour).
-    """
-    s = parse_source(spec) if isinstance(spec, str) else spec
-    sid = stream or default_stream_id(s)
-    if s.kind == "kinect":
-        from pmr_stream.capture.kinect import KinectReplay
-
-        return KinectReplay(s.arg, stream=sid, loop=loop)
-    if s.kind in ("video", "webcam"):
-        from pmr_stream.capture.camera import CameraOptions, CameraSource
-        from pmr_stream.capture.pose import PoseOptions
-
-        target: int | str = s.device if s.kind == "webcam" else s.arg
-        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=PoseOptions(mirrored=mirrored))
-        return CameraSource(target, stream=sid, options=opts)
-    from pmr_stream.capture.synthetic import SyntheticSource
-
-    return SyntheticSource(int(s.arg), stream=sid, seed=seed)
-
-
-__all__ = [
-    "SOURCE_KINDS", "PersonPose", "SourceFrame", "StreamInfo", "Source", "SourceSpec", "parse_source",
-    "ProducerOptions", "ProducerStats", "Producer", "default_stream_id", "open_source",
-]  # fmt: skip
+__all__ = ["ProducerOptions", "ProducerStats", "Producer"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 
-from pmr_stream.capture.producer import PersonPose, SourceFrame, StreamInfo
+from pmr_stream.capture.source import PersonPose, SourceFrame, StreamInfo
 from pmr_stream.skeleton import FPS
 
 

@@ -10,7 +10,7 @@ Frames are drawn as they arrive: each completed captured frame of an ``anon/`` s
 (``cv2.imshow`` would abort the process) the same pictures go to a video file.
 The camera is fixed per stream from its first frame, widened so a person can move.
 With ``show_original``, a raw stream is paired with its anonymized one through
-``stream_ids`` (the anonymizer's key and declared-public ids, :mod:`pmr_stream.privacy`):
+``stream_ids`` (the anonymizer's key and declared-public ids, :mod:`pmr_stream.wire.privacy`):
 on ``anon/`` a stream goes by its keyed pseudonym, not its raw id.
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.privacy import StreamIds
 from pmr_stream.sinks.render import Camera, RenderOptions, render_frame, write_video
+from pmr_stream.wire.privacy import StreamIds
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd
 from pmr_stream.wire.subscriber import Received, Subscriber
 

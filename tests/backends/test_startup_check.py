@@ -231,7 +231,7 @@ def test_a_bad_checkpoint_is_refused_naming_it(kind: str, why: str, backend: str
 
 def test_the_offline_window_function_refuses_a_bad_checkpoint(bad_checkpoints: dict[str, str],
                                                               model_files: tuple[str, str]) -> None:  # fmt: skip
-    from pmr_stream.anonymize import default_window_fn
+    from pmr_stream.offline import default_window_fn
 
     for kind in ("nan", "far"):  # with the shipped dummy
         with pytest.raises(ValueError, match=re.escape(bad_checkpoints[kind])):

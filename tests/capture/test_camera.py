@@ -13,8 +13,9 @@ import pytest
 
 from pmr_stream.capture.camera import CameraOptions, CameraSource
 from pmr_stream.capture.pose import PoseResult
-from pmr_stream.capture.producer import Producer, ProducerOptions, ProducerStats, SourceFrame
+from pmr_stream.capture.producer import Producer, ProducerOptions, ProducerStats
 from pmr_stream.capture.smoothing import OneEuroOptions
+from pmr_stream.capture.source import SourceFrame
 from pmr_stream.wire.schema import FrameGap, FrameMessage
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pmr_stream.capture.kinect import KinectReplay
 from pmr_stream.capture.producer import Producer, ProducerOptions, ProducerStats
+from pmr_stream.capture.replay import RecordingReplay
 from pmr_stream.formats.io import load_recording
 from pmr_stream.formats.recording import Recording
 from pmr_stream.sinks.recorder import Recorder, RecordOptions
@@ -35,7 +35,7 @@ def gappy_recording() -> Recording:
 
 
 def replay_and_record(
-    source: KinectReplay, tmp_path: Path, **opts: object
+    source: RecordingReplay, tmp_path: Path, **opts: object
 ) -> tuple[Recording, ProducerStats, Subscriber]:
     """Publish ``source`` through a real XPUB socket, record it through a real SUB socket."""
     with Publisher(TCP_ANY) as pub, Subscriber(pub.endpoint, ["raw/"]) as sub:
@@ -62,7 +62,7 @@ def assert_same(a: Recording, b: Recording) -> None:
 
 def test_gappy_recording_round_trip(tmp_path: Path) -> None:
     orig = gappy_recording()
-    back, stats, sub = replay_and_record(KinectReplay(orig, stream="gappy"), tmp_path)
+    back, stats, sub = replay_and_record(RecordingReplay(orig, stream="gappy"), tmp_path)
     assert_same(orig, back)
     assert (stats.frames, stats.persons, stats.gaps, stats.end_reason) == (12, 16, 1, "eof")
     assert back.metadata["wire"]["stream"] == "gappy" and back.metadata["wire"]["ended"] == "eof"
@@ -75,7 +75,7 @@ def test_real_ntu_two_person_take_round_trip(tmp_path: Path) -> None:
     path = ntu_file("S001C003P008R002A058.skeleton")
     orig = load_recording(path)
     assert orig.num_persons == 2
-    back, stats, sub = replay_and_record(KinectReplay(path, stream="take"), tmp_path)
+    back, stats, sub = replay_and_record(RecordingReplay(path, stream="take"), tmp_path)
     assert_same(orig, back)
     assert stats.frames == 70 and stats.persons == 140
     assert back.metadata["wire"]["source"] == "kinect:S001C003P008R002A058.skeleton"
@@ -83,7 +83,7 @@ def test_real_ntu_two_person_take_round_trip(tmp_path: Path) -> None:
 
 def test_npz_input_and_loop(tmp_path: Path) -> None:
     gappy_recording().save(tmp_path / "in.npz")
-    src = KinectReplay(tmp_path / "in.npz", stream="loop", loop=True)
+    src = RecordingReplay(tmp_path / "in.npz", stream="loop", loop=True)
     back, stats, _ = replay_and_record(src, tmp_path, max_frames=30)
     assert stats.frames == 30 and stats.end_reason == "limit"
     assert back.num_frames == 30
@@ -99,7 +99,7 @@ def test_replay_is_paced_by_speed() -> None:
     for speed in (1.0, 2.0, 0.0):
         with Publisher(TCP_ANY) as pub:
             t0 = time.monotonic()
-            Producer(KinectReplay(rec, stream="p"), pub, ProducerOptions(speed=speed, report_s=0)).run()
+            Producer(RecordingReplay(rec, stream="p"), pub, ProducerOptions(speed=speed, report_s=0)).run()
             times[speed] = time.monotonic() - t0
     assert times[1.0] >= 15 / 30 * 0.95
     assert 15 / 60 * 0.95 <= times[2.0] < times[1.0]
@@ -107,7 +107,7 @@ def test_replay_is_paced_by_speed() -> None:
 
 
 def test_frames_carry_every_body_as_its_own_person() -> None:
-    src = KinectReplay(gappy_recording(), stream="g")
+    src = RecordingReplay(gappy_recording(), stream="g")
     frames = list(src.frames(threading.Event()))
     assert [len(f.persons) for f in frames] == [1, 1, 1, 2, 2, 0, 2, 2, 2, 1, 1, 1]
     assert [p.person for p in frames[4].persons] == [0, 1]

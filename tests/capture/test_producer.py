@@ -9,17 +9,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from pmr_stream.capture.kinect import KinectReplay
-from pmr_stream.capture.producer import (
-    Producer,
-    ProducerOptions,
-    ProducerStats,
-    SourceFrame,
-    SourceSpec,
-    default_stream_id,
-    open_source,
-    parse_source,
-)
+from pmr_stream.capture.producer import Producer, ProducerOptions, ProducerStats
+from pmr_stream.capture.replay import RecordingReplay
+from pmr_stream.capture.source import SourceFrame
+from pmr_stream.capture.sources import SourceSpec, default_stream_id, open_source, parse_source
 from pmr_stream.capture.synthetic import SyntheticSource
 from pmr_stream.formats.recording import Recording
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
@@ -32,7 +25,8 @@ TCP_ANY = "tcp://127.0.0.1:*"
 @pytest.mark.parametrize(
     "spec,expected",
     [
-        ("kinect:a/b.skeleton", SourceSpec("kinect", "a/b.skeleton")),
+        ("replay:a/b.skeleton", SourceSpec("replay", "a/b.skeleton")),
+        ("kinect:a/b.skeleton", SourceSpec("replay", "a/b.skeleton")),  # the alias
         ("video:C:/x.avi", SourceSpec("video", "C:/x.avi")),
         ("webcam:0", SourceSpec("webcam", "0")),
         ("webcam", SourceSpec("webcam", "0")),
@@ -155,7 +149,7 @@ def test_stop_sends_stream_end_interrupted() -> None:
     with Publisher(TCP_ANY) as pub, Subscriber(pub.endpoint, ["raw/"]) as sub:
         stop = threading.Event()
         p = Producer(
-            KinectReplay(rec, stream="k"), pub, ProducerOptions(speed=1.0, wait_subscribers=1, report_s=0)
+            RecordingReplay(rec, stream="k"), pub, ProducerOptions(speed=1.0, wait_subscribers=1, report_s=0)
         )
         t, out = _run_in_thread(p, stop)
         got = []
@@ -174,7 +168,7 @@ def test_stop_sends_stream_end_interrupted() -> None:
 def test_unsendable_frame_is_a_clear_error() -> None:
     rec = Recording.from_clip(np.full((3, 25, 3), 2000.0, np.float32), metadata={"source": "far.skeleton"})
     with Publisher(TCP_ANY) as pub:
-        p = Producer(KinectReplay(rec, stream="far"), pub, ProducerOptions(speed=0, report_s=0))
+        p = Producer(RecordingReplay(rec, stream="far"), pub, ProducerOptions(speed=0, report_s=0))
         with pytest.raises(ValueError, match=r"kinect:far.skeleton: frame 0, person 0 cannot be sent: range"):
             p.run()
     assert p.stats.end_reason == "error"

@@ -1,9 +1,9 @@
 """A cheap numpy backend, and the real anonymizer service around it as a process of its own.
 
 ``python -m tests.service.cheap_service RAW_ENDPOINT STATS_JSON OPTIONS_JSON`` runs
-:func:`pmr_stream.service.serve` (real ZeroMQ sockets) with :class:`CheapBackend` until
+:func:`pmr_stream.anonymizer.service.serve` (real ZeroMQ sockets) with :class:`CheapBackend` until
 SIGINT/SIGTERM, writing the service's statistics to ``STATS_JSON`` every 0.2 s; the
-options are :class:`~pmr_stream.service.ServiceOptions` fields as a JSON map. It prints
+options are :class:`~pmr_stream.anonymizer.service.ServiceOptions` fields as a JSON map. It prints
 ``ready <anon endpoint>`` once bound. Used by the memory soak test, which measures this
 process's resident size from outside.
 """
@@ -53,7 +53,7 @@ class CheapBackend:
 
 
 def main(argv: list[str]) -> int:
-    from pmr_stream.service import ServiceOptions, serve
+    from pmr_stream.anonymizer.service import ServiceOptions, serve
     from pmr_stream.wire.sockets import SocketOptions, stop_on_signals
 
     raw, stats_json, options = argv

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pmr_stream.anonymizer.service import ServiceOptions, serve
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
-from pmr_stream.service import ServiceOptions, serve
 from pmr_stream.wire.schema import FrameMessage, StreamEnd
 from pmr_stream.wire.sockets import (
     CurveOptions,

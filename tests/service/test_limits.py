@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pmr_stream.anonymizer.service import ServiceOptions
+from pmr_stream.anonymizer.window import WindowOptions, WindowStore
 from pmr_stream.cli import build_parser
-from pmr_stream.service import ServiceOptions
-from pmr_stream.window import WindowOptions, WindowStore
 from pmr_stream.wire.schema import FrameMessage, StreamStart
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber

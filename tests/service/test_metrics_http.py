@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.metrics_http import MetricsOptions, MetricsServer, prometheus_text
-from pmr_stream.service import ServiceOptions, serve
+from pmr_stream.anonymizer.http import MetricsOptions, MetricsServer, prometheus_text
+from pmr_stream.anonymizer.service import ServiceOptions, serve
 from pmr_stream.wire.sockets import Publisher
 from tests.service.conftest import end_msg, frame_msg, start_msg, wait_connected
 
@@ -177,7 +177,7 @@ def _scrape_until(url: str, pred: Callable[[str], bool], what: str, timeout_s: f
 
 
 def _anon_id(stream: str) -> str:
-    from pmr_stream.privacy import StreamIds
+    from pmr_stream.wire.privacy import StreamIds
 
     return StreamIds(b"k" * 32).anon(stream)
 

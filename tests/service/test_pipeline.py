@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pmr_stream.formats.io import load_recording
-from pmr_stream.privacy import StreamIds, load_stream_key
+from pmr_stream.wire.privacy import StreamIds, load_stream_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

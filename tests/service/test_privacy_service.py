@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 import zmq
 
+from pmr_stream.anonymizer.service import ServiceOptions
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
 from pmr_stream.formats.ntu import read_skeleton
-from pmr_stream.privacy import (
+from pmr_stream.wire.privacy import (
     ANON_METADATA,
     ANON_SOURCE,
     CONFIDENCE,
@@ -32,7 +33,6 @@ from pmr_stream.privacy import (
     pseudonym,
     service_metadata,
 )
-from pmr_stream.service import ServiceOptions
 from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart, unpack
 from pmr_stream.wire.sockets import Publisher
 from tests.service.conftest import end_msg, frame_msg, running_service, start_msg, wait_connected
@@ -143,14 +143,14 @@ def frames_or_control(got: list[tuple[bytes, Message]]) -> list[FrameGap | Strea
 def test_a_real_ntu_replay_leaves_no_label_on_anon(backend: Any, ntu_dir: Path) -> None:
     """``S001C001P001R001A001.skeleton`` replayed by the real producer: the stream id, the performer,
     the Kinect body ids, the source path and the raw confidences stay off anon/."""
-    from pmr_stream.capture.kinect import KinectReplay
     from pmr_stream.capture.producer import Producer, ProducerOptions
+    from pmr_stream.capture.replay import RecordingReplay
 
     path = ntu_dir / "S001C001P001R001A001.skeleton"
     if not path.exists():
         pytest.skip(f"{path} not found")
     body_ids = read_skeleton(path).body_ids()
-    source = KinectReplay(path, stream=path.stem)  # what `pmr produce --source kinect:FILE` streams as
+    source = RecordingReplay(path, stream=path.stem)  # what `pmr produce --source kinect:FILE` streams as
     with Publisher("tcp://127.0.0.1:*") as raw:
         with running_service(raw.endpoint, backend, ServiceOptions(report_s=0)) as svc, \
                 wire_tap(svc.anon_endpoint) as tap:  # fmt: skip

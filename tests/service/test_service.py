@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pmr_stream.anonymizer.http import prometheus_text
+from pmr_stream.anonymizer.service import AnonymizerService, ArrivalRate, ServiceOptions
+from pmr_stream.anonymizer.window import WindowPolicy
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
-from pmr_stream.metrics_http import prometheus_text
-from pmr_stream.privacy import StreamIds
-from pmr_stream.service import AnonymizerService, ArrivalRate, ServiceOptions
 from pmr_stream.skeleton import bone_lengths
-from pmr_stream.window import WindowPolicy
+from pmr_stream.wire.privacy import StreamIds
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber

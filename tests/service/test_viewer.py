@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pmr_stream.anonymizer.service import ServiceOptions
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
-from pmr_stream.privacy import StreamIds
-from pmr_stream.service import ServiceOptions
 from pmr_stream.sinks.viewer import Viewer, ViewerOptions, has_display, run_viewer
+from pmr_stream.wire.privacy import StreamIds
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber
 from tests.service.conftest import end_msg, frame_msg, running_service, start_msg, wait_connected

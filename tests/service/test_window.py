@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pmr_stream.anonymizer.window import WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.skeleton import SPINE_MID, T
-from pmr_stream.window import WindowOptions, WindowPolicy, WindowStore
 
 
 def pose(t: float) -> np.ndarray:

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from pmr_stream.anonymize import load_dummy
 from pmr_stream.assets import DEFAULT_DUMMY
+from pmr_stream.backends.base import load_dummy
 from pmr_stream.model.checkpoint import load_model
 from pmr_stream.model.pmr import PMRModel
 from pmr_stream.model.privacy_dial import DIAL, PRIVACY_LEVELS

@@ -5,7 +5,7 @@ network was trained (SpineMid of its first frame at the origin), anonymized and 
 back where it was. By default (mode ``"last"``) every frame is read the way the
 streaming service reads it with its default window policy: from the end of the window
 that ends at it, the start-up padded by repeating the track's first frame, through the
-same :class:`~pmr_stream.window.WindowStore` the service uses, so a file anonymized
+same :class:`~pmr_stream.anonymizer.window.WindowStore` the service uses, so a file anonymized
 offline holds exactly the frames the service publishes for the same track (``"delay:N"``
 is the offline form of the service's ``delay:N`` policy). ``"centre"`` reads every frame
 from the centre of its own window; ``"blend"`` uses fewer windows, ``stride`` frames
@@ -13,8 +13,9 @@ apart, blended with weights that fall to near zero at window borders (a Hann tap
 Short tracks are padded by repeating their end frames and trimmed back afterwards.
 
 The network call is a ``WindowFn``: windows ``(B, 75, 25, 3)`` normalised ->
-anonymized ``(B, 75, 25, 3)``. :class:`TorchWindowFn` runs the PyTorch model with
-the dummy's privacy code computed once; the engine backends offer the same call.
+anonymized ``(B, 75, 25, 3)``: an engine backend (:mod:`pmr_stream.backends`, the same
+interface the streaming service runs; :func:`default_window_fn` builds the shipped one) or
+any function of that shape (the evaluation's baselines).
 """
 
 from __future__ import annotations
@@ -23,95 +24,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
+from pmr_stream.anonymizer.window import POLICY_HELP, WindowOptions, WindowPolicy, WindowStore
+from pmr_stream.backends.base import Backend
 from pmr_stream.formats.recording import Recording
-from pmr_stream.model.pmr import PMRModel
-from pmr_stream.privacy import file_metadata, fresh_person_order
 from pmr_stream.skeleton import (
     SPINE_MID,
-    C,
     J,
     T,
     check_clip,
-    crop_clip,
-    normalize,
     pad_to_length,
     retarget_bones,
     window_starts,
 )
-from pmr_stream.window import POLICY_HELP, WindowOptions, WindowPolicy, WindowStore
+from pmr_stream.wire.privacy import file_metadata, fresh_person_order
 
 log = logging.getLogger(__name__)
 
 WindowFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
-
-
-class SupportsAnonymize(Protocol):
-    def anonymize(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
-
-
-def load_dummy(path: str | Path) -> npt.NDArray[np.float32]:
-    """The dummy's 75-frame window ``(75, 25, 3)``, normalised, from a recording file.
-
-    The first person's first 75 frames are used (shorter clips are padded).
-    """
-    from pmr_stream.formats.io import load_recording
-
-    rec = load_recording(path)
-    frames = rec.joints[rec.present[:, 0], 0] if rec.present[:, 0].any() else None
-    if frames is None or len(frames) == 0:
-        raise ValueError(f"dummy {path}: the recording holds no frame of its first person")
-    window = crop_clip(frames[:T] if len(frames) >= T else frames, "centre")
-    return normalize(window)[0]
-
-
-def dummy_bone_lengths(dummy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Median bone lengths ``(24,)`` metres of a dummy window."""
-    from pmr_stream.skeleton import median_bone_lengths
-
-    return median_bone_lengths(dummy)
-
-
-class TorchWindowFn:
-    """PyTorch implementation of the streaming graph ``D(E_M(windows), z_dummy)``.
-
-    ``z_dummy`` (the dummy's privacy code) is computed once at construction; ``privacy`` is the
-    dial's level of a model with one (``None``: its default; a model without a dial refuses a level).
-    """
-
-    name = "torch"
-
-    def __init__(self, model: PMRModel, dummy: npt.ArrayLike, device: str = "cpu", max_batch: int = 256,
-                 privacy: str | None = None) -> None:  # fmt: skip
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.privacy = model.resolve_privacy(privacy)
-        d = torch.as_tensor(np.asarray(dummy, dtype=np.float32)).to(self.device)
-        if d.dim() == 3:
-            d = d.unsqueeze(0)
-        with torch.no_grad():
-            self.code = self.model.privacy_code(d)  # (1, C0, C1)
-        self.max_batch = max_batch
-        self.dummy = np.asarray(dummy, dtype=np.float32).reshape(T, J, C)  # (75, 25, 3) normalised
-
-    @torch.no_grad()
-    def anonymize(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """``(B, 75, 25, 3)`` normalised windows -> anonymized ``(B, 75, 25, 3)``."""
-        w = np.asarray(windows, dtype=np.float32)
-        if w.ndim != 4 or w.shape[1:] != (T, J, C):
-            raise ValueError(f"windows must have shape (B, {T}, {J}, {C}), got {w.shape}")
-        out = []
-        for s in range(0, len(w), self.max_batch):
-            x = torch.from_numpy(w[s : s + self.max_batch]).to(self.device)
-            out.append(self.model.anonymize_with_code(x, self.code, self.privacy).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros_like(w)
-
-    __call__ = anonymize
 
 
 def blend_weights(length: int = T) -> npt.NDArray[np.float64]:
@@ -120,7 +54,7 @@ def blend_weights(length: int = T) -> npt.NDArray[np.float64]:
     return 0.5 - 0.5 * np.cos(2 * np.pi * (n + 0.5) / length) + 1e-3
 
 
-#: Offline modes that are not a window policy (``last`` and ``delay:N`` are, see :mod:`pmr_stream.window`).
+#: Offline modes that are not a window policy (``last`` and ``delay:N`` are, see :mod:`pmr_stream.anonymizer.window`).
 OFFLINE_MODES: Final[tuple[str, ...]] = ("centre", "blend")
 #: What ``AnonymizeOptions.mode`` / ``pmr anonymize --mode`` accept.
 MODE_HELP: Final[str] = f"a window policy ({POLICY_HELP}), 'centre' or 'blend'"
@@ -144,7 +78,7 @@ class AnonymizeOptions:
     no streaming policy can read there without 37 frames (1.2 s) of delay.
     ``mode="blend"``: windows ``stride`` frames apart blended with a Hann taper
     (75 = no overlap; 25 = each frame in 3 windows); fewer network calls, more jitter.
-    ``bone_lengths``: ``(24,)`` metres (e.g. :func:`dummy_bone_lengths` of the dummy): every
+    ``bone_lengths``: ``(24,)`` metres (e.g. :func:`~pmr_stream.skeleton.median_bone_lengths` of the dummy): every
     output bone is set to that length by forward kinematics, directions kept, after the
     policy's blending, as the streaming service does by default; ``None`` keeps the
     network's output as it is.
@@ -219,7 +153,7 @@ def _policy_windows(
     x: npt.NDArray[np.float32], window_fn: WindowFn, policy: WindowPolicy, batch_size: int
 ) -> npt.NDArray[np.float32]:
     """Each frame as the streaming service reads it with ``policy``: the track ``(N, 25, 3)`` goes
-    through a :class:`~pmr_stream.window.WindowStore` (the service's ring buffer: start-up
+    through a :class:`~pmr_stream.anonymizer.window.WindowStore` (the service's ring buffer: start-up
     padding, per-window normalisation, read position, blending), ``batch_size`` windows per call."""
     key = ("offline", 0)
     store = WindowStore(WindowOptions(policy=policy))
@@ -273,10 +207,10 @@ def anonymize_recording(
 ) -> Recording:
     """Anonymize every person of a recording; frames where a person is absent stay absent.
 
-    The result carries only what :mod:`pmr_stream.privacy` allows in a file: the anonymized
+    The result carries only what :mod:`pmr_stream.wire.privacy` allows in a file: the anonymized
     joints, presence and timestamps, confidence 1.0 where present (0 where absent), persons
     renumbered 0, 1.. by first appearance (never-present slots dropped), and the metadata of
-    :data:`~pmr_stream.privacy.FILE_METADATA` (none of the input's: no source path, NTU name
+    :data:`~pmr_stream.wire.privacy.FILE_METADATA` (none of the input's: no source path, NTU name
     parts, body ids, ...). Every writer fills its other fields from that, so a ``.skeleton``
     gets fresh body ids and neutral per-body fields.
     """
@@ -301,27 +235,21 @@ def default_window_fn(
     dummy_path: str | Path | None = None,
     device: str = "cpu",
     privacy: str | None = None,
-) -> tuple[TorchWindowFn, str]:
-    """The shipped default model and dummy (or the given ones) as a window function, and a model id.
+) -> tuple[Backend, str]:
+    """The shipped default model and dummy (or the given ones) as a backend, and a model id.
 
-    ``privacy``: the privacy dial's level (``None``: the model's default); a model without a dial
-    refuses a level in one line naming the file.
-
-    Passes the start-up check of the backends first (:func:`pmr_stream.backends.base.load_source`
-    refuses non-finite weights or dummy and a bad reference output; the window function itself is
-    then run on the probe against the reference): :class:`~pmr_stream.backends.base.ModelCheckError`
-    names the file.
+    Offline anonymization runs the same engine interface as the streaming service
+    (:func:`pmr_stream.backends.get_backend`, the PyTorch backend on ``device``), so the two
+    cannot drift: the backend passes the same start-up check (non-finite weights or dummy and a
+    bad reference output are refused with :class:`~pmr_stream.backends.base.ModelCheckError`
+    naming the file). ``privacy``: the privacy dial's level (``None``: the model's default); a
+    model without a dial refuses a level in one line naming the file.
     """
     from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
-    from pmr_stream.backends.base import BackendOptions, load_source, verify_outputs
+    from pmr_stream.backends import get_backend
 
     mp = Path(model_path) if model_path else DEFAULT_MODEL
     dp = Path(dummy_path) if dummy_path else DEFAULT_DUMMY
-    source = load_source(BackendOptions(model_path=str(mp), dummy=str(dp), privacy=privacy))
-    window = (
-        source.dummy_window if source.dummy_window is not None else load_dummy(dp)
-    )  # always set by load_source
-    fn = TorchWindowFn(source.model, window, device=device, privacy=source.privacy)
-    verify_outputs(fn.anonymize, source, "fp32", str(mp))
-    log.info("anonymizing with %s (dummy %s)", mp, dp)
-    return fn, source.model_id
+    backend = get_backend("torch", model_path=str(mp), dummy=str(dp), device=device, privacy=privacy)
+    log.info("anonymizing with %s (dummy %s) on %s", mp, dp, backend.device)
+    return backend, backend.source.model_id

@@ -5,7 +5,7 @@ One loop (one thread) does everything, so there are no locks and no reordering:
 1. take every message already queued on the subscriber socket (validated by
    :class:`~pmr_stream.wire.subscriber.Subscriber`: bad messages, unknown streams and
    out-of-order sequence numbers are dropped and counted there);
-2. push each frame into its (stream, person) ring buffer (:mod:`pmr_stream.window`),
+2. push each frame into its (stream, person) ring buffer (:mod:`pmr_stream.anonymizer.window`),
    which makes one 75-frame window due per input frame;
 3. run the due windows of **all** streams through the backend as one batch (split at
    ``max_batch``) when ``max_batch`` windows are due, or nothing else is queued and the
@@ -16,7 +16,7 @@ One loop (one thread) does everything, so there are no locks and no reordering:
    :class:`~pmr_stream.wire.schema.FrameMessage` per input frame (same ``seq``,
    ``frame``, ``pts_s`` and capture timestamps, ``anonymized=True``, ``model_id``), and
    the stream's start / gap / end messages rebuilt from the allow-list of
-   :mod:`pmr_stream.privacy` (never a copy: no raw metadata, source or session), all under
+   :mod:`pmr_stream.wire.privacy` (never a copy: no raw metadata, source or session), all under
    the stream's keyed pseudonym, persons renumbered 0, 1.. by first appearance,
    confidence 1.0. Internal bookkeeping stays keyed by the raw stream id.
 
@@ -44,8 +44,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from pmr_stream.metrics_http import MetricsServer, prometheus_text
-from pmr_stream.privacy import (
+from pmr_stream.anonymizer.http import MetricsServer, prometheus_text
+from pmr_stream.anonymizer.window import Due, WindowOptions, WindowPolicy, WindowStore
+from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
+from pmr_stream.wire.privacy import (
     PersonIds,
     StreamIds,
     anon_end,
@@ -55,8 +57,6 @@ from pmr_stream.privacy import (
     fresh_session,
     service_metadata,
 )
-from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
-from pmr_stream.window import Due, WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.wire.schema import (
     MAX_METADATA_BYTES,
     FrameGap,
@@ -84,7 +84,7 @@ class ServiceOptions:
     """Options of :class:`AnonymizerService`.
 
     Attributes:
-        policy: window policy (``last`` or ``delay:N``, see :mod:`pmr_stream.window`).
+        policy: window policy (``last`` or ``delay:N``, see :mod:`pmr_stream.anonymizer.window`).
         max_batch: most windows per engine call.
         max_wait_ms: longest a due window waits for others to join its batch. The service
             waits only while frames arrive faster than one per ``max_wait_ms`` (measured
@@ -108,7 +108,7 @@ class ServiceOptions:
             median lengths by forward kinematics (directions kept), so no residual of the
             person's build survives the network's imperfect retargeting; ``"model"``: the
             network's output as it is.
-        stream_key: secret of the ``anon/`` stream-id pseudonyms (:mod:`pmr_stream.privacy`,
+        stream_key: secret of the ``anon/`` stream-id pseudonyms (:mod:`pmr_stream.wire.privacy`,
             at least 16 bytes; ``pmr anonymizer`` reads the deployment's key file). ``None``: a
             random key for this service only (pseudonyms then change when it restarts).
         public_stream_ids: raw stream ids the operator declared harmless: they go to ``anon/``
@@ -629,7 +629,7 @@ def serve(
 
     ``ready`` gets the bound ``anon/`` endpoint; ``on_metrics`` the metrics endpoint's base
     URL (when ``options.metrics_port`` is set), before ``ready``: the metrics endpoint is
-    bound first, so a taken port fails (:class:`~pmr_stream.metrics_http.MetricsBindError`)
+    bound first, so a taken port fails (:class:`~pmr_stream.anonymizer.http.MetricsBindError`)
     before anything is announced, bound or connected.
 
     ``socket_options`` are the ``anon/`` publisher's (a CURVE server there admits the

@@ -1,4 +1,4 @@
-"""Kinect replay: a recorded skeleton file as a live source.
+"""Recording replay (source ``replay:FILE``, alias ``kinect:FILE``): a recorded skeleton file as a live source.
 
 Reads an NTU ``.skeleton`` file or one of our ``.npz`` recordings (anything
 :func:`~pmr_stream.formats.io.load_recording` reads) and yields its frames with their
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pmr_stream.capture.producer import PersonPose, SourceFrame, StreamInfo
+from pmr_stream.capture.source import PersonPose, SourceFrame, StreamInfo
 from pmr_stream.formats.io import load_recording
 from pmr_stream.formats.recording import Recording
 from pmr_stream.skeleton import FPS
@@ -27,7 +27,7 @@ from pmr_stream.skeleton import FPS
 log = logging.getLogger(__name__)
 
 
-class KinectReplay:
+class RecordingReplay:
     """Replay a :class:`~pmr_stream.formats.recording.Recording` (or a file) as one stream.
 
     Args:
@@ -99,4 +99,4 @@ class KinectReplay:
         pass
 
 
-__all__ = ["KinectReplay"]
+__all__ = ["RecordingReplay"]

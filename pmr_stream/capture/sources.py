@@ -1,0 +1,119 @@
+"""Source specs (``--source``): parse one, and open the source it names.
+
+``replay:FILE`` replays a recording (``.skeleton``, our ``.npz`` or any format
+:func:`~pmr_stream.formats.io.load_recording` reads; ``kinect:FILE`` is an alias kept for
+existing command lines), ``video:FILE`` and ``webcam:INDEX`` run MediaPipe Pose on a camera or a
+video file, ``synthetic`` / ``synthetic:N`` run the stand-in generator on N streams.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from pmr_stream.capture.source import Source
+
+#: The source kinds :func:`parse_source` accepts (``kinect`` is read as ``replay``).
+SOURCE_KINDS: Final[tuple[str, ...]] = ("replay", "video", "webcam", "synthetic")
+#: Other names of a kind, kept for existing command lines.
+SOURCE_ALIASES: Final[dict[str, str]] = {"kinect": "replay"}
+#: The accepted forms, for help texts and errors.
+SOURCE_USAGE: Final[str] = (
+    "replay:FILE (alias kinect:FILE), video:FILE, webcam:INDEX, synthetic or synthetic:N"
+)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``--source``: ``kind`` and its argument (file path, device index, stream count)."""
+
+    kind: str
+    arg: str
+
+    @property
+    def device(self) -> int:
+        return int(self.arg)
+
+
+def parse_source(spec: str) -> SourceSpec:
+    """Parse ``replay:FILE`` (or ``kinect:FILE``), ``video:FILE``, ``webcam:0``, ``synthetic`` or ``synthetic:N``.
+
+    Raises ``ValueError`` saying what is accepted.
+    """
+    kind, sep, arg = spec.partition(":")
+    kind = SOURCE_ALIASES.get(kind, kind)
+    usage = f"use {SOURCE_USAGE}"
+    if kind not in SOURCE_KINDS:
+        raise ValueError(f"unknown source {spec!r}; {usage}")
+    if kind in ("replay", "video") and not arg:
+        raise ValueError(f"source {spec!r} needs a file: {kind}:FILE")
+    if kind == "webcam":
+        arg = arg or "0"
+        if not arg.isdigit():
+            raise ValueError(f"source {spec!r}: the webcam is given by its index, e.g. webcam:0")
+    if kind == "synthetic":
+        arg = arg or "1"
+        if not arg.isdigit() or not 1 <= int(arg) <= 1000:
+            raise ValueError(f"source {spec!r}: synthetic:N needs N streams between 1 and 1000")
+    del sep
+    return SourceSpec(kind, arg)
+
+
+def default_stream_id(spec: SourceSpec) -> str:
+    """Stream id when none is given: the file's stem, ``webcam0``, ``syn``."""
+    if spec.kind in ("replay", "video"):
+        stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(spec.arg).stem)[:64].lstrip("._-")
+        return stem or spec.kind
+    if spec.kind == "webcam":
+        return f"webcam{spec.arg}"
+    return "syn"
+
+
+def open_source(
+    spec: SourceSpec | str,
+    *,
+    stream: str | None = None,
+    speed: float = 1.0,
+    loop: bool = False,
+    smoothing: Any = None,
+    mirrored: bool = False,
+    seed: int = 0,
+) -> Source:
+    """Open the source named by ``spec`` (see :func:`parse_source`).
+
+    ``stream``: stream id (default :func:`default_stream_id`; ``synthetic:N`` appends
+    ``-0`` .. ``-N-1``). ``speed``: for video files, 1 = real time like a camera (the
+    newest frame wins), 0 = every frame as fast as the pose estimator goes.
+    ``loop``: replays start over at the end. ``smoothing``: a
+    :class:`~pmr_stream.capture.smoothing.OneEuroOptions` for camera sources.
+    ``mirrored``: the camera image is mirrored (selfie view, Kinect colour).
+    """
+    s = parse_source(spec) if isinstance(spec, str) else spec
+    sid = stream or default_stream_id(s)
+    if s.kind == "replay":
+        from pmr_stream.capture.replay import RecordingReplay
+
+        return RecordingReplay(s.arg, stream=sid, loop=loop)
+    if s.kind in ("video", "webcam"):
+        from pmr_stream.capture.camera import CameraOptions, CameraSource
+        from pmr_stream.capture.pose import PoseOptions
+
+        target: int | str = s.device if s.kind == "webcam" else s.arg
+        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=PoseOptions(mirrored=mirrored))
+        return CameraSource(target, stream=sid, options=opts)
+    from pmr_stream.capture.synthetic import SyntheticSource
+
+    return SyntheticSource(int(s.arg), stream=sid, seed=seed)
+
+
+__all__ = [
+    "SOURCE_KINDS",
+    "SOURCE_ALIASES",
+    "SOURCE_USAGE",
+    "SourceSpec",
+    "parse_source",
+    "default_stream_id",
+    "open_source",
+]
