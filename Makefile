@@ -20,8 +20,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# ruff (rules and formatting) and mypy over the library and the repository's packages; .ci/run runs it.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy pmr_stream engines training tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info

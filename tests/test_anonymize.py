@@ -135,7 +135,7 @@ def test_default_model_gives_the_dummy_body_and_keeps_the_motion(ntu_dir: Path) 
     than the original's, it moves with the original (far above a shuffled floor) and it
     stays where the person stood."""
     from pmr_stream.formats.io import load_recording
-    from tools.anonymize_report import clip_figures
+    from pmr_tools.anonymize_report import clip_figures
 
     fn, model_id = default_window_fn()
     assert model_id == "pmr_default"

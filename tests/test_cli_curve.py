@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from pmr_stream.cli import main
+from pmr_stream.demo import load_stream_keys, make_stream_keys
 from pmr_stream.formats.io import load_recording
-from pmr_stream.pipeline import load_stream_keys, make_stream_keys
 
 REPO = Path(__file__).resolve().parents[1]
 

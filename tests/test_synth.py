@@ -260,7 +260,7 @@ def test_forward_kinematics_respects_the_tree() -> None:
 
 
 def test_standin_carries_identity_and_action_signals() -> None:
-    from tools.standin_signals import measure_signals
+    from pmr_tools.standin_signals import measure_signals
 
     data = S.generate_standin(S.StandinSpec(performers=12, replications=1, seed=0))
     clips = [data.clip(i) for i in range(len(data))]

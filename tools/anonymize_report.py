@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def main() -> None:
     fn, model_id = default_window_fn(args.model_path, args.dummy)
     dummy_lengths = np.median(bone_lengths(load_dummy(args.dummy or DEFAULT_DUMMY)), axis=0)
     rng = np.random.default_rng(0)
-    rows = []
+    rows: list[dict[str, Any]] = []
     files = sorted(Path(args.ntu_dir).glob("*.skeleton"))
     if not files:
         raise SystemExit(f"no .skeleton files in {args.ntu_dir}")
@@ -96,7 +97,7 @@ def main() -> None:
             write_video(frames, str(Path(args.render).with_suffix(".png")), fps=30.0)
     keys = ["bone_diff_to_dummy_cm", "bone_diff_to_original_cm", "original_diff_to_dummy_cm", "direction_cosine",
             "motion_correlation", "motion_correlation_shuffled", "hip_distance_cm"]  # fmt: skip
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    mean = {k: float(np.mean([float(r[k]) for r in rows])) for k in keys}
     report = {"model": model_id, "clips": rows, "mean": mean}
     print(json.dumps(report, indent=1))
     print()

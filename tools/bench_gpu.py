@@ -41,8 +41,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
+if __package__ in (None, ""):  # run as a file: make the repository importable, as package `tools`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import tools  # noqa: F401  (the parent of the relative imports below)
+
+    __package__ = "tools"
 
 import numpy as np  # noqa: E402
 
@@ -65,7 +68,7 @@ def _write(path: Path, data: Any) -> None:
 
 
 def environment(out: Path, device: str = "cuda") -> dict[str, Any]:
-    from tools.bench import machine_info
+    from .bench import machine_info
 
     info = machine_info(device)
     info["modules"] = {m: _has(m) for m in ("onnx", "onnxruntime", "tensorrt", "matplotlib", "pytest")}
@@ -96,14 +99,14 @@ def model_files(work: Path) -> tuple[str, str, str]:
         Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "random"}),
     )
     dummy = work / "dummy.npy"
-    from tools.bench import recorded_windows
+    from .bench import recorded_windows
 
     np.save(dummy, recorded_windows(1)[0][0])
     return str(model), str(dummy), "random weights (shipped assets absent), dummy = first recorded window"
 
 
 def gpu_cases(facts: dict[str, bool], device: str = "cuda") -> list[Any]:
-    from tools.bench import CaseSpec
+    from .bench import CaseSpec
 
     if device == "cpu":  # --device cpu: a dry run of this script on a machine without a GPU
         return [CaseSpec("torch", "fp32", g) for g in ("folded", "reference")] + [
@@ -129,9 +132,10 @@ def parity(
 ) -> dict[str, Any]:
     import torch
 
-    from engines.export import reference_outputs, relative_error
     from pmr_stream.backends import get_backend
-    from tools.bench import recorded_windows
+    from pmr_stream.backends.artifacts.onnx_export import reference_outputs, relative_error
+
+    from .bench import recorded_windows
 
     tol = {"fp32": 1e-5, "fp16": 1e-2}
     rng = np.random.default_rng(1)
@@ -207,7 +211,7 @@ def stream_capacity(out: Path, device: str, streams: str, timeout: float) -> Non
 
     producers = max(1, min(8, (os.cpu_count() or 2) // 3))
     backend = "auto" if device != "cpu" else "onnxruntime"
-    cmd = [sys.executable, "-m", "tools.bench_stream", "capacity", "--backend", backend, "--device", device,
+    cmd = [sys.executable, "-m", f"{__package__}.bench_stream", "capacity", "--backend", backend, "--device", device,
            "--max-batch", "1024", "--producers", str(producers), "--streams", streams, "--duration", "10",
            "--max-load", "1000", "--json", str(out / "stream.json")]  # fmt: skip
     log.info("stream capacity: %s", " ".join(cmd[2:]))
@@ -278,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(out / "env.json", {"error": "no CUDA", "torch": torch.__version__})
         return 2
     from pmr_stream.backends import BackendOptions, load_source, unavailable_reason
-    from tools.bench import BenchOptions, parse_batch_sizes, run_bench
+
+    from .bench import BenchOptions, parse_batch_sizes, run_bench
 
     env = environment(out, args.device)
     cache = args.cache_dir or str(out / "cache")

@@ -55,7 +55,7 @@ def run_pipeline(source: str, duration: float, backend: str, device: str | None,
 
 
 def _extra(args: argparse.Namespace) -> tuple[str, ...]:
-    out = ("--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms))
+    out: tuple[str, ...] = ("--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms))
     out += ("--spin",) if args.spin else ()
     out += ("--engine-thread",) if args.engine_thread else ()
     out += ("--bones", args.bones, "--producers", str(args.producers))
@@ -109,11 +109,11 @@ def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     from pmr_stream.anonymizer.window import WindowOptions, WindowPolicy, WindowStore
     from pmr_stream.backends import get_backend
     from pmr_stream.offline import AnonymizeOptions, anonymize_track
-    from pmr_stream.skeleton import median_bone_lengths, retarget_bones
+    from pmr_stream.skeleton import retarget_bones
 
     b = get_backend(args.backend, **({"device": args.device} if args.device else {}))
     tracks = _recordings()
-    lengths = median_bone_lengths(b.source.dummy_window) if args.bones == "dummy" else None
+    lengths = b.source.dummy_bone_lengths() if args.bones == "dummy" else None
     opts = AnonymizeOptions(bone_lengths=None if lengths is None else tuple(float(v) for v in lengths))
 
     def bones(y: np.ndarray) -> np.ndarray:  # the service's bone step (--bones dummy)
@@ -138,8 +138,10 @@ def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
                 due, _ = st.push("s", 0, t, x[t], t, t)
                 assert due is not None
                 for tag, o in st.resolve(due, b.anonymize(due.window[None])[0]):
+                    assert o is not None  # None only for a failed window
                     outs[tag] = o
             for tag, o in st.drop(("s", 0)):
+                assert o is not None
                 outs[tag] = o
             y = bones(np.stack([outs[t] for t in range(len(x))]))
             diffs.append(float(1000 * np.linalg.norm(y - offline[name], axis=-1).mean()))

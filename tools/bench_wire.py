@@ -137,7 +137,7 @@ def _sub_main(endpoint: str, mode: str, seconds: float) -> None:
 
 def _spawn_sub(endpoint: str, mode: str, seconds: float) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.bench_wire", "--role", "sub", "--endpoint", endpoint, "--mode", mode,
+        [sys.executable, "-m", f"{__package__}.bench_wire", "--role", "sub", "--endpoint", endpoint, "--mode", mode,
          "--seconds", str(seconds)],
         cwd=REPO, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

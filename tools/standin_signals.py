@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_actions = len(data.action_names)
         source = f"stand-in generated in memory (seed {args.seed}, {len(data)} clips)"
     else:
-        from training.data import DataConfig, load_clips
+        from pmr_training.data import DataConfig, load_clips
 
         cs = load_clips(DataConfig(dataset=args.dataset, path=args.data, split="all", genders=args.genders))
         clips, action, performer, camera = cs.clips, cs.action, cs.performer, cs.camera

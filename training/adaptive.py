@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -30,8 +30,9 @@ import torch
 from tqdm.auto import tqdm
 
 from pmr_stream.offline import AnonymizeOptions, WindowFn, anonymize_track
-from training.data import ClipSet
-from training.evaluators import Evaluators, EvaluatorSpec, train_classifier, train_linkage
+
+from .data import ClipSet
+from .evaluators import Evaluators, EvaluatorSpec, Task, train_classifier, train_linkage
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,8 @@ def train_attackers(
             new, f = train_linkage(anonymized_train, es, progress=progress, device=device, init=model)
         else:
             new, f = train_classifier(
-                anonymized_train, task, es, progress=progress, device=device, init=model
-            )  # type: ignore[arg-type]
+                anonymized_train, cast(Task, task), es, progress=progress, device=device, init=model
+            )
         models[task] = new
         facts[task] = f
         announce(f"adaptive {task} attacker: {es.epochs} epochs on {len(anonymized_train)} anonymized clips, "

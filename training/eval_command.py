@@ -20,8 +20,9 @@ import numpy.typing as npt
 import torch
 
 from pmr_stream.skeleton import median_bone_lengths, retarget_bones
-from training.adaptive import AdaptiveSpec
-from training.evaluate import (
+
+from .adaptive import AdaptiveSpec
+from .evaluate import (
     POLICIES,
     Anonymizer,
     EvalResult,
@@ -35,9 +36,9 @@ from training.evaluate import (
     with_dummy_bones,
     write_outputs,
 )
-from training.evaluators import TASKS, EvaluatorSpec, centre_windows, load_or_train
-from training.fk_baseline import fk_anonymize
-from training.protocols import get_protocol, parse_protocols
+from .evaluators import TASKS, EvaluatorSpec, centre_windows, load_or_train
+from .fk_baseline import fk_anonymize
+from .protocols import get_protocol, parse_protocols
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ def _spec(args: Any) -> EvaluatorSpec:
 
 def _load_all(args: Any) -> Any:
     """Every clip of the dataset (all cameras and replications), for the protocols to split."""
-    from training.data import DataConfig, load_clips
-    from training.train import ensure_standin
+    from .data import DataConfig, load_clips
+    from .train import ensure_standin
 
     path = Path(args.data) if args.data else (Path("data/standin.npz") if args.dataset == "standin" else None)
     if path is None:
@@ -134,8 +135,8 @@ def _split(args: Any, clips: Any, protocol: str) -> tuple[Any, Any]:
 
 def train_evaluators_command(args: Any) -> int:
     """``pmr train-evaluators``: train (or refresh) each protocol's cached evaluators and print their test accuracy."""
-    from training.evaluate import chance_levels, predict, score
-    from training.evaluators import linkage_pairs
+    from .evaluate import chance_levels, predict, score
+    from .evaluators import linkage_pairs
 
     if args.threads:
         torch.set_num_threads(args.threads)

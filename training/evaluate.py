@@ -60,10 +60,11 @@ from tqdm.auto import tqdm
 
 from pmr_stream.model.pmr import PMRModel
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, pad_to_length, retarget_bones
-from training.adaptive import AdaptiveSpec
-from training.data import ClipSet
-from training.evaluators import Evaluators, centre_windows, linkage_pairs
-from training.metrics import (
+
+from .adaptive import AdaptiveSpec
+from .data import ClipSet
+from .evaluators import Evaluators, centre_windows, linkage_pairs
+from .metrics import (
     binary_accuracy,
     bone_length_error_mm,
     fk_target,
@@ -530,7 +531,7 @@ def offline_windows(clips: ClipSet, an: Anonymizer, progress: bool = False) -> n
     """The offline path at the evaluation's frames: each whole clip through ``pmr anonymize``'s
     :func:`~pmr_stream.offline.anonymize_track` (default options, ``an``'s bone step), then
     the centre 75-frame window's frames (the frames :func:`centre_windows` takes) ``(N, 75, 25, 3)``."""
-    from training.adaptive import offline_clips
+    from .adaptive import offline_clips
 
     return centre_windows(
         offline_clips(clips, an.window_fn, an.bone_lengths, progress=progress, desc=f"{an.name} offline")
@@ -574,7 +575,7 @@ def evaluate_protocol(
     attackers of its offline row (the attacker anonymizes his data with the offline tool).
     Seeds draw the linkage pairs; the attackers are trained once (seed ``adaptive.seed``).
     """
-    from training.adaptive import attacker_clips, offline_clips, train_attackers
+    from .adaptive import attacker_clips, offline_clips, train_attackers
 
     t0 = time.perf_counter()
     dummy = np.asarray(dummy, np.float32)

@@ -33,8 +33,9 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from pmr_stream.skeleton import crop_clip
-from training.data import ClipSet
-from training.sgn import SGNClassifier, SGNConfig, SiameseSGN
+
+from .data import ClipSet
+from .sgn import SGNClassifier, SGNConfig, SiameseSGN
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Final
 
 import numpy as np
 
-from training.data import ClipSet
+from .data import ClipSet
 
 PROTOCOLS: Final[tuple[str, ...]] = ("cross-view", "cross-take")
 

@@ -39,7 +39,7 @@ class RetargetRecipe:
 
     def sgn(self) -> Any:
         """The adversaries' :class:`training.sgn.SGNConfig`."""
-        from training.sgn import SGNConfig
+        from .sgn import SGNConfig
 
         e, f, seg = self.adversary_sgn
         return SGNConfig(embed=e, feature=f, segments=seg)

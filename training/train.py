@@ -36,8 +36,9 @@ from pmr_stream.config import Config, StageSection
 from pmr_stream.model.checkpoint import Checkpoint, git_commit, load_checkpoint, save_checkpoint
 from pmr_stream.model.heads import Adversaries
 from pmr_stream.model.pmr import PMRModel
-from training import losses as L
-from training.data import ClipSet, PairedDataset, SkeletonDataset
+
+from . import losses as L
+from .data import ClipSet, PairedDataset, SkeletonDataset
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +492,7 @@ def configure(args: Any) -> Config:
 
 def train_command(args: Any) -> int:
     """``pmr train``: see ``pmr train --help``."""
-    from training.data import DataConfig, load_clips
+    from .data import DataConfig, load_clips
 
     cfg = configure(args)
     data_path = Path(args.data)

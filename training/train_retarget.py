@@ -44,9 +44,10 @@ from pmr_stream.model.heads import EmbeddingClassifier
 from pmr_stream.model.pmr import PMRModel
 from pmr_stream.model.privacy_dial import DIAL
 from pmr_stream.skeleton import crop_clip
-from training.data import ClipSet
-from training.recipe import RetargetRecipe, add_recipe_arguments, recipe_from_args
-from training.sgn import SGNClassifier, SGNConfig
+
+from .data import ClipSet
+from .recipe import RetargetRecipe, add_recipe_arguments, recipe_from_args
+from .sgn import SGNClassifier, SGNConfig
 
 log = logging.getLogger(__name__)
 
@@ -374,8 +375,9 @@ def train_default_command(args: Any) -> int:
 
     from pmr_stream.assets import DEFAULT_DUMMY
     from pmr_stream.backends.base import load_dummy
-    from training.data import DataConfig, load_clips
-    from training.train import ensure_standin
+
+    from .data import DataConfig, load_clips
+    from .train import ensure_standin
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -42,7 +42,7 @@ import numpy.typing as npt
 import torch
 
 from pmr_stream.model.pmr import AnonymizerGraph, PMRModel
-from pmr_stream.skeleton import C, J, T
+from pmr_stream.skeleton import C, J, T, median_bone_lengths
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +345,14 @@ class ModelSource:
     privacy: str | None = (
         None  # the dial's level every graph of this source runs (None: the model has no dial)
     )
+
+    def dummy_bone_lengths(self) -> npt.NDArray[np.float64]:
+        """The dummy's median bone lengths ``(24,)`` metres: the target of ``--bones dummy``."""
+        if self.dummy_window is None:
+            raise ValueError(
+                f"--bones dummy needs the dummy's window: the source of {self.dummy_name} has none"
+            )
+        return np.asarray(median_bone_lengths(self.dummy_window), dtype=np.float64)
 
     @property
     def stem(self) -> str:

@@ -1,7 +1,7 @@
 """ONNX Runtime backend: CPU, or the CUDA execution provider where it is installed.
 
 The ONNX file is ``options.onnx_path``, or the model exported (and checked) by
-:func:`engines.export.ensure_onnx` into the artifact cache, named by what it
+:func:`pmr_stream.backends.artifacts.onnx_export.ensure_onnx` into the artifact cache, named by what it
 depends on. Either way the session must pass the start-up check
 (:meth:`~pmr_stream.backends.base.Backend.verify`): a cached export that fails
 it is exported again, a given ``onnx_path`` is refused. On CPU the session is tuned for small batches: all graph
@@ -82,7 +82,9 @@ class OnnxRuntimeBackend(Backend):
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"ONNX file not found: {path}")
         else:
-            from engines.export import ensure_onnx  # lazy: engines is only needed to make the file
+            from pmr_stream.backends.artifacts.onnx_export import (
+                ensure_onnx,  # lazy: engines is only needed to make the file
+            )
 
             path = str(
                 ensure_onnx(source, precision=opts.precision, graph=opts.graph, directory=opts.cache_dir).path
@@ -131,7 +133,7 @@ class OnnxRuntimeBackend(Backend):
 
     def _rebuild(self) -> None:
         """Export the model again over the cached file (and its ``.json``), then reopen the session."""
-        from engines.export import export_onnx
+        from pmr_stream.backends.artifacts.onnx_export import export_onnx
 
         self.close()
         export_onnx(self.source, self.onnx_path, precision=self.precision, graph=self.graph)

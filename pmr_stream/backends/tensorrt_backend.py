@@ -1,6 +1,6 @@
 """TensorRT backend: a serialized engine run on CUDA tensors, no host copies inside a call.
 
-The engine comes from :func:`engines.tensorrt_build.ensure_engine`: reused when
+The engine comes from :func:`pmr_stream.backends.artifacts.tensorrt_build.ensure_engine`: reused when
 its metadata matches the running TensorRT, GPU, model, dummy and precision,
 rebuilt otherwise (or refused with the rebuild command, ``rebuild="never"``).
 Input and output are torch CUDA tensors whose device pointers are handed to
@@ -45,7 +45,7 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable("the tensorrt backend runs on CUDA only; pass device='cuda'")
         if not torch.cuda.is_available():
             raise BackendUnavailable(f"torch {torch.__version__} sees no CUDA device")
-        from engines.tensorrt_build import import_tensorrt  # lazy: needs TensorRT
+        from pmr_stream.backends.artifacts.tensorrt_build import import_tensorrt  # lazy: needs TensorRT
 
         self.trt = import_tensorrt()
         index = int(str(opts.device).partition(":")[2] or torch.cuda.current_device())
@@ -55,7 +55,7 @@ class TensorRTBackend(Backend):
 
     def _load(self, rebuild: str) -> None:
         """Find (or build) the engine, deserialize it and name its tensors."""
-        from engines.tensorrt_build import deserialize, ensure_engine
+        from pmr_stream.backends.artifacts.tensorrt_build import deserialize, ensure_engine
 
         opts, source, index = self.options, self.source, self.torch_device.index
         with torch.cuda.device(self.torch_device):
@@ -94,7 +94,7 @@ class TensorRTBackend(Backend):
 
     def _rebuild(self) -> None:
         """Export the ONNX graph again (the cached one is not trusted either), then build the engine again."""
-        from engines.export import default_onnx_path, export_onnx
+        from pmr_stream.backends.artifacts.onnx_export import default_onnx_path, export_onnx
 
         self.close()
         export_onnx(self.source, default_onnx_path(self.source, self.precision, self.graph, directory=self.options.cache_dir),

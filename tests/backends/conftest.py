@@ -21,7 +21,7 @@ def make_model_files(folder: Path, seed: int = 0) -> tuple[str, str]:
     from pmr_stream.config import Config
     from pmr_stream.model.checkpoint import Checkpoint, save_checkpoint
     from pmr_stream.model.pmr import PMRModel
-    from tools.bench import recorded_windows
+    from pmr_tools.bench import recorded_windows
 
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def random_windows() -> np.ndarray:
 @pytest.fixture(scope="session")
 def real_windows() -> np.ndarray:
     """Recorded motion: the real NTU samples when present, else stand-in generator clips."""
-    from tools.bench import recorded_windows
+    from pmr_tools.bench import recorded_windows
 
     return recorded_windows(12)[0]
 
@@ -86,6 +86,6 @@ def real_windows() -> np.ndarray:
 @pytest.fixture(scope="session")
 def reference(source: ModelSource):  # type: ignore[no-untyped-def]
     """The PyTorch fp32 reference as a function of windows."""
-    from engines.export import reference_outputs
+    from pmr_stream.backends.artifacts.onnx_export import reference_outputs
 
     return lambda x: reference_outputs(source, x)

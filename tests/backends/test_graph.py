@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from engines.export import relative_error
 from pmr_stream.backends import ModelSource
+from pmr_stream.backends.artifacts.onnx_export import relative_error
 from pmr_stream.backends.graph import FoldedAnonymizerGraph, build_graph, graph_flops
 from pmr_stream.model.pmr import DMR_CHANNELS, AnonymizerGraph, PMRModel
 

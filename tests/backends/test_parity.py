@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from engines.export import relative_error
 from pmr_stream.backends import ModelSource, get_backend
+from pmr_stream.backends.artifacts.onnx_export import relative_error
 from tests.backends.conftest import skip_unless_available
 
 TOL = {"fp32": 1e-5, "fp16": 1e-2}
@@ -101,7 +101,7 @@ def test_float64_and_non_contiguous_input_is_accepted(source: ModelSource, cache
 
 def test_onnxruntime_runs_a_given_onnx_file(source: ModelSource, cache: str, tmp_path: Any, random_windows: np.ndarray,
                                             reference: Any) -> None:  # fmt: skip
-    from engines.export import export_onnx
+    from pmr_stream.backends.artifacts.onnx_export import export_onnx
 
     art = export_onnx(source, tmp_path / "given.onnx", graph="reference")
     backend = get_backend("onnxruntime", source=source, onnx_path=str(art.path))

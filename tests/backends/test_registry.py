@@ -157,7 +157,7 @@ def test_packages_import_without_the_capture_stack_and_optional_engines() -> Non
         "for m in ('zmq', 'mediapipe', 'cv2'): sys.modules[m] = None\n"
         "import pmr_stream.backends\n"
         "assert 'onnxruntime' not in sys.modules and 'tensorrt' not in sys.modules, sorted(sys.modules)\n"
-        "import engines.export, engines.metadata, engines.tensorrt_build, tools.bench, tools.bench_gpu\n"
+        "import pmr_stream.backends.artifacts.onnx_export, pmr_stream.backends.artifacts.metadata, pmr_stream.backends.artifacts.tensorrt_build, pmr_tools.bench, pmr_tools.bench_gpu\n"
         "import pmr_stream.backends.torch_backend, pmr_stream.backends.onnxruntime_backend\n"
         "import pmr_stream.backends.tensorrt_backend\n"
         "assert 'tensorrt' not in sys.modules\n"

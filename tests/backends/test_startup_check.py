@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import torch
 
-from engines.export import export_onnx, relative_error
-from engines.metadata import metadata_path
 from pmr_stream.backends import BackendOptions, ModelSource, get_backend, load_source
+from pmr_stream.backends.artifacts.metadata import metadata_path
+from pmr_stream.backends.artifacts.onnx_export import export_onnx, relative_error
 from pmr_stream.backends.base import sha256_file
 from pmr_stream.formats.io import load_recording
 from pmr_stream.model.checkpoint import load_checkpoint, save_checkpoint
@@ -57,8 +57,8 @@ def update_digest(onnx_path: str | Path) -> None:
 
 def probe_of(source: ModelSource) -> tuple[np.ndarray, np.ndarray]:
     """Windows of the demo clip (as the start-up probe) and the PyTorch reference on them."""
-    from engines.export import reference_outputs
     from pmr_stream.assets import DEMO_CLIP
+    from pmr_stream.backends.artifacts.onnx_export import reference_outputs
     from pmr_stream.skeleton import normalize
 
     clip = load_recording(DEMO_CLIP).joints[:, 0]
@@ -101,7 +101,7 @@ def test_an_identity_graph_in_the_cache_is_exported_again(source: ModelSource, t
     identity_onnx(Path(path))
     update_digest(path)
     forged = sha256_file(path)
-    from engines.export import ensure_onnx
+    from pmr_stream.backends.artifacts.onnx_export import ensure_onnx
 
     assert ensure_onnx(source, directory=cache).sha256 == forged  # the digest alone vouches for the forgery
 

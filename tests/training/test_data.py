@@ -11,7 +11,7 @@ import torch
 
 from pmr_stream import synth as S
 from pmr_stream.formats.ntu import parse_ntu_name
-from training.data import (
+from pmr_training.data import (
     NTU_MISSING_LIST,
     ClipSet,
     DataConfig,

@@ -11,10 +11,17 @@ import pytest
 import torch
 
 from pmr_stream.skeleton import bone_lengths, pad_to_length
-from training.data import DataConfig, load_clips
-from training.evaluate import Method, choose_dummies, evaluate, markdown_table, stream_outputs, write_outputs
-from training.evaluators import EvaluatorSpec, centre_windows, load_or_train
-from training.sgn import SGNClassifier, SGNConfig, SiameseSGN, sample_frames
+from pmr_training.data import DataConfig, load_clips
+from pmr_training.evaluate import (
+    Method,
+    choose_dummies,
+    evaluate,
+    markdown_table,
+    stream_outputs,
+    write_outputs,
+)
+from pmr_training.evaluators import EvaluatorSpec, centre_windows, load_or_train
+from pmr_training.sgn import SGNClassifier, SGNConfig, SiameseSGN, sample_frames
 
 TINY = EvaluatorSpec(
     sgn=SGNConfig(embed=8, feature=32, segments=6), epochs=2, batch_size=16, pairs_per_epoch=64

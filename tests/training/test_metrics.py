@@ -7,9 +7,9 @@ import pytest
 
 from pmr_stream.skeleton import NTU25, bone_directions, bone_lengths, median_bone_lengths, retarget_bones
 from pmr_stream.synth import StandinSpec, generate_standin
-from training.evaluators import linkage_pairs
-from training.fk_baseline import fk_anonymize
-from training.metrics import binary_accuracy, majority_rate, mean_std, mse, topk_accuracy
+from pmr_training.evaluators import linkage_pairs
+from pmr_training.fk_baseline import fk_anonymize
+from pmr_training.metrics import binary_accuracy, majority_rate, mean_std, mse, topk_accuracy
 
 
 def test_mse_is_over_every_frame_not_frame_zero() -> None:

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from training.adaptive import AdaptiveSpec, attacker_clips
-from training.data import DataConfig, load_clips
-from training.evaluate import Anonymizer, evaluate_protocol, protocol_table, write_outputs
-from training.evaluators import EvaluatorSpec, centre_windows, load_or_train
-from training.protocols import get_protocol, parse_protocols, takes
-from training.sgn import SGNConfig
+from pmr_training.adaptive import AdaptiveSpec, attacker_clips
+from pmr_training.data import DataConfig, load_clips
+from pmr_training.evaluate import Anonymizer, evaluate_protocol, protocol_table, write_outputs
+from pmr_training.evaluators import EvaluatorSpec, centre_windows, load_or_train
+from pmr_training.protocols import get_protocol, parse_protocols, takes
+from pmr_training.sgn import SGNConfig
 
 # 36 training clips, 3 steps an epoch: 60 epochs make fixed evaluators far above chance (about 10 s)
 TINY = EvaluatorSpec(

@@ -12,9 +12,9 @@ import torch
 from pmr_stream.config import Config, LossWeights
 from pmr_stream.model.checkpoint import load_checkpoint
 from pmr_stream.synth import StandinSpec, generate_standin
-from training import losses as L
-from training.data import DataConfig, load_clips
-from training.train import Trainer
+from pmr_training import losses as L
+from pmr_training.data import DataConfig, load_clips
+from pmr_training.train import Trainer
 
 
 class OracleModel:

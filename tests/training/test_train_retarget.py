@@ -18,10 +18,10 @@ from pmr_stream.model.pmr import PMRModel
 from pmr_stream.model.privacy_dial import DIAL, PRIVACY_LEVELS
 from pmr_stream.skeleton import crop_clip, median_bone_lengths, retarget_bones
 from pmr_stream.synth import StandinSpec, generate_standin
-from training.data import DataConfig, load_clips
-from training.recipe import RetargetRecipe
-from training.sgn import SGNClassifier, SGNConfig
-from training.train_retarget import RetargetTrainer
+from pmr_training.data import DataConfig, load_clips
+from pmr_training.recipe import RetargetRecipe
+from pmr_training.sgn import SGNClassifier, SGNConfig
+from pmr_training.train_retarget import RetargetTrainer
 
 
 @pytest.fixture(scope="module")

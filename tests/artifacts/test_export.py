@@ -11,8 +11,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from engines import export as export_mod
-from engines.export import (
+from pmr_stream.backends import ModelSource
+from pmr_stream.backends.artifacts import onnx_export as export_mod
+from pmr_stream.backends.artifacts.onnx_export import (
     ExportError,
     default_onnx_path,
     ensure_onnx,
@@ -20,7 +21,6 @@ from engines.export import (
     fold_constants,
     relative_error,
 )
-from pmr_stream.backends import ModelSource
 
 #: ONNX ops the TensorRT ONNX parser supports (TensorRT's operators.md, 10.x and 11.x) that our graphs may use.
 TENSORRT_OPS = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.metadata import (
+from pmr_stream.backends.artifacts.metadata import (
     BuildRequest,
     EngineMetadata,
     MetadataError,

@@ -14,13 +14,13 @@ Written against TensorRT's Python API, versions 10.x and 11.x:
 * the timing cache (``timing-trt<ver>-sm<cc>.cache`` in the cache folder) is
   loaded before and saved after every build, so later builds skip tactic timing.
 
-Every engine gets :class:`engines.metadata.EngineMetadata` beside it;
+Every engine gets :class:`pmr_stream.backends.artifacts.metadata.EngineMetadata` beside it;
 :func:`ensure_engine` compares that with the running TensorRT and GPU before
 TensorRT opens the file, and rebuilds (or, with ``rebuild="never"``, says how
 to) instead of letting TensorRT fail on a foreign engine.
 
 TensorRT is imported only inside these functions; everything that decides
-(names, metadata, the rebuild choice) is in :mod:`engines.metadata`.
+(names, metadata, the rebuild choice) is in :mod:`pmr_stream.backends.artifacts.metadata`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from engines.export import DEFAULT_OPSET, INPUT, OnnxArtifact, ensure_onnx
-from engines.metadata import (
+from pmr_stream.backends.artifacts.metadata import (
     BuildRequest,
     EngineMetadata,
     Platform,
@@ -45,6 +44,7 @@ from engines.metadata import (
     sm_tag,
     trt_short,
 )
+from pmr_stream.backends.artifacts.onnx_export import DEFAULT_OPSET, INPUT, OnnxArtifact, ensure_onnx
 from pmr_stream.backends.base import (
     TENSORRT_INSTALL_HINT,
     BackendUnavailable,
@@ -192,7 +192,7 @@ def ensure_engine(source: ModelSource, precision: str = "fp32", max_batch: int =
                   onnx_path: str | os.PathLike[str] | None = None) -> EngineArtifact:  # fmt: skip
     """An engine for ``source`` that fits the running TensorRT and GPU: reused, or built from the ONNX export.
 
-    ``rebuild``: ``auto`` builds when :func:`engines.metadata.rebuild_reasons`
+    ``rebuild``: ``auto`` builds when :func:`pmr_stream.backends.artifacts.metadata.rebuild_reasons`
     finds any, ``always`` builds, ``never`` raises :class:`EngineMismatch` with
     the reasons and the command that rebuilds. ``onnx_path``: build from this
     file instead of the model's cached export.

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.metadata import metadata_path, onnx_name
+from pmr_stream.backends.artifacts.metadata import metadata_path, onnx_name
 from pmr_stream.backends.base import ModelSource, cache_dir, relative_error, sha256_bytes, sha256_file
 from pmr_stream.backends.base import reference_outputs as _reference_outputs
 from pmr_stream.backends.graph import build_graph

@@ -7,7 +7,7 @@ Four processes, each a ``pmr`` command of its own:
   with its own sink, for load tests on hosts with more cores);
 * ``anonymizer``: ``raw/`` -> windows -> backend -> ``anon/`` (:mod:`pmr_stream.anonymizer.service`);
 * ``record`` of ``raw/`` (only for the side-by-side video);
-* the anonymized-stream sink (``python -m pmr_stream.pipeline sink``): records ``anon/``
+* the anonymized-stream sink (:mod:`pmr_stream.sinks.latency`): records ``anon/``
   and every frame's latency from the producer's capture timestamp to its arrival.
 
 With ``--curve`` (a fresh key set in ``WORKDIR/curve/``, :func:`make_stream_keys`) or
@@ -31,7 +31,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +39,9 @@ import numpy as np
 
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.capture.sources import SOURCE_USAGE
+from pmr_stream.sinks.latency import latency_summary
 from pmr_stream.wire.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
 from pmr_stream.wire.sockets import (
-    SocketOptions,
-    add_curve_arguments,
-    curve_from_args,
     generate_keypair,
     load_key_file,
     restore_ctrl_c,
@@ -57,66 +54,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-# ----------------------------------------------------------------------------- the sink process
-
-
-def run_sink(
-    endpoint: str,
-    topics: Sequence[str],
-    output: Path,
-    latency_json: Path,
-    duration_s: float | None,
-    socket_options: SocketOptions | None = None,
-) -> int:
-    """Record ``topics`` until every stream ended; write capture->arrival latencies as JSON
-    (percentiles) and, beside it, every frame's latency in ms as ``.npy`` (for merging).
-    ``socket_options``: e.g. CURVE, as a client of the anonymizer's ``anon/`` publisher."""
-    import gc
-
-    from pmr_stream.sinks.recorder import Recorder
-    from pmr_stream.wire.schema import FrameMessage, StreamEnd
-    from pmr_stream.wire.sockets import stop_on_signals
-    from pmr_stream.wire.subscriber import Subscriber
-
-    lat: list[float] = []
-    gc.freeze()  # what is loaded stays; full collections over it would show up as latency
-    with Subscriber(endpoint, list(topics), socket_options) as sub, stop_on_signals() as stop:
-        rec = Recorder(sub, output)
-        t_end = None if duration_s is None else time.monotonic() + duration_s
-        seen: dict[str, bool] = {}
-        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
-            r = sub.receive(0.1)
-            if r is None:
-                continue
-            rec.add(r)
-            seen[r.message.stream] = isinstance(r.message, StreamEnd)
-            if isinstance(r.message, FrameMessage):
-                if not r.message.anonymized:  # pragma: no cover - the service never does this
-                    print(f"sink: RAW frame on {r.topic}!", file=sys.stderr, flush=True)
-                    return 3
-                lat.append(r.latency_ms)
-            if seen and all(seen.values()):
-                break
-        for q in sub.drain():
-            rec.add(q)
-        written = rec.save()
-        drops = dict(sub.drops)
-    a = np.asarray(lat, dtype=np.float64)
-    np.save(latency_json.with_suffix(".npy"), a, allow_pickle=False)
-    latency_json.write_text(json.dumps(_latency_summary(a, drops, [str(p) for p, _ in written]), indent=1))
-    return 0 if written else 1
-
-
-def _latency_summary(a: np.ndarray, drops: dict[str, int], files: list[str]) -> dict[str, Any]:
-    """What ``latency.json`` holds: frame count, drops, files and p50/p99/max of ``a`` (ms)."""
-    return {
-        "frames": len(a), "drops": drops, "files": files,
-        "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
-        "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
-        "latency_ms_max": float(a.max()) if len(a) else None,
-    }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the launcher
@@ -380,7 +317,7 @@ def _merge_latency(work: Path, parts: list[Path]) -> None:
     for d in summaries:
         for reason, count in d["drops"].items():
             drops[reason] = drops.get(reason, 0) + count
-    merged = _latency_summary(a, drops, [f for d in summaries for f in d["files"]]) | {"sinks": len(parts)}
+    merged = latency_summary(a, drops, [f for d in summaries for f in d["files"]]) | {"sinks": len(parts)}
     (work / "latency.json").write_text(json.dumps(merged, indent=1))
 
 
@@ -431,7 +368,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     for i, g in enumerate(groups):
         topics = [a for t in g.topics for a in ("--topic", _anon_topic(t, ids))]
         procs.append(_spawn("sink" if one else f"sink.p{i}",
-                            ["-m", "pmr_stream.pipeline", "sink", "--endpoint", anon_ep, *topics, "--output",
+                            ["-m", "pmr_stream.sinks.latency", "--endpoint", anon_ep, *topics, "--output",
                              str(work / ("anon.npz" if one else f"anon.p{i}.npz")), "--latency-json", str(sink_json[i]),
                              *limit, *curve("sink")], work))  # fmt: skip
     if not args.no_video:
@@ -606,23 +543,10 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pmr_stream.pipeline")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("sink", help="record anon/ and the capture->arrival latency (used by the pipeline)")
-    s.add_argument("--endpoint", required=True)
-    s.add_argument("--topic", action="append", default=None, help="topic (repeatable; default anon/)")
-    s.add_argument("--output", required=True)
-    s.add_argument("--latency-json", required=True)
-    s.add_argument("--duration", type=float, default=None)
-    add_curve_arguments(s, role="client", raw=False)  # a client of the anonymizer's anon/
-    r = sub.add_parser("run", help="the whole pipeline (same as pmr stream)")
-    add_stream_arguments(r)
-    args = parser.parse_args(argv)
-    if args.cmd == "sink":
-        sockets = SocketOptions(curve=curve_from_args(args, bind=False))
-        return run_sink(args.endpoint, args.topic or ["anon/"], Path(args.output), Path(args.latency_json), args.duration,
-                        sockets)  # fmt: skip
-    return run_pipeline(args)
+    """``python -m pmr_stream.demo`` = ``pmr stream``."""
+    parser = argparse.ArgumentParser(prog="python -m pmr_stream.demo")
+    add_stream_arguments(parser)
+    return run_pipeline(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engines.tensorrt_build as tb
-from engines.metadata import EngineMetadata, Platform
+import pmr_stream.backends.artifacts.tensorrt_build as tb
 from pmr_stream.backends import BackendUnavailable, ModelSource
+from pmr_stream.backends.artifacts.metadata import EngineMetadata, Platform
 from pmr_stream.backends.base import sha256_bytes, sha256_file
 
 H100 = Platform("10.13.0.35", "NVIDIA H100 80GB HBM3", "9.0")
@@ -65,7 +65,7 @@ def test_a_new_tensorrt_rebuilds_and_says_why(fake: FakeBuilds, source: ModelSou
     engine = tmp_path / "fixed.engine"
     tb.ensure_engine(source, "fp32", 64, engine_path=engine, directory=cache)
     fake.platform = Platform("11.4.0.106", H100.gpu_name, "9.0")
-    with caplog.at_level(logging.WARNING, logger="engines.tensorrt_build"):
+    with caplog.at_level(logging.WARNING, logger="pmr_stream.backends.artifacts.tensorrt_build"):
         art = tb.ensure_engine(source, "fp32", 64, engine_path=engine, directory=cache)
     assert art.rebuilt and art.metadata.tensorrt_version == "11.4.0.106" and len(fake.builds) == 2
     assert (
@@ -125,8 +125,8 @@ def test_real_build_and_run(precision: str, source: ModelSource, tmp_path: Path,
     from tests.backends.conftest import skip_unless_available
 
     skip_unless_available("tensorrt", device="cuda", precision=precision)
-    from engines.export import relative_error
     from pmr_stream.backends import get_backend
+    from pmr_stream.backends.artifacts.onnx_export import relative_error
 
     art = tb.ensure_engine(source, precision, 16, directory=tmp_path)
     meta = art.metadata

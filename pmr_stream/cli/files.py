@@ -1,0 +1,212 @@
+"""File commands: ``pmr visualize``, ``compare``, ``convert``, ``make-dataset`` and ``anonymize``
+(offline, whole recordings)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pmr_stream.cli.common import FORMAT_CHOICES, add_render_flags, render_options
+from pmr_stream.config import add_privacy_argument
+
+
+def _select_persons(rec: Any, person: int | None) -> tuple[Any, Any, Any]:
+    """Joints (T, P, 25, 3), confidence and presence of one person or of all."""
+    if person is None:
+        return rec.joints, rec.confidence, rec.present
+    if not 0 <= person < rec.num_persons:
+        raise SystemExit(
+            f"error: --person {person} out of range: the recording has {rec.num_persons} person(s)"
+        )
+    sl = slice(person, person + 1)
+    return rec.joints[:, sl], rec.confidence[:, sl], rec.present[:, sl]
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from pmr_stream.formats.io import load_recording
+    from pmr_stream.sinks.render import render_clip, write_video
+
+    rec = load_recording(args.input, args.format)
+    joints, conf, present = _select_persons(rec, args.person)
+    opts = render_options(args, title=args.title or Path(args.input).name)
+    frames = render_clip(joints, opts, confidence=conf, present=present)
+    fps = args.fps or rec.fps or 30.0
+    out = write_video(frames, args.output, fps=fps)
+    print(f"wrote {out} ({len(frames)} frames, {rec.num_persons} person(s), {fps:.1f} fps)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pmr_stream.formats.io import load_recording
+    from pmr_stream.sinks.render import compare_clips, write_video
+
+    a = load_recording(args.original, args.format)
+    b = load_recording(args.anonymized, args.format)
+    ja, ca, pa = _select_persons(a, args.person)
+    jb, cb, pb = _select_persons(b, args.person)
+    frames = compare_clips(
+        ja, jb, labels=tuple(args.labels), options=render_options(args),
+        confidence_a=ca, confidence_b=cb, present_a=pa, present_b=pb,
+    )  # fmt: skip
+    fps = args.fps or a.fps or 30.0
+    out = write_video(frames, args.output, fps=fps)
+    print(f"wrote {out} ({len(frames)} frames side by side: {args.labels[0]} | {args.labels[1]})")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from pmr_stream.formats.files import check_output_file
+    from pmr_stream.formats.io import load_recording, save_recording
+
+    check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input])  # before reading anything
+    rec = load_recording(args.input, args.input_format)
+    written = save_recording(rec, args.output, args.output_format, overwrite=args.overwrite)
+    print(f"wrote {written.path} ({written.frames} frames, {written.persons} person(s))")
+    return 0
+
+
+def cmd_make_dataset(args: argparse.Namespace) -> int:
+    from pmr_stream.synth import ACTION_NAMES, StandinSpec, generate_dataset
+
+    fmt = args.format or ("npz" if str(args.output).endswith(".npz") else "skeleton")
+    spec = StandinSpec(
+        performers=args.performers,
+        replications=args.replications,
+        cameras=tuple(args.cameras),
+        seed=args.seed,
+        actions=tuple(args.actions) if args.actions else ACTION_NAMES,
+    )
+    out = generate_dataset(
+        spec, args.output, fmt="npz" if fmt == "npz" else "skeleton", progress=not args.quiet
+    )
+    print(f"wrote stand-in dataset to {out} ({fmt})")
+    return 0
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from pmr_stream.formats.files import check_output_file
+    from pmr_stream.formats.io import check_fits, guess_format, load_recording, save_recording
+
+    # paths and the output's capacity are checked before the network (and torch) is loaded
+    check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input])
+    in_fmt = args.format or guess_format(args.input)
+    out_fmt = args.output_format
+    if out_fmt is None and Path(args.output).suffix.lower() == ".npy" and in_fmt in ("sgn", "stgcn"):
+        out_fmt = in_fmt  # a new .npy takes the input's array kind
+    rec = load_recording(args.input, in_fmt)
+    out_fmt, _ = check_fits(rec, args.output, out_fmt)
+    from pmr_stream.offline import (
+        AnonymizeOptions,
+        anonymize_recording,
+        default_window_fn,
+    )
+
+    AnonymizeOptions(
+        mode=args.mode, stride=args.stride
+    )  # a bad --mode or --stride fails before the model loads
+    window_fn, model_id = default_window_fn(
+        args.model_path, args.dummy, device=args.device, privacy=args.privacy
+    )
+    bones = tuple(float(b) for b in window_fn.source.dummy_bone_lengths()) if args.bones == "dummy" else None
+    opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
+    out = anonymize_recording(rec, window_fn.anonymize, opts, model_id=model_id)
+    written = save_recording(out, args.output, out_fmt, overwrite=args.overwrite)
+    print(
+        f"wrote {written.path}: {written.frames} frames, {written.persons} person(s) anonymized with {model_id}"
+        + (
+            f" (privacy {window_fn.source.privacy}, mode {args.mode})"
+            if window_fn.source.privacy
+            else f" (mode {args.mode})"
+        )
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the file commands to the ``pmr`` subparsers."""
+    p = sub.add_parser("visualize", help="render a recording to MP4/GIF/PNG (headless)")
+    p.add_argument("--input", required=True, help="recording: .skeleton, .npz, or an SGN/ST-GCN array file")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format (default: guessed)")
+    p.add_argument("--output", required=True, help="output .mp4, .avi, .gif or .png (contact sheet)")
+    p.add_argument("--person", type=int, default=None, help="render only this person (0-based); default all")
+    p.add_argument("--title", default=None, help="caption (default: the input's file name)")
+    add_render_flags(p)
+    p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("compare", help="render two recordings side by side (original | anonymized)")
+    p.add_argument("--original", required=True)
+    p.add_argument("--anonymized", required=True)
+    p.add_argument(
+        "--format", choices=FORMAT_CHOICES, default=None, help="input format of both (default: guessed)"
+    )
+    p.add_argument("--output", required=True, help="output .mp4, .avi, .gif or .png")
+    p.add_argument("--labels", nargs=2, default=["original", "anonymized"], metavar=("LEFT", "RIGHT"))
+    p.add_argument("--person", type=int, default=None)
+    add_render_flags(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("convert", help="convert between .skeleton, .npz, SGN and ST-GCN arrays")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--from", dest="input_format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument("--to", dest="output_format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (never the input itself); written atomically",
+    )
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("make-dataset", help="generate the deterministic stand-in motion dataset")
+    p.add_argument("--output", required=True, help="a directory (.skeleton files) or a file ending in .npz")
+    p.add_argument("--format", choices=("skeleton", "npz"), default=None, help="default: by --output")
+    p.add_argument("--performers", type=int, default=40)
+    p.add_argument("--replications", type=int, default=2)
+    p.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    p.add_argument("--actions", nargs="+", default=None, help="action names (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_make_dataset)
+
+    p = sub.add_parser("anonymize", help="anonymize a recording offline (every person, any length)")
+    p.add_argument("--input", required=True, help=".skeleton, .npz, or an SGN/ST-GCN array file")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output file, written atomically; its format by its extension (a new .npy: the "
+        "input's array kind) unless --output-format; a format that cannot hold every person "
+        "is refused",
+    )
+    p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format (default: guessed)")
+    p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output file (never the input itself)"
+    )
+    p.add_argument(
+        "--model-path",
+        default=None,
+        help="checkpoint (default: the shipped default anonymizer, pmr_stream/assets/pmr_default.pt)",
+    )
+    p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
+    p.add_argument(
+        "--mode",
+        default="last",
+        metavar="MODE",
+        help="last (default): every frame read as the streaming service reads it (the end of the "
+        "window ending at it; same output as the service's default policy); delay:N: as the "
+        "service's --policy delay:N; centre: one window per frame, read at its centre; "
+        "blend: windows --stride frames apart, Hann-blended (fewer network calls)",
+    )
+    p.add_argument(
+        "--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)"
+    )
+    add_privacy_argument(p)
+    p.add_argument(
+        "--bones",
+        choices=("dummy", "model"),
+        default="dummy",
+        help="dummy (default): set every output bone to the dummy's length; model: the network's output as is",
+    )
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_anonymize)

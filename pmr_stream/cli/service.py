@@ -1,0 +1,208 @@
+"""Service commands: ``pmr anonymizer`` (the streaming service) and ``pmr stream`` (the demo)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pmr_stream.cli.common import link, print_json_line
+from pmr_stream.config import add_privacy_argument
+
+if TYPE_CHECKING:
+    from pmr_stream.wire.sockets import SocketOptions
+
+
+def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions, SocketOptions]:
+    """``(raw_side, anon_side)``: the raw/ subscriber (connects: a CURVE client of the producers,
+    ``--raw-curve-*``) and the anon/ publisher (binds: a CURVE server for the sinks, ``--anon-curve-*``).
+    The raw side's non-loopback rule is checked here, before the backend loads."""
+    from pmr_stream.wire.sockets import SocketOptions, check_raw_endpoints, curve_from_args
+    from pmr_stream.wire.sockets import insecure_from_args as insecure
+
+    raw = SocketOptions(
+        hwm=args.hwm,
+        kernel_buffer_bytes=args.kernel_buffer,
+        curve=curve_from_args(args, "raw-", bind=False),
+        insecure=insecure(args, "raw-"),
+    )
+    anon = SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer,
+                         curve=curve_from_args(args, "anon-", bind=True))  # fmt: skip
+    check_raw_endpoints(args.raw, raw, bind=False, flag_prefix="raw-")
+    return raw, anon
+
+
+def cmd_anonymizer(args: argparse.Namespace) -> int:
+    from pmr_stream.anonymizer.service import ServiceOptions, serve
+    from pmr_stream.anonymizer.window import WindowPolicy
+    from pmr_stream.backends import get_backend
+    from pmr_stream.wire.privacy import stream_ids_from_args
+    from pmr_stream.wire.sockets import stop_on_signals
+
+    raw_sockets, anon_sockets = _anonymizer_socket_options(args)  # bad flags fail before the backend loads
+    ids = stream_ids_from_args(args, create=True)  # the deployment's key (made on first use)
+    opts = ServiceOptions(
+        policy=WindowPolicy.parse(args.policy), max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        max_gap=args.max_gap, idle_s=args.idle, report_s=args.report,
+        max_metadata_bytes=args.max_metadata_bytes, max_streams=args.max_streams,
+        max_persons_per_stream=args.max_persons_per_stream, max_persons=args.max_persons,
+        stats_json=Path(args.stats_json) if args.stats_json else None,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host, bones=args.bones,
+        engine_thread=args.engine_thread,
+        stream_key=ids.key, public_stream_ids=ids.public,
+    )  # fmt: skip
+    options: dict[str, Any] = {"max_batch": max(args.max_batch, 1)}
+    if args.device:
+        options["device"] = args.device
+    if args.model_path:
+        options["model_path"] = args.model_path
+    if args.dummy:
+        options["dummy"] = args.dummy
+    if args.privacy:
+        options["privacy"] = args.privacy
+    if args.threads:
+        options["threads"] = args.threads
+    options["spin"] = args.spin  # onnxruntime only; the other backends ignore it
+    backend = get_backend(args.backend, **options)  # the dummy's privacy code is computed here, once
+    backend.warmup((1, min(8, args.max_batch)))
+    model_id = backend.source.model_id
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the backend and its libraries live as long as the process: keep them out of full GC passes
+    with stop_on_signals() as stop:
+        final = serve(
+            args.raw, args.anon, backend, model_id, opts, anon_sockets, raw_socket_options=raw_sockets, stop=stop,
+            duration_s=args.duration, until_end=args.until_end, wait_subscribers=args.wait_subscribers,
+            wait_timeout_s=args.wait_timeout, report=lambda d: print_json_line("stats", d),
+            ready=lambda ep: print(f"anonymizer: {backend.name} on {backend.device} ({model_id}, privacy "
+                                   f"{backend.source.privacy or 'n/a: no dial'}), policy "
+                                   f"{opts.policy.name}; raw/ from {', '.join(args.raw)}{link(raw_sockets)}, anon/ on {ep}"
+                                   f"{link(anon_sockets)} "
+                                   f"(stream ids: pseudonyms keyed by {ids.key_path})", flush=True),
+            on_metrics=lambda url: print(f"anonymizer: statistics on {url}/metrics (Prometheus) and {url}/stats.json",
+                                         flush=True),
+        )  # fmt: skip
+    print(f"anonymizer stopped: {final['published_frames']} of {final['frames_in']} frames published, "
+          f"failed {final['failed']}", flush=True)  # fmt: skip
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from pmr_stream.demo import run_pipeline
+
+    return run_pipeline(args)
+
+
+def register(sub: Any) -> None:
+    """Add the service commands to the ``pmr`` subparsers."""
+    from pmr_stream.anonymizer.window import POLICY_HELP
+    from pmr_stream.demo import add_stream_arguments
+    from pmr_stream.wire.privacy import add_stream_id_arguments
+
+    p = sub.add_parser("anonymizer", help="the streaming anonymizer service: raw/ in, anon/ out")
+    p.add_argument(
+        "--raw", action="append", required=True, help="producer endpoint to subscribe to (repeatable)"
+    )
+    p.add_argument("--anon", default="tcp://127.0.0.1:5556", help="endpoint to publish anon/ on (bound)")
+    p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
+    p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
+    add_privacy_argument(p)
+    p.add_argument("--max-batch", type=int, default=128, help="most windows per engine call (default 128)")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="longest wait for a batch to fill, only while frames arrive faster than one per that time (default 5 ms)",
+    )
+    p.add_argument(
+        "--max-gap", type=int, default=10, help="missing frames interpolated; longer gaps reset (default 10)"
+    )
+    p.add_argument("--idle", type=float, default=5.0, help="evict persons/streams unseen this long, seconds")
+    p.add_argument(
+        "--max-metadata-bytes",
+        type=int,
+        default=16384,
+        metavar="BYTES",
+        help="refuse stream starts whose metadata is larger, msgpack-encoded (default 16384)",
+    )
+    p.add_argument(
+        "--max-streams",
+        type=int,
+        default=1024,
+        help="streams tracked at once; more are refused (default 1024)",
+    )
+    p.add_argument(
+        "--max-persons-per-stream",
+        type=int,
+        default=64,
+        help="persons held per stream; frames of more are refused (default 64)",
+    )
+    p.add_argument(
+        "--max-persons", type=int, default=4096, help="persons held in all; more are refused (default 4096)"
+    )
+    p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: none)")
+    p.add_argument("--stats-json", default=None, metavar="FILE", help="also write the stats to FILE")
+    p.add_argument(
+        "--bones",
+        choices=("dummy", "model"),
+        default="dummy",
+        help="dummy (default): set every output bone to the dummy's length; model: the network's output as is",
+    )
+    p.add_argument(
+        "--engine-thread",
+        action="store_true",
+        help="run the engine in its own thread while the loop keeps receiving and publishing",
+    )
+    add_stream_id_arguments(p)
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve /metrics (Prometheus text) and /stats.json over HTTP on PORT (0: any free port)",
+    )
+    p.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address the metrics endpoint binds (default loopback)"
+    )
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
+    p.add_argument(
+        "--wait-subscribers", type=int, default=0, help="wait for this many anon/ subscribers first"
+    )
+    p.add_argument("--wait-timeout", type=float, default=60.0, help="longest wait for them, seconds")
+    p.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops")
+    p.add_argument(
+        "--kernel-buffer",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
+        "a subscriber that stops reading lose messages (it counts them) instead of lagging",
+    )
+    from pmr_stream.wire.sockets import add_curve_arguments
+
+    add_curve_arguments(p, "raw-", role="client", what="the raw/ subscriber (a client of the producers)")
+    add_curve_arguments(
+        p, "anon-", role="server", what="the anon/ publisher (the server of the sinks)", raw=False
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per engine call (default: the backend's)"
+    )
+    p.add_argument(
+        "--spin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="onnxruntime: let idle worker threads spin between calls (default --no-spin: they sleep, "
+        "leaving the cores to the producers and subscribers; measured better at 60 streams on 2 cores)",
+    )
+    p.set_defaults(func=cmd_anonymizer)
+
+    p = sub.add_parser(
+        "stream", help="producer -> anonymizer -> recorder on loopback, then a side-by-side video"
+    )
+    add_stream_arguments(p)
+    p.set_defaults(func=cmd_stream)
