@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 
 from pmr_stream.assets import DEMO_CLIP
+from pmr_stream.backends.options import add_backend_arguments
 from pmr_stream.capture.sources import SOURCE_USAGE
+from pmr_stream.flags import forward_argv
 from pmr_stream.sinks.latency import latency_summary
 from pmr_stream.wire.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
 from pmr_stream.wire.sockets import (
@@ -60,7 +62,7 @@ def free_port() -> int:
 
 
 def _spawn(name: str, args: list[str], logs: Path) -> tuple[str, subprocess.Popen[bytes], Any]:
-    fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed by _finish
+    fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed by run_pipeline once the process is stopped
     p = subprocess.Popen([sys.executable, *args], stdout=fh, stderr=subprocess.STDOUT)
     return name, p, fh
 
@@ -344,21 +346,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     # the others start first and wait for the producer: their safety limit runs longer
     limit = ["--duration", str(args.duration + 60)] if args.duration else []
     cli = ["-m", "pmr_stream.cli"]
-    backend = [
-        "--backend",
-        args.backend,
-        "--max-batch",
-        str(args.max_batch),
-        "--max-wait-ms",
-        str(args.max_wait_ms),
-    ]
-    backend += (["--device", args.device] if args.device else []) + (
-        ["--threads", str(args.threads)] if args.threads else []
-    )
-    backend += ["--spin"] if args.spin else []
+    backend = forward_argv(add_backend_arguments, args)
+    backend += ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
     backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
     backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
-    backend += ["--privacy", args.privacy] if args.privacy else []
     backend += ["--stream-key", str(ids.key_path)] + [
         a for s in sorted(ids.public) for a in ("--public-stream-id", s)
     ]
@@ -474,7 +465,6 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     from pmr_stream.anonymizer.window import POLICY_HELP
-    from pmr_stream.config import add_privacy_argument
 
     p.add_argument(
         "--source",
@@ -489,23 +479,14 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
         help="load tests: split a synthetic:N source over this many producer processes, each with its "
         "own sink (needs --no-video and --duration; for hosts with more cores)",
     )
-    p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's choice)")
+    add_backend_arguments(p, "anonymizer: ")
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
-    add_privacy_argument(p, "anonymizer: ")
     p.add_argument("--max-batch", type=int, default=128, help="anonymizer: most windows per engine call")
     p.add_argument(
         "--max-wait-ms",
         type=float,
         default=5.0,
         help="anonymizer: longest wait for a batch to fill (default 5 ms)",
-    )
-    p.add_argument("--threads", type=int, default=None, help="anonymizer: CPU threads per engine call")
-    p.add_argument(
-        "--spin",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="anonymizer: onnxruntime threads spin when idle (default: they sleep)",
     )
     p.add_argument(
         "--bones",

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pmr_stream.backends.options import add_backend_arguments, backend_kwargs
 from pmr_stream.cli.common import link, print_json_line
-from pmr_stream.config import add_privacy_argument
 
 if TYPE_CHECKING:
     from pmr_stream.wire.sockets import SocketOptions
@@ -51,19 +51,9 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
         engine_thread=args.engine_thread,
         stream_key=ids.key, public_stream_ids=ids.public,
     )  # fmt: skip
-    options: dict[str, Any] = {"max_batch": max(args.max_batch, 1)}
-    if args.device:
-        options["device"] = args.device
-    if args.model_path:
-        options["model_path"] = args.model_path
-    if args.dummy:
-        options["dummy"] = args.dummy
-    if args.privacy:
-        options["privacy"] = args.privacy
-    if args.threads:
-        options["threads"] = args.threads
-    options["spin"] = args.spin  # onnxruntime only; the other backends ignore it
-    backend = get_backend(args.backend, **options)  # the dummy's privacy code is computed here, once
+    backend = get_backend(
+        args.backend, **backend_kwargs(args, max_batch=max(args.max_batch, 1))
+    )  # the dummy's privacy code is computed here, once
     backend.warmup((1, min(8, args.max_batch)))
     model_id = backend.source.model_id
     import gc
@@ -105,12 +95,8 @@ def register(sub: Any) -> None:
         "--raw", action="append", required=True, help="producer endpoint to subscribe to (repeatable)"
     )
     p.add_argument("--anon", default="tcp://127.0.0.1:5556", help="endpoint to publish anon/ on (bound)")
-    p.add_argument("--backend", default="auto", help="torch, onnxruntime, tensorrt or auto (default)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
-    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
-    p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
+    add_backend_arguments(p)
     p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
-    add_privacy_argument(p)
     p.add_argument("--max-batch", type=int, default=128, help="most windows per engine call (default 128)")
     p.add_argument(
         "--max-wait-ms",
@@ -188,16 +174,6 @@ def register(sub: Any) -> None:
     add_curve_arguments(p, "raw-", role="client", what="the raw/ subscriber (a client of the producers)")
     add_curve_arguments(
         p, "anon-", role="server", what="the anon/ publisher (the server of the sinks)", raw=False
-    )
-    p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads per engine call (default: the backend's)"
-    )
-    p.add_argument(
-        "--spin",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="onnxruntime: let idle worker threads spin between calls (default --no-spin: they sleep, "
-        "leaving the cores to the producers and subscribers; measured better at 60 streams on 2 cores)",
     )
     p.set_defaults(func=cmd_anonymizer)
 
