@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from pmr_stream.capture.sources import SOURCE_USAGE
 from pmr_stream.config import add_privacy_argument
 
-if TYPE_CHECKING:  # the socket stack is imported lazily by the commands that need it
+if TYPE_CHECKING:  # the socket and drawing stacks are imported lazily by the commands that need them
+    from pmr_stream.render import RenderOptions
     from pmr_stream.wire.sockets import SocketOptions
 
 log = logging.getLogger("pmr_stream.cli")
@@ -47,8 +48,8 @@ def _add_render_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--show-confidence", action="store_true", help="draw joints by their confidence")
 
 
-def _render_options(args: argparse.Namespace, title: str | None = None):  # type: ignore[no-untyped-def]
-    from pmr_stream.sinks.render import RenderOptions
+def _render_options(args: argparse.Namespace, title: str | None = None) -> RenderOptions:
+    from pmr_stream.render import RenderOptions
 
     return RenderOptions(
         width=args.width,
@@ -60,24 +61,12 @@ def _render_options(args: argparse.Namespace, title: str | None = None):  # type
     )
 
 
-def _select_persons(rec, person: int | None):  # type: ignore[no-untyped-def]
-    """Joints (T, P, 25, 3), confidence and presence of one person or of all."""
-    if person is None:
-        return rec.joints, rec.confidence, rec.present
-    if not 0 <= person < rec.num_persons:
-        raise SystemExit(
-            f"error: --person {person} out of range: the recording has {rec.num_persons} person(s)"
-        )
-    sl = slice(person, person + 1)
-    return rec.joints[:, sl], rec.confidence[:, sl], rec.present[:, sl]
-
-
 def cmd_visualize(args: argparse.Namespace) -> int:
     from pmr_stream.formats.io import load_recording
-    from pmr_stream.sinks.render import render_clip, write_video
+    from pmr_stream.render import render_clip, select_persons, write_video
 
     rec = load_recording(args.input, args.format)
-    joints, conf, present = _select_persons(rec, args.person)
+    joints, conf, present = select_persons(rec, args.person)
     opts = _render_options(args, title=args.title or Path(args.input).name)
     frames = render_clip(joints, opts, confidence=conf, present=present)
     fps = args.fps or rec.fps or 30.0
@@ -87,20 +76,13 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pmr_stream.formats.io import load_recording
-    from pmr_stream.sinks.render import compare_clips, write_video
+    from pmr_stream.render import compare_recordings
 
-    a = load_recording(args.original, args.format)
-    b = load_recording(args.anonymized, args.format)
-    ja, ca, pa = _select_persons(a, args.person)
-    jb, cb, pb = _select_persons(b, args.person)
-    frames = compare_clips(
-        ja, jb, labels=tuple(args.labels), options=_render_options(args),
-        confidence_a=ca, confidence_b=cb, present_a=pa, present_b=pb,
+    video = compare_recordings(
+        args.original, args.anonymized, args.output, _render_options(args),
+        labels=tuple(args.labels), person=args.person, fmt=args.format, fps=args.fps,
     )  # fmt: skip
-    fps = args.fps or a.fps or 30.0
-    out = write_video(frames, args.output, fps=fps)
-    print(f"wrote {out} ({len(frames)} frames side by side: {args.labels[0]} | {args.labels[1]})")
+    print(f"wrote {video.path} ({video.frames} frames side by side: {args.labels[0]} | {args.labels[1]})")
     return 0
 
 
