@@ -447,20 +447,21 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if args.no_video:
         print(f"anonymized recording: {Path(anon_files[0]).resolve()}", flush=True)
         return 0
-    from pmr_stream.cli import main as pmr_main
+    from pmr_stream.render import RenderOptions, compare_recordings
 
     raw_file = work / "raw.npz"
     if not raw_file.exists():
         print("the raw recording is missing; no video", file=sys.stderr, flush=True)
         return 1
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rc = pmr_main(["compare", "--original", str(raw_file), "--anonymized", anon_files[0], "--output", str(out),
-                   "--width", str(args.width), "--height", str(args.height)])  # fmt: skip
-    if rc == 0:
-        print(f"{'interrupted; ' if interrupted else ''}side-by-side video (original | anonymized): {out.resolve()}",
-              flush=True)  # fmt: skip
-    return rc
+    try:
+        compare_recordings(raw_file, anon_files[0], out, RenderOptions(width=args.width, height=args.height))
+    except (ValueError, OSError) as exc:
+        print(f"pmr stream: error: side-by-side video {out}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(f"{'interrupted; ' if interrupted else ''}side-by-side video (original | anonymized): {out.resolve()}",
+          flush=True)  # fmt: skip
+    return 0
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:

@@ -89,7 +89,7 @@ def main() -> None:
             }
             rows.append(row)
         if i == 0 and args.render:
-            from pmr_stream.sinks.render import compare_clips, write_video
+            from pmr_stream.render import compare_clips, write_video
 
             frames = compare_clips(rec.joints, out.joints, labels=("original", f"anonymized ({model_id})"),
                                    present_a=rec.present, present_b=out.present)  # fmt: skip

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the socket stack is imported lazily by the commands that need it
+if TYPE_CHECKING:  # the socket and drawing stacks are imported lazily by the commands that need them
+    from pmr_stream.render import RenderOptions
     from pmr_stream.wire.sockets import SocketOptions
 
 #: The recording formats a file command reads and writes (pmr_stream.formats.io).
@@ -25,8 +26,8 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--show-confidence", action="store_true", help="draw joints by their confidence")
 
 
-def render_options(args: argparse.Namespace, title: str | None = None) -> Any:
-    from pmr_stream.sinks.render import RenderOptions
+def render_options(args: argparse.Namespace, title: str | None = None) -> RenderOptions:
+    from pmr_stream.render import RenderOptions
 
     return RenderOptions(
         width=args.width,

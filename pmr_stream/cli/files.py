@@ -11,24 +11,12 @@ from pmr_stream.cli.common import FORMAT_CHOICES, add_render_flags, render_optio
 from pmr_stream.config import add_privacy_argument
 
 
-def _select_persons(rec: Any, person: int | None) -> tuple[Any, Any, Any]:
-    """Joints (T, P, 25, 3), confidence and presence of one person or of all."""
-    if person is None:
-        return rec.joints, rec.confidence, rec.present
-    if not 0 <= person < rec.num_persons:
-        raise SystemExit(
-            f"error: --person {person} out of range: the recording has {rec.num_persons} person(s)"
-        )
-    sl = slice(person, person + 1)
-    return rec.joints[:, sl], rec.confidence[:, sl], rec.present[:, sl]
-
-
 def cmd_visualize(args: argparse.Namespace) -> int:
     from pmr_stream.formats.io import load_recording
-    from pmr_stream.sinks.render import render_clip, write_video
+    from pmr_stream.render import render_clip, select_persons, write_video
 
     rec = load_recording(args.input, args.format)
-    joints, conf, present = _select_persons(rec, args.person)
+    joints, conf, present = select_persons(rec, args.person)
     opts = render_options(args, title=args.title or Path(args.input).name)
     frames = render_clip(joints, opts, confidence=conf, present=present)
     fps = args.fps or rec.fps or 30.0
@@ -38,20 +26,13 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pmr_stream.formats.io import load_recording
-    from pmr_stream.sinks.render import compare_clips, write_video
+    from pmr_stream.render import compare_recordings
 
-    a = load_recording(args.original, args.format)
-    b = load_recording(args.anonymized, args.format)
-    ja, ca, pa = _select_persons(a, args.person)
-    jb, cb, pb = _select_persons(b, args.person)
-    frames = compare_clips(
-        ja, jb, labels=tuple(args.labels), options=render_options(args),
-        confidence_a=ca, confidence_b=cb, present_a=pa, present_b=pb,
+    video = compare_recordings(
+        args.original, args.anonymized, args.output, render_options(args),
+        labels=tuple(args.labels), person=args.person, fmt=args.format, fps=args.fps,
     )  # fmt: skip
-    fps = args.fps or a.fps or 30.0
-    out = write_video(frames, args.output, fps=fps)
-    print(f"wrote {out} ({len(frames)} frames side by side: {args.labels[0]} | {args.labels[1]})")
+    print(f"wrote {video.path} ({video.frames} frames side by side: {args.labels[0]} | {args.labels[1]})")
     return 0
 
 

@@ -1,20 +1,6 @@
-"""Output sinks: headless rendering of skeleton clips, video/GIF/contact-sheet writing."""
+"""Sinks of skeleton streams: the recorder (:mod:`~pmr_stream.sinks.recorder`, its 1 s
+segments in :mod:`~pmr_stream.sinks.segments`), the live viewer and video writer
+(:mod:`~pmr_stream.sinks.viewer`) and the probe (:mod:`~pmr_stream.sinks.probe`).
 
-from __future__ import annotations
-
-from pmr_stream.sinks.render import (
-    Camera,
-    RenderOptions,
-    compare_clips,
-    contact_sheet,
-    iter_compare_frames,
-    iter_frames,
-    render_clip,
-    render_frame,
-    write_video,
-)
-
-__all__ = [
-    "Camera", "RenderOptions", "compare_clips", "contact_sheet", "iter_compare_frames",
-    "iter_frames", "render_clip", "render_frame", "write_video",
-]  # fmt: skip
+Drawing skeletons and writing videos is :mod:`pmr_stream.render`.
+"""

@@ -383,8 +383,8 @@ def finish_parts(
     merged: list[tuple[Path, Recording | None, TakeSummary, str | None]] = []
     for folder in folders:
         try:
-            rec, summary = merge_take(folder)
-            merged.append((folder, rec, summary, None))
+            take, summary = merge_take(folder)
+            merged.append((folder, take, summary, None))
         except (ValueError, OSError) as exc:
             merged.append((folder, None, TakeSummary(folder), str(exc)))
     if not all(f.name in names for f in folders):

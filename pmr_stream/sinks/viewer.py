@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.sinks.render import Camera, RenderOptions, render_frame, write_video
+from pmr_stream.render import Camera, RenderOptions, render_frame, write_video
 from pmr_stream.wire.privacy import StreamIds
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd
 from pmr_stream.wire.subscriber import Received, Subscriber

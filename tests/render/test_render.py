@@ -1,4 +1,4 @@
-"""Tests of headless skeleton rendering (pmr_stream.sinks.render)."""
+"""Tests of headless skeleton rendering (pmr_stream.render)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pmr_stream.sinks.render import (
+from pmr_stream.render import (
     HEAD_RADIUS_M,
     LEFT_COLOR,
     MISSING_COLOR,
