@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints, overload
 
+from pmr_stream.skeleton import CROSS_VIEW_TEST_CAMERAS, CROSS_VIEW_TRAIN_CAMERAS
 from pmr_stream.skeleton import T as WINDOW
 
 
@@ -42,8 +43,8 @@ class DataSection:
     #: training crop: one random 75-frame window (the paper); evaluation uses the centre
     crop: Literal["random", "centre"] = "random"
     #: NTU-style cross-view split: train cameras 2 and 3, test camera 1
-    train_cameras: tuple[int, ...] = (2, 3)
-    test_cameras: tuple[int, ...] = (1,)
+    train_cameras: tuple[int, ...] = CROSS_VIEW_TRAIN_CAMERAS
+    test_cameras: tuple[int, ...] = CROSS_VIEW_TEST_CAMERAS
     #: fraction of the training clips held out for validation (best-checkpoint choice)
     val_fraction: float = 0.1
     paired_samples_per_epoch: int = 2000

@@ -1,4 +1,4 @@
-"""Skeleton layouts, the MediaPipe-to-NTU map, normalisation and clip policies.
+"""Skeleton layouts, joints and bones, normalisation and clip policies.
 
 This is the one place that defines the skeletons pmr-stream handles; every other
 module imports joint names, parents, bones and the window constants from here.
@@ -11,10 +11,14 @@ right hand side; it is image-right in Kinect's mirrored colour image),
 
 Array shapes follow the names ``T`` (frames), ``P`` (persons), ``J`` (25 joints),
 ``C`` (3 coordinates); e.g. a clip is ``(T, 25, 3)`` metres.
+
+MediaPipe's 33 landmarks have a layout here (recordings may be stored in it); how
+they become NTU-25 joints is capture's business (:mod:`pmr_stream.capture.mediapipe_map`).
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,14 +99,46 @@ class Layout:
 
 # --------------------------------------------------------------------------- NTU-25
 
-NTU_JOINT_NAMES: Final[tuple[str, ...]] = (
-    "SpineBase", "SpineMid", "Neck", "Head",
-    "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
-    "ShoulderRight", "ElbowRight", "WristRight", "HandRight",
-    "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
-    "HipRight", "KneeRight", "AnkleRight", "FootRight",
-    "SpineShoulder", "HandTipLeft", "ThumbLeft", "HandTipRight", "ThumbRight",
-)  # fmt: skip
+
+class Joint(enum.IntEnum):
+    """The 25 joints of the NTU-25 (Kinect v2) skeleton, by their index in a ``(..., 25, 3)`` array.
+
+    Members are ints (``Joint.HEAD == 3``), so they index arrays directly:
+    ``x[:, Joint.SPINE_MID]``. :data:`NTU_JOINT_NAMES` spells them as the Kinect SDK
+    and the NTU files do (``Joint.HAND_TIP_LEFT`` is ``"HandTipLeft"``).
+    """
+
+    SPINE_BASE = 0
+    SPINE_MID = 1
+    NECK = 2
+    HEAD = 3
+    SHOULDER_LEFT = 4
+    ELBOW_LEFT = 5
+    WRIST_LEFT = 6
+    HAND_LEFT = 7
+    SHOULDER_RIGHT = 8
+    ELBOW_RIGHT = 9
+    WRIST_RIGHT = 10
+    HAND_RIGHT = 11
+    HIP_LEFT = 12
+    KNEE_LEFT = 13
+    ANKLE_LEFT = 14
+    FOOT_LEFT = 15
+    HIP_RIGHT = 16
+    KNEE_RIGHT = 17
+    ANKLE_RIGHT = 18
+    FOOT_RIGHT = 19
+    SPINE_SHOULDER = 20
+    HAND_TIP_LEFT = 21
+    THUMB_LEFT = 22
+    HAND_TIP_RIGHT = 23
+    THUMB_RIGHT = 24
+
+
+#: The Kinect SDK's joint names, in index order ("SpineBase", ..., "ThumbRight").
+NTU_JOINT_NAMES: Final[tuple[str, ...]] = tuple(
+    "".join(word.capitalize() for word in j.name.split("_")) for j in Joint
+)
 
 #: The NTU authors' connectivity list (1-based, from show_skeleton.m). Joint 1's
 #: entry points back at joint 2, closing the SpineBase-SpineMid bone twice.
@@ -126,15 +162,30 @@ NTU_END_EFFECTOR_CHAIN: Final[tuple[int, ...]] = (5, 5, 8, 8, 8, 8, 5)
 
 NTU25: Final[Layout] = Layout("ntu25", NTU_JOINT_NAMES, NTU_PARENTS, NTU_LEFT_RIGHT)
 
-SPINE_BASE: Final[int] = 0
-SPINE_MID: Final[int] = 1
-NECK: Final[int] = 2
-HEAD: Final[int] = 3
-SPINE_SHOULDER: Final[int] = 20
-HIP_LEFT: Final[int] = 12
-HIP_RIGHT: Final[int] = 16
-SHOULDER_LEFT: Final[int] = 4
-SHOULDER_RIGHT: Final[int] = 8
+#: The joints at the end of the six hand bones (hand, hand tip and thumb of each side):
+#: small and noisy in Kinect's and MediaPipe's tracking alike.
+NTU_HAND_JOINTS: Final[tuple[Joint, ...]] = (
+    Joint.HAND_LEFT, Joint.HAND_TIP_LEFT, Joint.THUMB_LEFT,
+    Joint.HAND_RIGHT, Joint.HAND_TIP_RIGHT, Joint.THUMB_RIGHT,
+)  # fmt: skip
+
+
+def _body_bones() -> slice:
+    body = [b for b, (child, _) in enumerate(NTU25.bones) if child not in NTU_HAND_JOINTS]
+    if body != list(range(len(body))):  # the breadth-first bone order puts the hand bones last
+        raise RuntimeError(f"NTU25.bones: the body bones {body} are not the first {len(body)}")
+    return slice(0, len(body))
+
+
+#: The body bones (trunk, neck, head, shoulders, arms, hips, legs, feet): the 18 bones of
+#: ``NTU25.bones`` that do not end at a :data:`NTU_HAND_JOINTS` joint, as a slice of the
+#: bone axis (they come first): ``bone_lengths(x)[..., NTU_BODY_BONES]`` is ``(..., 18)``.
+NTU_BODY_BONES: Final[slice] = _body_bones()
+
+#: NTU RGB+D's cross-view protocol (the paper's split): train on cameras 2 and 3
+#: (the 45-degree views), test on camera 1 (frontal). Also the stand-in's split.
+CROSS_VIEW_TRAIN_CAMERAS: Final[tuple[int, ...]] = (2, 3)
+CROSS_VIEW_TEST_CAMERAS: Final[tuple[int, ...]] = (1,)
 
 # ------------------------------------------------------------------ MediaPipe Pose 33
 
@@ -168,200 +219,6 @@ def get_layout(name: str) -> Layout:
         return LAYOUTS[name]
     except KeyError:
         raise KeyError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}") from None
-
-
-#: How each NTU-25 joint is made from MediaPipe's 33 landmarks: a weighted sum of
-#: landmarks (weights sum to 1). Joints MediaPipe lacks are derived:
-#:
-#: ========================  ==============================================
-#: NTU joint                 from MediaPipe landmarks
-#: ========================  ==============================================
-#: SpineBase                 mid-hip (mean of left_hip, right_hip)
-#: SpineShoulder             mid-shoulder
-#: SpineMid                  0.57 of the way from mid-hip to mid-shoulder
-#: Neck                      0.35 of the way from mid-shoulder to mid-ear
-#: Head                      mid-ear moved 10 % of the way towards the nose
-#: Shoulder                  the shoulder landmark pulled 14 % towards mid-shoulder
-#: Elbow/Wrist               the landmark of the same name
-#: Hand                      mean of wrist, index and pinky knuckles
-#: HandTip                   mean of index and pinky knuckles
-#: Thumb                     thumb
-#: Hip                       the hip landmark pulled 46 % towards mid-hip
-#: Knee/Ankle                the landmark of the same name
-#: Foot                      foot_index (the toes)
-#: ========================  ==============================================
-#:
-#: Kinect v2 places its hip and shoulder joints closer to the body's midline than
-#: MediaPipe's landmarks (hip width 0.12 m vs 0.22 m, shoulder width 0.27 m vs
-#: 0.31 m on the same person). The fractions above were fitted on the real NTU
-#: take S001C001P001R001A001, whose RGB video and Kinect skeleton show the same
-#: movement (tests/test_mediapipe_map.py checks the agreement).
-_MP = {n: i for i, n in enumerate(MP_JOINT_NAMES)}
-
-
-def _mid(a: str, b: str, wa: float = 0.5) -> dict[int, float]:
-    return {_MP[a]: wa, _MP[b]: 1.0 - wa}
-
-
-def _lerp(a: dict[int, float], b: dict[int, float], t: float) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for k, v in a.items():
-        out[k] = out.get(k, 0.0) + (1.0 - t) * v
-    for k, v in b.items():
-        out[k] = out.get(k, 0.0) + t * v
-    return out
-
-
-_MID_HIP = _mid("left_hip", "right_hip")
-_MID_SHOULDER = _mid("left_shoulder", "right_shoulder")
-_MID_EAR = _mid("left_ear", "right_ear")
-
-
-def _side(side: str) -> dict[str, dict[int, float]]:
-    s = side
-
-    o = "right" if side == "left" else "left"
-
-    def one(n: str) -> dict[int, float]:
-        return {_MP[f"{s}_{n}"]: 1.0}
-
-    def inward(n: str, pull: float) -> dict[int, float]:
-        # landmark moved `pull` of the way towards the midpoint of the pair
-        return {_MP[f"{s}_{n}"]: 1.0 - pull / 2.0, _MP[f"{o}_{n}"]: pull / 2.0}
-
-    return {
-        "Shoulder": inward("shoulder", 0.14),
-        "Elbow": one("elbow"),
-        "Wrist": one("wrist"),
-        "Hand": {_MP[f"{s}_wrist"]: 1 / 3, _MP[f"{s}_index"]: 1 / 3, _MP[f"{s}_pinky"]: 1 / 3},
-        "HandTip": {_MP[f"{s}_index"]: 0.5, _MP[f"{s}_pinky"]: 0.5},
-        "Thumb": one("thumb"),
-        "Hip": inward("hip", 0.46),
-        "Knee": one("knee"),
-        "Ankle": one("ankle"),
-        "Foot": one("foot_index"),
-    }
-
-
-def _build_mp_to_ntu() -> npt.NDArray[np.float64]:
-    recipe: dict[str, dict[int, float]] = {
-        "SpineBase": _MID_HIP,
-        "SpineShoulder": _MID_SHOULDER,
-        "SpineMid": _lerp(_MID_HIP, _MID_SHOULDER, 0.57),
-        "Neck": _lerp(_MID_SHOULDER, _MID_EAR, 0.35),
-        "Head": _lerp(_MID_EAR, {_MP["nose"]: 1.0}, 0.10),
-    }
-    for side, suffix in (("left", "Left"), ("right", "Right")):
-        for part, weights in _side(side).items():
-            recipe[part + suffix] = weights
-    w = np.zeros((J, len(MP_JOINT_NAMES)))
-    for j, name in enumerate(NTU_JOINT_NAMES):
-        for k, v in recipe[name].items():
-            w[j, k] = v
-    return w
-
-
-#: (25, 33) matrix: NTU joint j = sum_k MP_TO_NTU[j, k] * landmark k.
-MP_TO_NTU: Final[npt.NDArray[np.float64]] = _build_mp_to_ntu()
-assert np.allclose(MP_TO_NTU.sum(axis=1), 1.0)
-
-#: MediaPipe world landmarks (x image-right, y down, z away; metres, hip-centred)
-#: into the Kinect convention for an un-mirrored image: image-right is the
-#: sensor's right, i.e. Kinect's -x. A 180 degree turn about z (a proper rotation).
-_MP_WORLD_TO_KINECT: Final = np.array([-1.0, -1.0, 1.0])
-
-
-def mediapipe_to_ntu(
-    landmarks: npt.ArrayLike,
-    visibility: npt.ArrayLike | None = None,
-    *,
-    kind: Literal["world", "image"] = "world",
-    mirrored: bool = False,
-    origin: npt.ArrayLike | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Map MediaPipe Pose landmarks to the NTU-25 skeleton.
-
-    Args:
-        landmarks: ``(..., 33, 3)``. For ``kind="world"``: MediaPipe's world
-            landmarks (metres, origin between the hips, x image-right, y down,
-            z away from the camera). For ``kind="image"``: normalised image
-            landmarks (x, y in [0, 1] of the image width/height, z relative depth).
-        visibility: ``(..., 33)`` MediaPipe visibility in [0, 1], or ``None`` (all 1).
-        kind: which landmark set ``landmarks`` is.
-        mirrored: the image MediaPipe saw was mirrored (Kinect's colour stream,
-            selfie-view webcams). MediaPipe then labels the person's right side
-            "left"; the map swaps the labels back and undoes the mirroring.
-        origin: ``(..., 3)`` metres, where to put the hip centre in the camera
-            frame (world landmarks only); see :func:`estimate_root_position`.
-            ``None`` leaves the skeleton hip-centred.
-
-    Returns:
-        ``(joints, confidence)``. For ``"world"``: ``(..., 25, 3)`` metres in the
-        Kinect camera convention. For ``"image"``: ``(..., 25, 3)`` in the input's
-        normalised image coordinates (x right, y down, no axis change, only
-        labels are swapped when ``mirrored``). Confidence ``(..., 25)`` is the
-        smallest visibility of the landmarks a joint is made from.
-    """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape[-2:] != (33, 3):
-        raise ValueError(f"landmarks must have shape (..., 33, 3), got {lm.shape}")
-    if not np.all(np.isfinite(lm)):
-        raise ValueError("landmarks contain NaN or infinite values")
-    vis = np.ones(lm.shape[:-1]) if visibility is None else np.asarray(visibility, dtype=np.float64)
-    if vis.shape != lm.shape[:-1]:
-        raise ValueError(f"visibility must have shape {lm.shape[:-1]}, got {vis.shape}")
-    if mirrored:
-        perm = list(MEDIAPIPE33.mirror_permutation)
-        lm = lm[..., perm, :]
-        vis = vis[..., perm]
-    joints = np.einsum("jk,...kc->...jc", MP_TO_NTU, lm)
-    used = MP_TO_NTU > 0  # (25, 33)
-    conf = np.where(used, vis[..., None, :], np.inf).min(axis=-1)
-    if kind == "world":
-        joints = joints * (_MP_WORLD_TO_KINECT * np.array([-1.0 if mirrored else 1.0, 1.0, 1.0]))
-        if origin is not None:
-            joints = joints + np.asarray(origin, dtype=np.float64)[..., None, :]
-    elif kind != "image":
-        raise ValueError(f"kind must be 'world' or 'image', got {kind!r}")
-    return joints.astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32)
-
-
-def estimate_root_position(
-    world: npt.ArrayLike,
-    image: npt.ArrayLike,
-    image_size: tuple[int, int],
-    horizontal_fov_deg: float = 70.0,
-) -> npt.NDArray[np.float64]:
-    """Estimate where the hip centre stands in the camera frame (metres).
-
-    A pinhole camera with the given horizontal field of view (Kinect v2 colour:
-    about 84 degrees; typical webcams 60-78) is assumed. Depth comes from the
-    ratio of the skeleton's metric extent (world landmarks) to its extent in
-    pixels (image landmarks); x and y from the hip centre's pixel position.
-
-    Args:
-        world: ``(..., 33, 3)`` MediaPipe world landmarks (metres).
-        image: ``(..., 33, 3)`` normalised image landmarks of the same frames.
-        image_size: ``(width, height)`` in pixels.
-
-    Returns:
-        ``(..., 3)`` hip centre in the Kinect convention (for an un-mirrored image).
-    """
-    w_lm = np.asarray(world, dtype=np.float64)
-    i_lm = np.asarray(image, dtype=np.float64)
-    width, height = image_size
-    f = (width / 2.0) / np.tan(np.radians(horizontal_fov_deg) / 2.0)
-    px = i_lm[..., :2] * np.array([width, height], dtype=np.float64)
-    body = [11, 12, 23, 24, 25, 26, 27, 28]
-    wc = w_lm[..., body, :2] - w_lm[..., body, :2].mean(axis=-2, keepdims=True)
-    pc = px[..., body, :] - px[..., body, :].mean(axis=-2, keepdims=True)
-    metric = np.sqrt((wc**2).sum(axis=(-1, -2)))
-    pixels = np.sqrt((pc**2).sum(axis=(-1, -2)))
-    depth = f * metric / np.maximum(pixels, 1e-6)
-    hip_px = px[..., [23, 24], :].mean(axis=-2)
-    x = (hip_px[..., 0] - width / 2.0) * depth / f
-    y = (hip_px[..., 1] - height / 2.0) * depth / f
-    return np.stack([-x, -y, depth], axis=-1)
 
 
 # ------------------------------------------------------------------ geometry helpers
@@ -453,7 +310,7 @@ def view_rotation(frame: npt.ArrayLike) -> npt.NDArray[np.float64]:
     along +x (the Kinect convention for a person facing the camera).
     """
     f = np.asarray(frame, dtype=np.float64)
-    v = f[HIP_RIGHT] - f[HIP_LEFT] + f[SHOULDER_RIGHT] - f[SHOULDER_LEFT]
+    v = f[Joint.HIP_RIGHT] - f[Joint.HIP_LEFT] + f[Joint.SHOULDER_RIGHT] - f[Joint.SHOULDER_LEFT]
     angle = np.arctan2(v[2], v[0])  # angle of v from +x towards +z
     if not np.isfinite(angle) or np.hypot(v[0], v[2]) < 1e-9:
         return np.eye(3)
@@ -488,7 +345,7 @@ def normalize(
         ref = x[0] if x.ndim == 3 else x[0, 0]
     else:
         ref = np.asarray(reference, dtype=np.float64)
-    offset = ref[SPINE_MID].copy()
+    offset = ref[Joint.SPINE_MID].copy()
     rotation = view_rotation(ref) if align_view else np.eye(3)
     out = (x - offset) @ rotation.T
     return out.astype(np.float32), NormTransform(offset=offset, rotation=rotation)
@@ -588,10 +445,11 @@ def check_clip(joints: npt.ArrayLike, what: str = "clip") -> npt.NDArray[np.floa
 
 
 __all__: Sequence[str] = [
-    "T", "J", "C", "FPS", "Layout", "NTU25", "MEDIAPIPE33", "LAYOUTS", "get_layout",
+    "T", "J", "C", "FPS", "Layout", "NTU25", "MEDIAPIPE33", "LAYOUTS", "get_layout", "Joint",
     "NTU_JOINT_NAMES", "NTU_PARENTS", "NTU_PARENTS_1BASED", "NTU_LEFT_RIGHT",
-    "NTU_END_EFFECTORS", "NTU_END_EFFECTOR_CHAIN", "MP_JOINT_NAMES", "MP_TO_NTU",
-    "mediapipe_to_ntu", "estimate_root_position", "bone_lengths", "bone_directions", "mirror",
+    "NTU_END_EFFECTORS", "NTU_END_EFFECTOR_CHAIN", "NTU_HAND_JOINTS", "NTU_BODY_BONES",
+    "CROSS_VIEW_TRAIN_CAMERAS", "CROSS_VIEW_TEST_CAMERAS", "MP_JOINT_NAMES",
+    "bone_lengths", "bone_directions", "mirror",
     "NormTransform", "view_rotation", "normalize", "denormalize", "pad_to_length",
     "window_starts", "crop_clip", "chain_to_root", "check_clip",
 ]  # fmt: skip

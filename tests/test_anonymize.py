@@ -17,7 +17,7 @@ from pmr_stream.offline import (
     blend_weights,
     default_window_fn,
 )
-from pmr_stream.skeleton import bone_lengths
+from pmr_stream.skeleton import NTU_BODY_BONES, bone_lengths
 
 
 def walking_track(n: int, seed: int = 0) -> np.ndarray:
@@ -161,7 +161,7 @@ def test_default_model_on_standin_clips_moves_bodies_towards_the_dummy() -> None
     from pmr_stream.synth import generate_clip, make_performers
 
     fn, _ = default_window_fn()
-    dummy = relative_bone_lengths(load_dummy(DEFAULT_DUMMY))[:18]
+    dummy = relative_bone_lengths(load_dummy(DEFAULT_DUMMY))[NTU_BODY_BONES]
     cast = make_performers(40, 0)
     closer = []
     for pid, act in [(1, "wave"), (9, "squat"), (17, "kick"), (25, "bow"), (33, "wave"), (38, "squat")]:
@@ -169,7 +169,7 @@ def test_default_model_on_standin_clips_moves_bodies_towards_the_dummy() -> None
         a = anonymize_track(
             x, fn.anonymize, AnonymizeOptions(mode="blend")
         )  # bones averaged over window positions
-        la, lo = relative_bone_lengths(a)[:18], relative_bone_lengths(x)[:18]
+        la, lo = relative_bone_lengths(a)[NTU_BODY_BONES], relative_bone_lengths(x)[NTU_BODY_BONES]
         closer.append(np.abs(la - dummy).mean() < np.abs(la - lo).mean())
     assert sum(closer) >= 5, closer
 

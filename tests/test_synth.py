@@ -13,7 +13,7 @@ import pytest
 
 from pmr_stream import synth as S
 from pmr_stream.formats.ntu import parse_ntu_name, read_skeleton
-from pmr_stream.skeleton import NTU25, bone_directions, bone_lengths
+from pmr_stream.skeleton import NTU25, Joint, bone_directions, bone_lengths
 
 CAST = S.make_performers(40, seed=0)
 RIGHT = next(p for p in CAST if p.handedness == "right")
@@ -40,7 +40,7 @@ def test_body_proportions_depend_on_sex_and_are_nearly_symmetric() -> None:
     def rel(p: S.Performer, bone: int) -> float:
         return p.bone_lengths[bone] / p.height_m
 
-    clav, hip = S.BONE_OF_JOINT[S.SH_R], S.BONE_OF_JOINT[S.HIP_R]
+    clav, hip = S.BONE_OF_JOINT[Joint.SHOULDER_RIGHT], S.BONE_OF_JOINT[Joint.HIP_RIGHT]
     males = [p for p in CAST if p.sex == "male"]
     females = [p for p in CAST if p.sex == "female"]
     assert np.mean([rel(p, clav) for p in males]) > 1.05 * np.mean([rel(p, clav) for p in females])
@@ -104,16 +104,22 @@ def test_every_action_moves_differently() -> None:
 
 
 def _hand_head_distance(clip: np.ndarray, hand: int) -> float:
-    return float(np.linalg.norm(clip[:, hand] - clip[:, S.HEAD], axis=-1).min())
+    return float(np.linalg.norm(clip[:, hand] - clip[:, Joint.HEAD], axis=-1).min())
 
 
 def test_handedness_mirrors_one_handed_actions() -> None:
     left = S.generate_clip(LEFT, "drink", 1, 1, seed=0, noise=False)
     right = S.generate_clip(RIGHT, "drink", 1, 1, seed=0, noise=False)
-    assert _hand_head_distance(left, S.HA_L) < 0.2 and _hand_head_distance(left, S.HA_R) > 0.35
-    assert _hand_head_distance(right, S.HA_R) < 0.2 and _hand_head_distance(right, S.HA_L) > 0.35
+    assert (
+        _hand_head_distance(left, Joint.HAND_LEFT) < 0.2
+        and _hand_head_distance(left, Joint.HAND_RIGHT) > 0.35
+    )
+    assert (
+        _hand_head_distance(right, Joint.HAND_RIGHT) < 0.2
+        and _hand_head_distance(right, Joint.HAND_LEFT) > 0.35
+    )
     kick = S.generate_clip_with_confidence(LEFT, "kick", 1, 1, seed=0, noise=False).body
-    assert kick[:, S.FT_L, 1].max() > kick[:, S.FT_R, 1].max() + 0.2  # the left foot kicks
+    assert kick[:, Joint.FOOT_LEFT, 1].max() > kick[:, Joint.FOOT_RIGHT, 1].max() + 0.2  # the left foot kicks
 
 
 def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -145,25 +151,29 @@ def test_camera_views_differ_by_a_rotation_about_the_vertical() -> None:
 def test_kinect_like_placement_feet_on_the_floor_and_flight() -> None:
     for a in ("drink", "squat", "sit_down", "walk_in_place", "kick", "bow"):
         clip = S.generate_clip_with_confidence(CAST[6], a, 1, 2, seed=0)
-        base = clip.joints[:, S.SB]
+        base = clip.joints[:, Joint.SPINE_BASE]
         assert 2.2 < base[:, 2].mean() < 4.2  # metres from the camera
         assert -0.8 < base[:, 1].mean() < 0.8
-        lowest_foot = clip.body[:, [S.AN_L, S.FT_L, S.AN_R, S.FT_R], 1].min(axis=1)
+        lowest_foot = clip.body[
+            :, [Joint.ANKLE_LEFT, Joint.FOOT_LEFT, Joint.ANKLE_RIGHT, Joint.FOOT_RIGHT], 1
+        ].min(axis=1)
         assert np.all(np.abs(lowest_foot - S.FOOT_CLEARANCE_M) < 0.01)
-        head = clip.body[:, S.HEAD, 1]
+        head = clip.body[:, Joint.HEAD, 1]
         assert head.min() > 0.6 and head[0] > 1.2  # starts upright, head above the hips
     jump = S.generate_clip_with_confidence(CAST[6], "jump", 1, 1, seed=0, noise=False).body
-    assert jump[:, [S.FT_L, S.FT_R], 1].min(axis=1).max() > 0.08  # both feet off the floor
+    assert jump[:, [Joint.FOOT_LEFT, Joint.FOOT_RIGHT], 1].min(axis=1).max() > 0.08  # both feet off the floor
     sit = S.generate_clip_with_confidence(CAST[6], "sit_down", 1, 1, seed=0, noise=False).body
-    assert sit[-1, S.SB, 1] < sit[0, S.SB, 1] - 0.25  # the pelvis ends much lower (seated)
+    assert (
+        sit[-1, Joint.SPINE_BASE, 1] < sit[0, Joint.SPINE_BASE, 1] - 0.25
+    )  # the pelvis ends much lower (seated)
 
 
 def test_confidence_marks_glitches_and_inferred_joints() -> None:
     noisy = [S.generate_clip_with_confidence(CAST[k], "punch", 1, 1, seed=0) for k in range(6)]
     conf = np.concatenate([c.confidence for c in noisy])
     assert conf.shape[1] == 25 and set(np.unique(conf)) <= {0.5, 1.0}
-    assert (conf[:, [S.TIP_L, S.TIP_R]] < 1).mean() > 0.02
-    assert (conf[:, [S.SB, S.SM, S.HEAD]] == 1).all()
+    assert (conf[:, [Joint.HAND_TIP_LEFT, Joint.HAND_TIP_RIGHT]] < 1).mean() > 0.02
+    assert (conf[:, [Joint.SPINE_BASE, Joint.SPINE_MID, Joint.HEAD]] == 1).all()
     clean = S.generate_clip_with_confidence(CAST[0], "punch", 1, 1, seed=0, noise=False)
     assert (clean.confidence == 1).all()
 
@@ -223,7 +233,7 @@ def test_synthetic_stream_is_endless_smooth_and_deterministic() -> None:
     stream = S.SyntheticStream(CAST[1], actions=["wave", "sit_down", "clap"], seed=2, noise=False)
     frames = stream.take(400)
     assert frames.shape == (400, 25, 3) and frames.dtype == np.float32 and np.isfinite(frames).all()
-    step = np.linalg.norm(np.diff(frames[:, S.SB], axis=0), axis=-1)
+    step = np.linalg.norm(np.diff(frames[:, Joint.SPINE_BASE], axis=0), axis=-1)
     assert step.max() < 0.05  # no jumps where one action hands over to the next (30 fps)
     seen = set()
     for _ in range(300):

@@ -28,9 +28,7 @@ from pmr_stream.assets import DEFAULT_DUMMY
 from pmr_stream.backends.base import load_dummy
 from pmr_stream.formats.io import load_recording
 from pmr_stream.offline import anonymize_recording, default_window_fn
-from pmr_stream.skeleton import bone_directions, bone_lengths
-
-BODY_BONES = slice(0, 18)  # NTU25.bones order: trunk and limbs come first, hands last
+from pmr_stream.skeleton import NTU_BODY_BONES, bone_directions, bone_lengths
 
 
 def movement(x: np.ndarray) -> np.ndarray:
@@ -42,11 +40,11 @@ def movement(x: np.ndarray) -> np.ndarray:
 def clip_figures(
     orig: np.ndarray, anon: np.ndarray, dummy_lengths: np.ndarray, rng: np.random.Generator
 ) -> dict[str, float]:
-    lo = np.median(bone_lengths(orig), axis=0)[BODY_BONES]
-    la = np.median(bone_lengths(anon), axis=0)[BODY_BONES]
-    ld = dummy_lengths[BODY_BONES]
+    lo = np.median(bone_lengths(orig), axis=0)[NTU_BODY_BONES]
+    la = np.median(bone_lengths(anon), axis=0)[NTU_BODY_BONES]
+    ld = dummy_lengths[NTU_BODY_BONES]
     do, da = bone_directions(orig), bone_directions(anon)
-    cos = float((do * da).sum(-1)[:, BODY_BONES].mean())
+    cos = float((do * da).sum(-1)[:, NTU_BODY_BONES].mean())
     mo, ma = movement(orig), movement(anon)
     corr = float(np.corrcoef(mo.ravel(), ma.ravel())[0, 1])
     floor = float(np.corrcoef(mo[rng.permutation(len(mo))].ravel(), ma.ravel())[0, 1])

@@ -33,7 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.skeleton import bone_directions, bone_lengths, view_rotation
+from pmr_stream.skeleton import (
+    CROSS_VIEW_TEST_CAMERAS,
+    CROSS_VIEW_TRAIN_CAMERAS,
+    bone_directions,
+    bone_lengths,
+    view_rotation,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -156,8 +162,8 @@ def measure_signals(
     camera: npt.ArrayLike,
     num_actions: int,
     *,
-    train_cameras: Sequence[int] = (2, 3),
-    test_cameras: Sequence[int] = (1,),
+    train_cameras: Sequence[int] = CROSS_VIEW_TRAIN_CAMERAS,
+    test_cameras: Sequence[int] = CROSS_VIEW_TEST_CAMERAS,
 ) -> Signals:
     """Run the identity attack and the action classifier on clips ``(T_i, 25, 3)``."""
     cam = np.asarray(camera)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pmr_stream.synth.dataset import DEFAULT_STANDIN_PATH
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train_command
@@ -23,7 +25,7 @@ def cmd_train_default(args: argparse.Namespace) -> int:
 def _add_train_arguments(p: Any) -> None:
     """The flags of ``pmr train``."""
     p.add_argument("--dataset", choices=("standin", "ntu60"), default="standin")
-    p.add_argument("--data", default="data/standin.npz",
+    p.add_argument("--data", default=str(DEFAULT_STANDIN_PATH),
                    help="stand-in .npz (generated if missing) or a folder of NTU-60 .skeleton files")  # fmt: skip
     p.add_argument("--genders", default=None, help="NTU-60: CSV of performer genders")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
@@ -76,7 +78,7 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
     """Flags shared by ``pmr evaluate`` and ``pmr train-evaluators``."""
     p.add_argument("--dataset", choices=("standin", "ntu60"), default="standin")
     p.add_argument("--data", default=None,
-                   help="stand-in .npz (default data/standin.npz, generated when missing) or NTU-60 .skeleton directory")  # fmt: skip
+                   help=f"stand-in .npz (default {DEFAULT_STANDIN_PATH}, generated when missing) or NTU-60 .skeleton directory")  # fmt: skip
     p.add_argument(
         "--genders",
         default=None,

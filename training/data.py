@@ -49,7 +49,17 @@ import torch
 from torch.utils.data import Dataset
 
 from pmr_stream.formats.ntu import NtuName, parse_ntu_name, read_skeleton
-from pmr_stream.skeleton import J, T, crop_clip, normalize, pad_to_length, window_starts
+from pmr_stream.skeleton import (
+    CROSS_VIEW_TEST_CAMERAS,
+    CROSS_VIEW_TRAIN_CAMERAS,
+    J,
+    T,
+    crop_clip,
+    normalize,
+    pad_to_length,
+    window_starts,
+)
+from pmr_stream.synth.dataset import DEFAULT_STANDIN_PATH, write_clips_npz
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +122,15 @@ class DataConfig:
     """
 
     dataset: Literal["standin", "ntu60"] = "standin"
-    path: str | os.PathLike[str] = "data/standin/standin.npz"
+    path: str | os.PathLike[str] = DEFAULT_STANDIN_PATH
     split: Split = "train"
     crop: Crop = "random"
     seed: int = 0
     genders: str | os.PathLike[str] | None = None
     allow_unknown_gender: bool = False
     missing: str | os.PathLike[str] | None = None
-    train_cameras: tuple[int, ...] = (2, 3)
-    test_cameras: tuple[int, ...] = (1,)
+    train_cameras: tuple[int, ...] = CROSS_VIEW_TRAIN_CAMERAS
+    test_cameras: tuple[int, ...] = CROSS_VIEW_TEST_CAMERAS
     stride: int | None = None
     workers: int = 0
     cache: str | os.PathLike[str] | None = None
@@ -187,20 +197,13 @@ class ClipSet:
 
     def save_npz(self, path: str | os.PathLike[str]) -> Path:
         """Write the clips as one ``.npz`` in the stand-in's layout (readable by :func:`load_clips`)."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        lengths = self.lengths()
         joints = np.concatenate(self.clips) if self.clips else np.zeros((0, J, 3), np.float32)
-        width = max((len(a) for a in self.action_names), default=1)
-        np.savez(
-            out,
-            joints=joints.astype(np.float32), offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            action=self.action, performer=self.performer, gender=self.gender, camera=self.camera,
-            replication=self.replication, names=np.array(self.names, dtype="<U20"),
-            action_names=np.array(self.action_names, dtype=f"<U{width}"),
-            num_performers=np.int64(self.num_performers), num_actions=np.int64(self.num_actions),
+        return write_clips_npz(
+            path, joints, np.concatenate([[0], np.cumsum(self.lengths())]), self.names, self.action_names,
+            labels={"action": self.action, "performer": self.performer, "gender": self.gender,
+                    "camera": self.camera, "replication": self.replication},
+            extra={"num_performers": np.int64(self.num_performers), "num_actions": np.int64(self.num_actions)},
         )  # fmt: skip
-        return out
 
 
 # ----------------------------------------------------------------------------- NTU body selection

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import torch
 
 from pmr_stream.skeleton import median_bone_lengths, retarget_bones
+from pmr_stream.synth.dataset import DEFAULT_STANDIN_PATH
 
 from .adaptive import AdaptiveSpec
 from .evaluate import (
@@ -87,7 +88,7 @@ def _load_all(args: Any) -> Any:
     from .data import DataConfig, load_clips
     from .train import ensure_standin
 
-    path = Path(args.data) if args.data else (Path("data/standin.npz") if args.dataset == "standin" else None)
+    path = Path(args.data) if args.data else (DEFAULT_STANDIN_PATH if args.dataset == "standin" else None)
     if path is None:
         raise SystemExit(
             "pmr evaluate: --data DIR (the NTU-60 .skeleton files) is required for --dataset ntu60"

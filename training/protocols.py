@@ -15,6 +15,8 @@ from typing import Final
 
 import numpy as np
 
+from pmr_stream.skeleton import CROSS_VIEW_TEST_CAMERAS, CROSS_VIEW_TRAIN_CAMERAS
+
 from .data import ClipSet
 
 PROTOCOLS: Final[tuple[str, ...]] = ("cross-view", "cross-take")
@@ -57,7 +59,7 @@ class Protocol:
 
 
 _ALL: Final[dict[str, Protocol]] = {
-    "cross-view": Protocol("cross-view", (2, 3), None, (1,), None,
+    "cross-view": Protocol("cross-view", CROSS_VIEW_TRAIN_CAMERAS, None, CROSS_VIEW_TEST_CAMERAS, None,
                            "train cameras 2, 3; test camera 1 (the paper's split; takes shared across views)"),
     "cross-take": Protocol("cross-take", None, (1,), (1,), (2,),
                            "train replication 1 (all cameras); test replication 2, camera 1 (no shared take)"),

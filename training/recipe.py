@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pmr_stream.model.privacy_dial import check_privacy
+from pmr_stream.synth.dataset import DEFAULT_STANDIN_PATH
 
 
 @dataclass
@@ -61,7 +62,7 @@ _RECIPE_FLAGS: dict[str, str] = {
 
 def add_recipe_arguments(p: Any) -> None:
     """The flags of ``pmr train-default`` (one per :class:`RetargetRecipe` field it exposes)."""
-    p.add_argument("--data", default="data/standin.npz", help="stand-in .npz (generated if missing)")
+    p.add_argument("--data", default=str(DEFAULT_STANDIN_PATH), help="stand-in .npz (generated if missing)")
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
     p.add_argument("--checkpoint-dir", default="runs/default", help="where last.pt/final.pt/log.json go")
     p.add_argument("--privacy", default=RetargetRecipe.privacy, help="dial level the residual is trained at")

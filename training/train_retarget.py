@@ -43,7 +43,7 @@ from pmr_stream.model.checkpoint import Checkpoint, git_commit, save_checkpoint
 from pmr_stream.model.heads import EmbeddingClassifier
 from pmr_stream.model.pmr import PMRModel
 from pmr_stream.model.privacy_dial import DIAL
-from pmr_stream.skeleton import crop_clip
+from pmr_stream.skeleton import CROSS_VIEW_TRAIN_CAMERAS, crop_clip
 
 from .data import ClipSet
 from .recipe import RetargetRecipe, add_recipe_arguments, recipe_from_args
@@ -365,7 +365,7 @@ def plot_retarget_history(history: list[dict[str, float]], path: Path, chance: f
 def model_training_clips(clips: ClipSet) -> ClipSet:
     """The default anonymizer's training clips: cameras 2 and 3 of replication 1, which share no take
     with either evaluation test set (cross-view: camera 1; cross-take: replication 2)."""
-    keep = np.isin(clips.camera, (2, 3)) & (clips.replication == 1)
+    keep = np.isin(clips.camera, CROSS_VIEW_TRAIN_CAMERAS) & (clips.replication == 1)
     return clips.subset(keep)
 
 

@@ -41,7 +41,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.skeleton import SPINE_MID, C, J, T
+from pmr_stream.skeleton import C, J, Joint, T
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class WindowStore:
             tr.last_seen_ns = now_ns
         tr.frames += 1
         self.counters.frames += 1
-        offset = tr.buffer[0, SPINE_MID].copy()
+        offset = tr.buffer[0, Joint.SPINE_MID].copy()
         return Due(key, frame, tr.buffer - offset, offset, tag, now_ns), flushed
 
     # ---------------------------------------------------------------- output

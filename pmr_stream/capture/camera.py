@@ -10,7 +10,7 @@ Two threads, so that capture and pose estimation never stall each other:
   ``speed=0`` every frame is processed (the capture thread waits instead of dropping).
 * the **pose worker** (the thread iterating :meth:`CameraSource.frames`) runs MediaPipe
   Pose (``mediapipe.solutions.pose``, the bundled full model, tracking mode) on the
-  newest frame, maps it to NTU-25 (:func:`~pmr_stream.skeleton.mediapipe_to_ntu`) with
+  newest frame, maps it to NTU-25 (:func:`~pmr_stream.capture.mediapipe_map.mediapipe_to_ntu`) with
   per-joint confidences and, optionally, smooths it with a One-Euro filter. A frame
   without a person is yielded with no persons (a gap), never filled in.
 

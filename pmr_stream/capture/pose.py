@@ -1,7 +1,7 @@
 """MediaPipe Pose (the legacy ``mediapipe.solutions.pose`` bundled in mediapipe 0.10.21).
 
 Turns RGB images into MediaPipe's 33 landmarks and, through
-:func:`pmr_stream.skeleton.mediapipe_to_ntu`, into NTU-25 skeletons in the Kinect
+:func:`pmr_stream.capture.mediapipe_map.mediapipe_to_ntu`, into NTU-25 skeletons in the Kinect
 camera convention. MediaPipe is imported lazily so that the rest of the package
 works on hosts without the capture stack.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.skeleton import estimate_root_position, mediapipe_to_ntu
+from pmr_stream.capture.mediapipe_map import estimate_root_position, mediapipe_to_ntu
 
 log = logging.getLogger(__name__)
 

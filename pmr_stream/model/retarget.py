@@ -33,15 +33,7 @@ import numpy.typing as npt
 import torch
 
 from pmr_stream.model.privacy_dial import DialSetting
-from pmr_stream.skeleton import (
-    HIP_LEFT,
-    HIP_RIGHT,
-    NTU25,
-    SHOULDER_LEFT,
-    SHOULDER_RIGHT,
-    SPINE_MID,
-    view_rotation,
-)
+from pmr_stream.skeleton import NTU25, Joint, view_rotation
 
 _EPS = 1e-8
 CHILD: tuple[int, ...] = tuple(c for c, _ in NTU25.bones)
@@ -73,7 +65,9 @@ def facing_rotation(x: torch.Tensor) -> torch.Tensor:
     over the window, is turned onto +x; a degenerate direction gives the identity.
     """
     m = x.mean(1)  # (B, 25, 3)
-    v = m[:, HIP_RIGHT] - m[:, HIP_LEFT] + m[:, SHOULDER_RIGHT] - m[:, SHOULDER_LEFT]  # (B, 3)
+    v = (
+        m[:, Joint.HIP_RIGHT] - m[:, Joint.HIP_LEFT] + m[:, Joint.SHOULDER_RIGHT] - m[:, Joint.SHOULDER_LEFT]
+    )  # (B, 3)
     h = torch.sqrt(v[:, 0] ** 2 + v[:, 2] ** 2 + _EPS)
     c, s = v[:, 0] / h, v[:, 2] / h
     z, o = torch.zeros_like(c), torch.ones_like(c)
@@ -164,7 +158,7 @@ class Retarget(torch.nn.Module):
         y = root + torch.einsum("jk,btkc->btjc", self.paths, u * self.bones[:, None])
         # the window convention: SpineMid of the first frame at the origin (keeping the original's root
         # offset would carry its SpineBase-SpineMid length, an identifying bone, into every frame)
-        y = y - y[:, :1, SPINE_MID : SPINE_MID + 1, :]
+        y = y - y[:, :1, Joint.SPINE_MID : Joint.SPINE_MID + 1, :]
         return y @ rot[:, None]  # back to the camera's frame
 
 

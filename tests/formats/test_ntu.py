@@ -22,7 +22,7 @@ from pmr_stream.formats.ntu import (
     read_skeleton,
     write_skeleton,
 )
-from pmr_stream.skeleton import SPINE_BASE
+from pmr_stream.skeleton import Joint
 from tests.ntu_samples import NTU_DIR, ntu_file
 
 #: The README's table: file -> (frames, bodies).
@@ -120,11 +120,11 @@ def test_two_person_file_keeps_persons_apart() -> None:
     for p in range(2):
         frames = np.flatnonzero(present[:, p])
         assert frames.size > 0
-        track = joints[frames, p, SPINE_BASE]
+        track = joints[frames, p, Joint.SPINE_BASE]
         jumps = np.linalg.norm(np.diff(track, axis=0), axis=-1)
         assert jumps.max() < 0.3, f"person {p} SpineBase jumps {jumps.max():.3f} m"
     both = present.all(axis=1)
-    gap = np.linalg.norm(joints[both, 0, SPINE_BASE] - joints[both, 1, SPINE_BASE], axis=-1)
+    gap = np.linalg.norm(joints[both, 0, Joint.SPINE_BASE] - joints[both, 1, Joint.SPINE_BASE], axis=-1)
     assert gap.min() > 0.3  # two different people, not one body split in two
     # Each frame's bodies land in the slot of their ID.
     for t, frame in enumerate(skel.frames):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pmr_stream.anonymizer.window import WindowOptions, WindowPolicy, WindowStore
-from pmr_stream.skeleton import SPINE_MID, T
+from pmr_stream.skeleton import Joint, T
 
 
 def pose(t: float) -> np.ndarray:
@@ -36,7 +36,7 @@ def test_padding_and_normalisation() -> None:
     assert due.window.shape == (T, 25, 3)
     # padded by repeating the first frame; SpineMid of the first frame at the origin
     np.testing.assert_allclose(
-        due.window, np.repeat((pose(0) - pose(0)[SPINE_MID])[None], T, axis=0), atol=1e-6
+        due.window, np.repeat((pose(0) - pose(0)[Joint.SPINE_MID])[None], T, axis=0), atol=1e-6
     )
     due2, _ = st.push("s", 0, 1, pose(1), "tag1", 1)
     np.testing.assert_allclose(due2.window[-1] + due2.offset, pose(1), atol=1e-5)
