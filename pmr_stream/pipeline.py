@@ -40,6 +40,7 @@ import numpy as np
 
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.capture.sources import SOURCE_USAGE
+from pmr_stream.stats import percentiles
 from pmr_stream.wire.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
 from pmr_stream.wire.sockets import (
     SocketOptions,
@@ -112,10 +113,7 @@ def run_sink(
 def _latency_summary(a: np.ndarray, drops: dict[str, int], files: list[str]) -> dict[str, Any]:
     """What ``latency.json`` holds: frame count, drops, files and p50/p99/max of ``a`` (ms)."""
     return {
-        "frames": len(a), "drops": drops, "files": files,
-        "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
-        "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
-        "latency_ms_max": float(a.max()) if len(a) else None,
+        "frames": len(a), "drops": drops, "files": files, **percentiles(a, "latency_ms", maximum=True),
     }  # fmt: skip
 
 
@@ -513,9 +511,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
           f"(failed {svc.get('failed') or 0}, out of date {svc.get('out_of_date')}) with {svc.get('backend')} "
           f"{svc.get('model_id')}, policy {svc.get('policy')}, batches {svc.get('batches')}", flush=True)  # fmt: skip
     p50, p99 = lat.get("latency_ms_p50"), lat.get("latency_ms_p99")
-    eng = svc.get("engine_ms_per_batch_p50_p99") or [None, None]
+    eng50, eng99 = svc.get("engine_ms_per_batch_p50"), svc.get("engine_ms_per_batch_p99")
     print(f"latency capture -> anonymized frame received: p50 {p50:.2f} ms, p99 {p99:.2f} ms over "
-          f"{lat['frames']} frames (engine per batch p50 {eng[0]} ms, p99 {eng[1]} ms)", flush=True)  # fmt: skip
+          f"{lat['frames']} frames (engine per batch p50 {eng50} ms, p99 {eng99} ms)", flush=True)  # fmt: skip
     if args.no_video:
         print(f"anonymized recording: {Path(anon_files[0]).resolve()}", flush=True)
         return 0

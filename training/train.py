@@ -37,7 +37,8 @@ from pmr_stream.model.checkpoint import Checkpoint, git_commit, load_checkpoint,
 from pmr_stream.model.heads import Adversaries
 from pmr_stream.model.pmr import PMRModel
 from training import losses as L
-from training.data import ClipSet, PairedDataset, SkeletonDataset
+from training.data import ClipSet
+from training.datasets import PairedDataset, SkeletonDataset
 
 log = logging.getLogger(__name__)
 

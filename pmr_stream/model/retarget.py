@@ -39,7 +39,7 @@ from pmr_stream.skeleton import (
     NTU25,
     SHOULDER_LEFT,
     SHOULDER_RIGHT,
-    SPINE_MID,
+    center_windows,
     view_rotation,
 )
 
@@ -164,7 +164,7 @@ class Retarget(torch.nn.Module):
         y = root + torch.einsum("jk,btkc->btjc", self.paths, u * self.bones[:, None])
         # the window convention: SpineMid of the first frame at the origin (keeping the original's root
         # offset would carry its SpineBase-SpineMid length, an identifying bone, into every frame)
-        y = y - y[:, :1, SPINE_MID : SPINE_MID + 1, :]
+        y = center_windows(y)[0]
         return y @ rot[:, None]  # back to the camera's frame
 
 
