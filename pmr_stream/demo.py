@@ -441,9 +441,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
           f"(failed {svc.get('failed') or 0}, out of date {svc.get('out_of_date')}) with {svc.get('backend')} "
           f"{svc.get('model_id')}, policy {svc.get('policy')}, batches {svc.get('batches')}", flush=True)  # fmt: skip
     p50, p99 = lat.get("latency_ms_p50"), lat.get("latency_ms_p99")
-    eng = svc.get("engine_ms_per_batch_p50_p99") or [None, None]
+    eng50, eng99 = svc.get("engine_ms_per_batch_p50"), svc.get("engine_ms_per_batch_p99")
     print(f"latency capture -> anonymized frame received: p50 {p50:.2f} ms, p99 {p99:.2f} ms over "
-          f"{lat['frames']} frames (engine per batch p50 {eng[0]} ms, p99 {eng[1]} ms)", flush=True)  # fmt: skip
+          f"{lat['frames']} frames (engine per batch p50 {eng50} ms, p99 {eng99} ms)", flush=True)  # fmt: skip
     if args.no_video:
         print(f"anonymized recording: {Path(anon_files[0]).resolve()}", flush=True)
         return 0

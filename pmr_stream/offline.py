@@ -34,11 +34,12 @@ from pmr_stream.backends.base import Backend
 from pmr_stream.formats.recording import Recording
 from pmr_stream.skeleton import (
     J,
-    Joint,
     T,
+    center_windows,
     check_clip,
     pad_to_length,
     retarget_bones,
+    uncenter_windows,
     window_starts,
 )
 from pmr_stream.wire.privacy import file_metadata, fresh_person_order
@@ -129,12 +130,11 @@ def anonymize_track(
     padded = pad_to_length(x, T)  # (max(N, 75), 25, 3)
     starts = window_starts(len(padded), T, opts.stride)
     windows = np.stack([padded[s : s + T] for s in starts])  # (W, 75, 25, 3)
-    offsets = windows[:, :1, Joint.SPINE_MID : Joint.SPINE_MID + 1, :].copy()  # (W, 1, 1, 3)
-    normed = windows - offsets
+    normed, offsets = center_windows(windows)  # offsets (W, 1, 1, 3)
     out = np.concatenate(
         [window_fn(normed[s : s + opts.batch_size]) for s in range(0, len(normed), opts.batch_size)]
     )
-    out = out + offsets  # back in the scene, (W, 75, 25, 3)
+    out = uncenter_windows(out, offsets)  # back in the scene, (W, 75, 25, 3)
     acc = np.zeros(padded.shape, np.float64)
     wsum = np.zeros(len(padded), np.float64)
     wts = blend_weights(T)
@@ -190,9 +190,9 @@ def _centre_windows(
     for s in range(0, n, batch_size):
         idx = np.arange(s, min(n, s + batch_size))
         windows = np.stack([padded[i : i + T] for i in idx])  # (b, 75, 25, 3)
-        offsets = windows[:, :1, Joint.SPINE_MID : Joint.SPINE_MID + 1, :].copy()  # (b, 1, 1, 3)
-        res = window_fn(windows - offsets)  # (b, 75, 25, 3)
-        out[idx] = res[:, half] + offsets[:, 0]
+        normed, offsets = center_windows(windows)  # offsets (b, 1, 1, 3)
+        res = window_fn(normed)  # (b, 75, 25, 3)
+        out[idx] = uncenter_windows(res[:, half], offsets[:, 0])
     return out
 
 

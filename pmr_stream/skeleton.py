@@ -22,12 +22,14 @@ import enum
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.floating]
+#: A NumPy array or a torch tensor of windows (the window convention is shared by both).
+WindowT = TypeVar("WindowT")
 
 #: Frames per window the PMR network works on.
 T: Final[int] = 75
@@ -345,7 +347,7 @@ def normalize(
         ref = x[0] if x.ndim == 3 else x[0, 0]
     else:
         ref = np.asarray(reference, dtype=np.float64)
-    offset = ref[Joint.SPINE_MID].copy()
+    offset = window_origin(ref[None]).reshape(C).copy()
     rotation = view_rotation(ref) if align_view else np.eye(3)
     out = (x - offset) @ rotation.T
     return out.astype(np.float32), NormTransform(offset=offset, rotation=rotation)
@@ -355,6 +357,38 @@ def denormalize(normalised: npt.ArrayLike, transform: NormTransform) -> npt.NDAr
     """Inverse of :func:`normalize`: put a normalised clip ``(..., 25, 3)`` back in the scene."""
     x = np.asarray(normalised, dtype=np.float64)
     return (x @ transform.rotation + transform.offset).astype(np.float32)
+
+
+def window_origin(windows: WindowT) -> WindowT:
+    """The window convention's origin: SpineMid of each window's first frame.
+
+    ``windows`` ``(..., T, 25, 3)`` metres (one window, a batch), a NumPy array or a torch
+    tensor -> ``(..., 1, 1, 3)``, the same type and dtype (a view of ``windows``).
+    """
+    w: Any = windows
+    return cast(WindowT, w[..., :1, Joint.SPINE_MID : Joint.SPINE_MID + 1, :])
+
+
+def center_windows(windows: WindowT) -> tuple[WindowT, WindowT]:
+    """Put windows ``(..., T, 25, 3)`` in the window convention the network works in.
+
+    Returns ``(windows - origin, origin)``: :func:`window_origin` (a copy for NumPy) subtracted
+    from every frame, in the input's own type and dtype (float32 stays float32; a torch tensor
+    stays differentiable). :func:`uncenter_windows` undoes it; :func:`normalize` is the same
+    for a whole clip (in float64, optionally view-aligned).
+    """
+    origin: Any = window_origin(windows)
+    origin = origin.copy() if isinstance(origin, np.ndarray) else origin
+    return cast(WindowT, cast(Any, windows) - origin), cast(WindowT, origin)
+
+
+def uncenter_windows(centered: WindowT, origin: Any) -> WindowT:
+    """Inverse of :func:`center_windows`: ``centered + origin``, back where the person stood.
+
+    ``centered`` may be any part of the windows that broadcasts with ``origin``: the whole
+    ``(..., T, 25, 3)`` with ``(..., 1, 1, 3)``, or one frame ``(25, 3)`` with ``(3,)``.
+    """
+    return cast(WindowT, cast(Any, centered) + origin)
 
 
 # ------------------------------------------------------------------ clip policies
@@ -450,6 +484,7 @@ __all__: Sequence[str] = [
     "NTU_END_EFFECTORS", "NTU_END_EFFECTOR_CHAIN", "NTU_HAND_JOINTS", "NTU_BODY_BONES",
     "CROSS_VIEW_TRAIN_CAMERAS", "CROSS_VIEW_TEST_CAMERAS", "MP_JOINT_NAMES",
     "bone_lengths", "bone_directions", "mirror",
-    "NormTransform", "view_rotation", "normalize", "denormalize", "pad_to_length",
+    "NormTransform", "view_rotation", "normalize", "denormalize", "window_origin",
+    "center_windows", "uncenter_windows", "pad_to_length",
     "window_starts", "crop_clip", "chain_to_root", "check_clip",
 ]  # fmt: skip

@@ -131,7 +131,9 @@ def test_pmr_stream_without_the_camera_fails_in_a_second(tmp_path: Path) -> None
     assert p.returncode == 2, p.stdout + p.stderr
     assert "webcam 9" in _one_error_line(p.stderr, "stream")
     assert not p.stdout.strip() and not (tmp_path / "w").exists()  # no process was started
-    assert took < 10, f"took {took:.1f} s"  # preflight: no process start, no backend load (about 1 s unloaded)
+    assert took < 10, (
+        f"took {took:.1f} s"
+    )  # preflight: no process start, no backend load (about 1 s unloaded)
 
 
 def test_pmr_stream_reports_the_line_its_failing_process_wrote(tmp_path: Path) -> None:

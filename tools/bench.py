@@ -38,8 +38,11 @@ from typing import Any
 
 import numpy as np
 
+from pmr_stream.stats import percentile_values
+
 log = logging.getLogger(__name__)
 
+#: Percentiles of the call time reported per case (as ``p50_ms``, ``p90_ms``, ``p99_ms``).
 PERCENTILES = (50, 90, 99)
 
 
@@ -251,8 +254,8 @@ def paper_way(source: Any, device: str, calls: int, warmup: int = 10, seed: int 
         if i >= warmup:
             times.append(time.time() - t0)
     ms = np.asarray(times) * 1e3
-    return {"mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
-            "p99_ms": float(np.percentile(ms, 99)), "calls": calls, "device": device,
+    p50, p90, p99 = percentile_values(ms, PERCENTILES)
+    return {"mean_ms": float(ms.mean()), "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "calls": calls, "device": device,
             "how": "PyTorch eager (no_grad), batch 1, time.time() around numpy->device->model->host, mean"}  # fmt: skip
 
 
@@ -420,7 +423,9 @@ def _run_bench(opts: BenchOptions) -> dict[str, Any]:
 
 def _result(spec: CaseSpec, device: str, batch: int, samples: np.ndarray, wall: float, paper: dict[str, Any] | None,
             flops: dict[str, int], peaks: dict[str, float]) -> CaseResult:  # fmt: skip
-    p50, p90, p99 = (float(np.percentile(samples, q)) for q in PERCENTILES)
+    p50, p90, p99 = percentile_values(samples, PERCENTILES)
+    if p50 is None or p90 is None or p99 is None:
+        raise ValueError(f"{spec.name}, batch {batch}: no timed calls")
     thr = batch * len(samples) / wall
     res = CaseResult(name=spec.name, label=spec.label or spec.backend, backend=spec.backend, precision=spec.precision, graph=spec.graph, device=device,
                      batch=batch, calls=len(samples), p50_ms=p50, p90_ms=p90, p99_ms=p99, mean_ms=float(samples.mean()),

@@ -30,6 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from pmr_stream.stats import percentile_key
+
+#: The service's figures each capacity row carries (``batch_size_p50``, ..., ``capture_to_publish_ms_p99``).
+_SERVICE_FIGURES: tuple[str, ...] = (
+    *(percentile_key("batch_size", q) for q in (50, 99)), "batch_size_max",
+    *(percentile_key(name, q) for name in ("engine_ms_per_batch", "queue_wait_ms", "capture_to_publish_ms")
+      for q in (50, 99)),
+)  # fmt: skip
+
 
 def _load() -> float:
     return os.getloadavg()[0]
@@ -80,10 +89,7 @@ def cmd_capacity(args: argparse.Namespace) -> list[dict[str, Any]]:
         row = {"streams": n, "holds": holds, "p50_ms": r["latency_ms_p50"], "p99_ms": r["latency_ms_p99"],
                "frames_in": svc["frames_in"], "published": svc["published_frames"], "received": r["received"],
                "windows_per_s": svc["windows_per_s"], "batch_size_mean": svc["batch_size_mean"],
-               "batch_size_p50_p99_max": svc["batch_size_p50_p99_max"], "max_queue": svc["max_queue"],
-               "engine_ms_per_batch_p50_p99": svc["engine_ms_per_batch_p50_p99"],
-               "queue_wait_ms_p50_p99": svc["queue_wait_ms_p50_p99"], "backend": svc["backend"],
-               "capture_to_publish_ms_p50_p99": svc["capture_to_publish_ms_p50_p99"]}  # fmt: skip
+               **{k: svc[k] for k in _SERVICE_FIGURES}, "max_queue": svc["max_queue"], "backend": svc["backend"]}  # fmt: skip
         print(json.dumps(row), flush=True)
         out.append(row)
     return out

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from pmr_stream.stats import percentiles
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -129,9 +131,7 @@ def _sub_main(endpoint: str, mode: str, seconds: float) -> None:
         if frames > 1:
             res["receive_fps"] = (frames - 1) / max(t_last - t_first, 1e-9)
         if lat:
-            a = np.asarray(lat)
-            res.update(latency_ms_p50=float(np.percentile(a, 50)), latency_ms_p99=float(np.percentile(a, 99)),
-                       latency_ms_max=float(a.max()), samples=len(lat))  # fmt: skip
+            res.update(percentiles(lat, "latency_ms", maximum=True), samples=len(lat))
     print(json.dumps(res), flush=True)
 
 

@@ -17,7 +17,6 @@ import numpy as np
 from pmr_stream.assets import DEFAULT_DUMMY
 from pmr_stream.formats.recording import Recording
 from pmr_stream.synth import (
-    _standing_feet,
     camera_pose,
     idle_motion,
     make_performers,
@@ -25,6 +24,7 @@ from pmr_stream.synth import (
     pose_body,
     posture_motion,
 )
+from pmr_stream.synth.kinematics import _standing_feet
 
 FRAMES = 90
 

@@ -1,4 +1,5 @@
-"""``pmr evaluate`` and ``pmr train-evaluators``: the command-line side of :mod:`training.evaluate`.
+"""``pmr evaluate`` and ``pmr train-evaluators``: the command-line side of :mod:`training.evaluate`,
+:mod:`training.protocol_eval` and :mod:`training.report`.
 
 ``pmr evaluate`` runs, for each protocol (:mod:`training.protocols`; both by default), the
 fixed/adaptive table of every method through the offline and streaming paths, and on
@@ -23,23 +24,12 @@ from pmr_stream.skeleton import median_bone_lengths, retarget_bones
 from pmr_stream.synth.dataset import DEFAULT_STANDIN_PATH
 
 from .adaptive import AdaptiveSpec
-from .evaluate import (
-    POLICIES,
-    Anonymizer,
-    EvalResult,
-    Method,
-    ProtocolResult,
-    evaluate,
-    evaluate_protocol,
-    markdown_table,
-    network_fn,
-    protocol_table,
-    with_dummy_bones,
-    write_outputs,
-)
+from .evaluate import POLICIES, EvalResult, Method, evaluate, network_fn, with_dummy_bones
 from .evaluators import TASKS, EvaluatorSpec, centre_windows, load_or_train
 from .fk_baseline import fk_anonymize
+from .protocol_eval import Anonymizer, ProtocolResult, evaluate_protocol
 from .protocols import get_protocol, parse_protocols
+from .report import markdown_table, protocol_table, write_outputs
 
 log = logging.getLogger(__name__)
 

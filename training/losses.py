@@ -187,7 +187,7 @@ def paired_ae_loss(
     w: LossWeights,
     adv: Adversaries | None = None,
 ) -> LossOutput:
-    """Autoencoder loss on paired quadruplets (:class:`training.data.PairedDataset` items:
+    """Autoencoder loss on paired quadruplets (:class:`training.datasets.PairedDataset` items:
     x1, x2, y1, y2, performer1, performer2, action1, action2).
 
     Reconstruction of all four; cross reconstruction with the right targets

@@ -38,7 +38,8 @@ from pmr_stream.model.heads import Adversaries
 from pmr_stream.model.pmr import PMRModel
 
 from . import losses as L
-from .data import ClipSet, PairedDataset, SkeletonDataset
+from .data import ClipSet
+from .datasets import PairedDataset, SkeletonDataset
 
 log = logging.getLogger(__name__)
 

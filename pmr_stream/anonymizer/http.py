@@ -22,12 +22,25 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
+
+from pmr_stream.stats import percentile_key
 
 log = logging.getLogger(__name__)
 
-_QUANTILE_SUFFIX: Final[str] = "_p50_p99"
+#: Summary fields that are percentile series: the series' name and the percentiles (0-100)
+#: the summary holds of it, each under :func:`~pmr_stream.stats.percentile_key`
+#: (``engine_ms_per_batch_p50``, ``engine_ms_per_batch_p99``). The service builds its summary
+#: from this table; ``/metrics`` exports each series as one gauge with a ``quantile`` label.
+QUANTILES: Final[dict[str, tuple[float, ...]]] = {
+    "batch_size": (50, 99),
+    "engine_ms_per_batch": (50, 99),
+    "engine_ms_per_window": (50, 99),
+    "queue_wait_ms": (50, 99),
+    "capture_to_publish_ms": (50, 99),
+}
 #: Summary fields that are a map of counters: the label each key becomes.
 LABELLED: Final[dict[str, str]] = {
     "failed": "reason",
@@ -42,12 +55,22 @@ def _label_value(v: object) -> str:
     return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus_text(summary: dict[str, Any], prefix: str = "pmr_anonymizer") -> str:
+def _number(v: object) -> TypeGuard[int | float]:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def prometheus_text(
+    summary: dict[str, Any],
+    prefix: str = "pmr_anonymizer",
+    quantiles: Mapping[str, Sequence[float]] = QUANTILES,
+) -> str:
     """The numeric fields of a stats summary in Prometheus text format.
 
     Numbers become gauges ``<prefix>_<name>``; the maps named in :data:`LABELLED` become one
     series per key (``failed``/``wire_drops``/``refused`` by ``reason``, ``seq_missing`` by ``stream``);
-    ``*_p50_p99`` pairs become ``{quantile="0.5"}`` / ``{quantile="0.99"}``.
+    each series of ``quantiles`` (default :data:`QUANTILES`) becomes one gauge ``<prefix>_<series>``
+    with a sample per percentile, ``{quantile="0.5"}`` from the summary's ``<series>_p50``, and
+    so on (``None``, no samples yet, is left out).
     """
     lines: list[str] = []
 
@@ -55,21 +78,24 @@ def prometheus_text(summary: dict[str, Any], prefix: str = "pmr_anonymizer") -> 
         lines.append(f"# TYPE {prefix}_{name} gauge")
         lines.extend(f"{prefix}_{name}{labels} {value}" for labels, value in samples)
 
+    series_of = {percentile_key(name, q): name for name, qs in quantiles.items() for q in qs}
+    done: set[str] = set()
     for k, v in summary.items():
-        if isinstance(v, bool):
+        if k in series_of:  # the whole series where its first percentile stands
+            name = series_of[k]
+            if name not in done:
+                done.add(name)
+                pts = [(f'{{quantile="{q / 100:g}"}}', float(x)) for q in quantiles[name]
+                       if _number(x := summary.get(percentile_key(name, q)))]  # fmt: skip
+                if pts:
+                    gauge(name, pts)
+        elif isinstance(v, bool):
             continue
-        if isinstance(v, (int, float)):
+        elif isinstance(v, (int, float)):
             gauge(k, [("", v)])
         elif isinstance(v, dict) and k in LABELLED:
             label = LABELLED[k]
-            gauge(k, [(f'{{{label}="{_label_value(r)}"}}', n) for r, n in sorted(v.items())
-                      if isinstance(n, (int, float)) and not isinstance(n, bool)])  # fmt: skip
-        elif isinstance(v, list) and k.endswith(_QUANTILE_SUFFIX) and len(v) == 2:
-            pts = [
-                (f'{{quantile="{q}"}}', x) for q, x in zip(("0.5", "0.99"), v, strict=True) if x is not None
-            ]
-            if pts:
-                gauge(k[: -len(_QUANTILE_SUFFIX)], pts)
+            gauge(k, [(f'{{{label}="{_label_value(r)}"}}', n) for r, n in sorted(v.items()) if _number(n)])
     return "\n".join(lines) + "\n"
 
 
@@ -312,6 +338,7 @@ class MetricsServer:
 
 __all__ = [
     "LABELLED",
+    "QUANTILES",
     "MetricsBindError",
     "MetricsCounters",
     "MetricsOptions",

@@ -44,9 +44,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from pmr_stream.anonymizer.http import MetricsServer, prometheus_text
+from pmr_stream.anonymizer.http import QUANTILES, MetricsServer, prometheus_text
 from pmr_stream.anonymizer.window import Due, WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
+from pmr_stream.stats import percentiles
 from pmr_stream.wire.privacy import (
     PersonIds,
     StreamIds,
@@ -233,13 +234,6 @@ def _trim_heap() -> None:
         except (OSError, AttributeError):
             _malloc_trim = lambda pad: 0  # noqa: E731 - not glibc
     _malloc_trim(0)
-
-
-def _pct(values: Sequence[float] | deque[float], qs: Sequence[float] = (50, 99)) -> list[float | None]:
-    if not values:
-        return [None] * len(qs)
-    a = np.asarray(values, dtype=np.float64)
-    return [round(float(x), 4) for x in np.percentile(a, list(qs))]
 
 
 class AnonymizerService:
@@ -585,6 +579,11 @@ class AnonymizerService:
         s = self.stats
         w = self.windows.counters
         elapsed = max(time.monotonic() - s.t_start, 1e-9)
+
+        def pct(name: str, samples: deque[float] | deque[int]) -> dict[str, float | None]:
+            """``{name}_p50``, ``{name}_p99`` (:data:`QUANTILES`), 4 decimals, ``None`` when empty."""
+            return percentiles(samples, name, QUANTILES[name], ndigits=4)
+
         return {
             "policy": self.options.policy.name, "max_batch": self.options.max_batch,
             "max_wait_ms": self.options.max_wait_ms, "backend": getattr(self.backend, "name", "?"),
@@ -598,11 +597,10 @@ class AnonymizerService:
             "seq_missing_total": self.sub.seq_missing, "seq_missing": self._seq_missing_by_stream(),
             "batches": s.batches, "windows": s.windows, "windows_per_s": round(s.windows / elapsed, 1),
             "batch_size_mean": round(float(np.mean(s.batch_sizes)), 2) if s.batch_sizes else None,
-            "batch_size_p50_p99_max": [*_pct(s.batch_sizes), max(s.batch_sizes) if s.batch_sizes else None],
-            "engine_ms_per_batch_p50_p99": _pct(s.engine_ms_per_batch),
-            "engine_ms_per_window_p50_p99": _pct(s.engine_ms_per_window),
-            "queue_wait_ms_p50_p99": _pct(s.queue_wait_ms),
-            "capture_to_publish_ms_p50_p99": _pct(s.service_latency_ms),
+            **pct("batch_size", s.batch_sizes), "batch_size_max": max(s.batch_sizes) if s.batch_sizes else None,
+            **pct("engine_ms_per_batch", s.engine_ms_per_batch),
+            **pct("engine_ms_per_window", s.engine_ms_per_window),
+            **pct("queue_wait_ms", s.queue_wait_ms), **pct("capture_to_publish_ms", s.service_latency_ms),
             "max_queue": s.max_queue, "arrival_rate_per_s": round(self.arrivals.rate, 1),
         }  # fmt: skip
 

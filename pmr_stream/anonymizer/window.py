@@ -41,7 +41,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.skeleton import C, J, Joint, T
+from pmr_stream.skeleton import C, J, T, center_windows, uncenter_windows
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,8 @@ class WindowStore:
             tr.last_seen_ns = now_ns
         tr.frames += 1
         self.counters.frames += 1
-        offset = tr.buffer[0, Joint.SPINE_MID].copy()
-        return Due(key, frame, tr.buffer - offset, offset, tag, now_ns), flushed
+        window, origin = center_windows(tr.buffer)
+        return Due(key, frame, window, origin.reshape(C), tag, now_ns), flushed
 
     # ---------------------------------------------------------------- output
 
@@ -234,7 +234,7 @@ class WindowStore:
         if d == 0:
             if anonymized is None:
                 return [(due.tag, None)]
-            return [(due.tag, (anonymized[-1] + due.offset).astype(np.float32))]
+            return [(due.tag, uncenter_windows(anonymized[-1], due.offset).astype(np.float32))]
         tr = self.tracks.get(due.key)
         if tr is None:
             return [(due.tag, None)]
@@ -247,7 +247,7 @@ class WindowStore:
                 if anonymized is None:
                     p.failed = True
                 else:
-                    p.acc += w[k] * (anonymized[T - 1 - k] + due.offset)
+                    p.acc += w[k] * uncenter_windows(anonymized[T - 1 - k], due.offset)
                     p.got += 1
         out: list[tuple[Any, npt.NDArray[np.float32] | None]] = []
         while tr.pending and due.frame - tr.pending[0].frame >= d:

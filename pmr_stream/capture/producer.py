@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pmr_stream.capture.source import Source, SourceFrame
+from pmr_stream.stats import percentiles
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart, WireError
 from pmr_stream.wire.sockets import Publisher
 
@@ -92,15 +93,11 @@ class ProducerStats:
 
     def summary(self) -> dict[str, Any]:
         """JSON-able figures; pose times in milliseconds."""
-        pose = np.asarray(self.pose_ms, dtype=np.float64)
-        has = pose.size > 0
         return {
             "frames": self.frames, "persons": self.persons, "gaps": self.gaps, "drops": self.drops,
             "starts": self.starts, "messages": self.messages, "bytes": self.bytes,
             "elapsed_s": round(self.elapsed_s, 3), "rate_fps": round(self.rate_fps, 2),
-            "pose_ms_mean": round(float(pose.mean()), 2) if has else None,
-            "pose_ms_p50": round(float(np.percentile(pose, 50)), 2) if has else None,
-            "pose_ms_max": round(float(pose.max()), 2) if has else None,
+            **percentiles(self.pose_ms, "pose_ms", (50,), ndigits=2, mean=True, maximum=True),
             "end": self.end_reason,
         }  # fmt: skip
 

@@ -33,7 +33,7 @@ import numpy.typing as npt
 import torch
 
 from pmr_stream.model.privacy_dial import DialSetting
-from pmr_stream.skeleton import NTU25, Joint, view_rotation
+from pmr_stream.skeleton import NTU25, Joint, center_windows, view_rotation
 
 _EPS = 1e-8
 CHILD: tuple[int, ...] = tuple(c for c, _ in NTU25.bones)
@@ -158,7 +158,7 @@ class Retarget(torch.nn.Module):
         y = root + torch.einsum("jk,btkc->btjc", self.paths, u * self.bones[:, None])
         # the window convention: SpineMid of the first frame at the origin (keeping the original's root
         # offset would carry its SpineBase-SpineMid length, an identifying bone, into every frame)
-        y = y - y[:, :1, Joint.SPINE_MID : Joint.SPINE_MID + 1, :]
+        y = center_windows(y)[0]
         return y @ rot[:, None]  # back to the camera's frame
 
 

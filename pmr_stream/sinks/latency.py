@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pmr_stream.stats import percentiles
 from pmr_stream.wire.sockets import SocketOptions, add_curve_arguments, curve_from_args, restore_ctrl_c
 
 
@@ -70,10 +71,7 @@ def run_sink(
 def latency_summary(a: np.ndarray, drops: dict[str, int], files: list[str]) -> dict[str, Any]:
     """What ``latency.json`` holds: frame count, drops, files and p50/p99/max of ``a`` (ms)."""
     return {
-        "frames": len(a), "drops": drops, "files": files,
-        "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
-        "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
-        "latency_ms_max": float(a.max()) if len(a) else None,
+        "frames": len(a), "drops": drops, "files": files, **percentiles(a, "latency_ms", maximum=True),
     }  # fmt: skip
 
 

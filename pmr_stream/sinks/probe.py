@@ -45,8 +45,8 @@ _COLUMNS = (
 )
 
 
-def _ms(v: float) -> str:
-    return "-" if math.isnan(v) else (f"{v:.1f}" if abs(v) < 1000 else f"{v:.0f}")
+def _ms(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.1f}" if abs(v) < 1000 else f"{v:.0f}")
 
 
 def _row(s: StreamState, now_ns: int, window_s: float) -> list[str]:

@@ -39,8 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import numpy as np
-
+from pmr_stream.stats import percentile_values, percentiles
 from pmr_stream.wire.schema import (
     MAX_METADATA_BYTES,
     REASONS,
@@ -192,23 +191,19 @@ class StreamState:
         """Distinct persons in the recent window (frames, not gaps)."""
         return len({p for _, _, p in self._arrivals if p >= 0})
 
-    def latency_percentiles(self, qs: Sequence[float] = (50, 99)) -> list[float]:
-        """Capture-to-reception latency percentiles, milliseconds (NaN without samples)."""
-        if not self._latency:
-            return [float("nan")] * len(qs)
-        a = np.fromiter((v for _, v in self._latency), dtype=np.float64)
-        return [float(x) for x in np.percentile(a, list(qs))]
+    def latency_percentiles(self, qs: Sequence[float] = (50, 99)) -> list[float | None]:
+        """Capture-to-reception latency percentiles ``qs`` (0-100), milliseconds (``None`` without samples)."""
+        return percentile_values((v for _, v in self._latency), qs)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able counters."""
-        p50, p99 = self.latency_percentiles()
         return {
             "topic": self.topic, "stream": self.stream, "anonymized": self.anonymized,
             "source": self.start.source if self.start else None, "fps": self.start.fps if self.start else None,
             "frames": self.frames, "gaps": self.gaps, "starts": self.starts, "seq_missing": self.seq_missing,
             "restarts": self.restarts, "ended": self.end.reason if self.end else None,
             "drops": dict(self.drops), "rate_fps": round(self.rate(), 2), "persons": self.persons(),
-            "latency_ms_p50": p50, "latency_ms_p99": p99,
+            **percentiles((v for _, v in self._latency), "latency_ms"),
         }  # fmt: skip
 
 

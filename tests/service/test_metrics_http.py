@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.anonymizer.http import MetricsOptions, MetricsServer, prometheus_text
+from pmr_stream.anonymizer.http import QUANTILES, MetricsOptions, MetricsServer, prometheus_text
 from pmr_stream.anonymizer.service import ServiceOptions, serve
 from pmr_stream.wire.sockets import Publisher
 from tests.service.conftest import end_msg, frame_msg, start_msg, wait_connected
@@ -249,3 +249,20 @@ def test_prometheus_text_exports_refusals_by_reason() -> None:
     text = prometheus_text({"refused": {"too_many_streams": 4, "metadata_too_large": 1}})
     assert 'pmr_anonymizer_refused{reason="too_many_streams"} 4' in text
     assert 'pmr_anonymizer_refused{reason="metadata_too_large"} 1' in text
+
+
+def test_prometheus_text_exports_the_declared_percentile_series_by_quantile() -> None:
+    """Percentiles are found by the series the service declares (:data:`QUANTILES`), not by name:
+    ``queue_wait_ms_p50``/``_p99`` become one labelled gauge, a series without samples is left
+    out, and an undeclared ``*_p50`` key is a plain gauge."""
+    assert set(QUANTILES) >= {"engine_ms_per_batch", "queue_wait_ms", "capture_to_publish_ms"}
+    summary = {"queue_wait_ms_p50": 0.5, "queue_wait_ms_p99": 0.75, "engine_ms_per_batch_p50": None,
+               "engine_ms_per_batch_p99": None, "other_p50": 3}  # fmt: skip
+    text = prometheus_text(summary)
+    assert text.count("# TYPE pmr_anonymizer_queue_wait_ms gauge") == 1
+    assert 'pmr_anonymizer_queue_wait_ms{quantile="0.5"} 0.5' in text
+    assert 'pmr_anonymizer_queue_wait_ms{quantile="0.99"} 0.75' in text
+    assert "queue_wait_ms_p" not in text and "engine_ms_per_batch" not in text
+    assert "pmr_anonymizer_other_p50 3" in text
+    custom = prometheus_text({"x_ms_p90": 2.0}, quantiles={"x_ms": (90,)})
+    assert 'pmr_anonymizer_x_ms{quantile="0.9"} 2.0' in custom

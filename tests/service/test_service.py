@@ -158,7 +158,7 @@ def test_many_streams_batched_persons_apart(backend: Any, clip: np.ndarray, engi
         stats = svc.result
     frames = [r.message for r in got if isinstance(r.message, FrameMessage)]
     assert len(frames) == 8 * 30 * 2
-    assert stats["batch_size_p50_p99_max"][2] > 1  # windows of several streams went as one batch
+    assert stats["batch_size_max"] > 1  # windows of several streams went as one batch
     for m in frames:  # person 1 stays 3 m away from person 0
         assert (m.joints[:, 0].mean() > 1.5) == (m.person == 1)
 
@@ -296,8 +296,8 @@ def test_a_slow_stream_does_not_wait_for_a_batch(backend: Any, clip: np.ndarray)
             got = collect(sub)
         stats = svc.result
     assert sum(isinstance(r.message, FrameMessage) for r in got) == 40
-    assert stats["batch_size_p50_p99_max"][2] == 1
-    assert stats["queue_wait_ms_p50_p99"][1] < 20  # a 40 ms wait for every frame would show here
+    assert stats["batch_size_max"] == 1
+    assert stats["queue_wait_ms_p99"] < 20  # a 40 ms wait for every frame would show here
     assert 5 < stats["arrival_rate_per_s"] < 30
 
 

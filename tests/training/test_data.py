@@ -15,13 +15,11 @@ from pmr_training.data import (
     NTU_MISSING_LIST,
     ClipSet,
     DataConfig,
-    PairedDataset,
-    SkeletonDataset,
     load_clips,
     load_genders_csv,
-    make_dataset,
     select_main_body,
 )
+from pmr_training.datasets import PairedDataset, SkeletonDataset, make_dataset
 
 SPEC = S.StandinSpec(
     performers=4, actions=("drink", "wave", "clap", "squat"), cameras=(1, 2, 3), replications=1, seed=3

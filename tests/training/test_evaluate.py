@@ -12,15 +12,9 @@ import torch
 
 from pmr_stream.skeleton import bone_lengths, pad_to_length
 from pmr_training.data import DataConfig, load_clips
-from pmr_training.evaluate import (
-    Method,
-    choose_dummies,
-    evaluate,
-    markdown_table,
-    stream_outputs,
-    write_outputs,
-)
+from pmr_training.evaluate import Method, choose_dummies, evaluate, stream_outputs
 from pmr_training.evaluators import EvaluatorSpec, centre_windows, load_or_train
+from pmr_training.report import markdown_table, write_outputs
 from pmr_training.sgn import SGNClassifier, SGNConfig, SiameseSGN, sample_frames
 
 TINY = EvaluatorSpec(

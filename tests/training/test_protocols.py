@@ -13,9 +13,10 @@ import torch
 
 from pmr_training.adaptive import AdaptiveSpec, attacker_clips
 from pmr_training.data import DataConfig, load_clips
-from pmr_training.evaluate import Anonymizer, evaluate_protocol, protocol_table, write_outputs
 from pmr_training.evaluators import EvaluatorSpec, centre_windows, load_or_train
+from pmr_training.protocol_eval import Anonymizer, evaluate_protocol
 from pmr_training.protocols import get_protocol, parse_protocols, takes
+from pmr_training.report import protocol_table, write_outputs
 from pmr_training.sgn import SGNConfig
 
 # 36 training clips, 3 steps an epoch: 60 epochs make fixed evaluators far above chance (about 10 s)
