@@ -135,7 +135,7 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
-    from pmr_stream.wire.sockets import add_curve_arguments
+    from pmr_stream.wire.curve import add_curve_arguments
 
     g = p.add_argument_group("socket")
     if publisher:
@@ -180,7 +180,8 @@ def _add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
 
 def _socket_options(args: argparse.Namespace, conflate: bool = False) -> SocketOptions:
     """The socket options of a one-socket command (produce, record, probe, view)."""
-    from pmr_stream.wire.sockets import SocketOptions, curve_from_args, insecure_from_args
+    from pmr_stream.wire.curve import curve_from_args, insecure_from_args
+    from pmr_stream.wire.sockets import SocketOptions
 
     bind = not args.connect if hasattr(args, "connect") else bool(args.bind)
     return SocketOptions(hwm=args.hwm, max_message_bytes=args.max_message_bytes, conflate=conflate,
@@ -302,7 +303,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from pmr_stream.wire.sockets import generate_keypair
+    from pmr_stream.wire.curve import generate_keypair
 
     try:
         pub, sec = generate_keypair(args.output, args.name)
@@ -781,8 +782,9 @@ def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions,
     """``(raw_side, anon_side)``: the raw/ subscriber (connects: a CURVE client of the producers,
     ``--raw-curve-*``) and the anon/ publisher (binds: a CURVE server for the sinks, ``--anon-curve-*``).
     The raw side's non-loopback rule is checked here, before the backend loads."""
-    from pmr_stream.wire.sockets import SocketOptions, check_raw_endpoints, curve_from_args
-    from pmr_stream.wire.sockets import insecure_from_args as insecure
+    from pmr_stream.wire.curve import check_raw_endpoints, curve_from_args
+    from pmr_stream.wire.curve import insecure_from_args as insecure
+    from pmr_stream.wire.sockets import SocketOptions
 
     raw = SocketOptions(
         hwm=args.hwm,
@@ -946,7 +948,7 @@ def _add_service_commands(sub: Any) -> None:
         help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
         "a subscriber that stops reading lose messages (it counts them) instead of lagging",
     )
-    from pmr_stream.wire.sockets import add_curve_arguments
+    from pmr_stream.wire.curve import add_curve_arguments
 
     add_curve_arguments(p, "raw-", role="client", what="the raw/ subscriber (a client of the producers)")
     add_curve_arguments(

@@ -40,15 +40,9 @@ import numpy as np
 
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.capture.sources import SOURCE_USAGE
+from pmr_stream.wire.curve import add_curve_arguments, curve_from_args, generate_keypair, load_key_file
 from pmr_stream.wire.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
-from pmr_stream.wire.sockets import (
-    SocketOptions,
-    add_curve_arguments,
-    curve_from_args,
-    generate_keypair,
-    load_key_file,
-    restore_ctrl_c,
-)
+from pmr_stream.wire.sockets import SocketOptions, restore_ctrl_c
 
 DEFAULT_SOURCE = f"replay:{DEMO_CLIP}"
 

@@ -7,6 +7,7 @@ this package. :mod:`.schema` needs only msgpack and numpy; :mod:`.sockets` and
 
 from __future__ import annotations
 
+from pmr_stream.wire.curve import CurveOptions, generate_keypair, load_key_file
 from pmr_stream.wire.schema import (
     ANON,
     MAX_MESSAGE_BYTES,
@@ -27,15 +28,7 @@ from pmr_stream.wire.schema import (
     topic_of,
     unpack,
 )
-from pmr_stream.wire.sockets import (
-    CurveOptions,
-    Publisher,
-    SocketOptions,
-    SubscriberSocket,
-    generate_keypair,
-    load_key_file,
-    stop_on_signals,
-)
+from pmr_stream.wire.sockets import Publisher, SocketOptions, SubscriberSocket, stop_on_signals
 from pmr_stream.wire.subscriber import STREAM_REASONS, Received, StreamState, Subscriber, SubscriberOptions
 
 __all__ = [
