@@ -47,6 +47,7 @@ import numpy as np
 from pmr_stream.anonymizer.http import MetricsServer, prometheus_text
 from pmr_stream.anonymizer.window import Due, WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
+from pmr_stream.wire.checks import MAX_METADATA_BYTES, WireError
 from pmr_stream.wire.privacy import (
     PersonIds,
     StreamIds,
@@ -57,15 +58,7 @@ from pmr_stream.wire.privacy import (
     fresh_session,
     service_metadata,
 )
-from pmr_stream.wire.schema import (
-    MAX_METADATA_BYTES,
-    FrameGap,
-    FrameMessage,
-    Message,
-    StreamEnd,
-    StreamStart,
-    WireError,
-)
+from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Received, Subscriber
 
