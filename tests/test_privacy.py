@@ -16,7 +16,8 @@ import pytest
 
 from pmr_stream.cli import main
 from pmr_stream.formats.io import load_recording
-from pmr_stream.formats.ntu import NtuSkeleton, project, read_skeleton, write_skeleton
+from pmr_stream.formats.ntu import NtuSkeleton, read_skeleton, write_skeleton
+from pmr_stream.formats.ntu_dataset import project
 from pmr_stream.formats.recording import Recording
 from pmr_stream.wire.checks import STREAM_ID_RE
 from pmr_stream.wire.privacy import (

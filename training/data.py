@@ -48,7 +48,8 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
-from pmr_stream.formats.ntu import NtuName, parse_ntu_name, read_skeleton
+from pmr_stream.formats.ntu import read_skeleton
+from pmr_stream.formats.ntu_dataset import NtuName, parse_ntu_name
 from pmr_stream.skeleton import J, T, crop_clip, normalize, pad_to_length, window_starts
 
 log = logging.getLogger(__name__)
