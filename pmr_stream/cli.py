@@ -799,7 +799,8 @@ def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions,
 
 
 def cmd_anonymizer(args: argparse.Namespace) -> int:
-    from pmr_stream.anonymizer.service import ServiceOptions, serve
+    from pmr_stream.anonymizer.options import ServiceOptions
+    from pmr_stream.anonymizer.service import serve
     from pmr_stream.anonymizer.window import WindowPolicy
     from pmr_stream.backends import get_backend
     from pmr_stream.wire.privacy import stream_ids_from_args

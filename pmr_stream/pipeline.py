@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from pmr_stream.anonymizer.options import BONES
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.capture.sources import SOURCE_USAGE
 from pmr_stream.wire.curve import add_curve_arguments, curve_from_args, generate_keypair, load_key_file
@@ -566,7 +567,7 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--bones",
-        choices=("dummy", "model"),
+        choices=BONES,
         default="dummy",
         help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives",
     )

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from pmr_stream.anonymizer.options import BONES
+
 
 def _load() -> float:
     return os.getloadavg()[0]
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--engine-thread", action="store_true", help="the service runs the engine in its own thread"
         )
-        p.add_argument("--bones", choices=("dummy", "model"), default="dummy", help="the service's bone step")
+        p.add_argument("--bones", choices=BONES, default="dummy", help="the service's bone step")
         p.add_argument(
             "--producers",
             type=int,
