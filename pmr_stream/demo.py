@@ -37,19 +37,19 @@ from typing import Any
 
 import numpy as np
 
+from pmr_stream.anonymizer.options import add_service_arguments
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.backends.options import add_backend_arguments
 from pmr_stream.capture.sources import SOURCE_USAGE
 from pmr_stream.flags import forward_argv
 from pmr_stream.sinks.latency import latency_summary
+from pmr_stream.wire.curve import generate_keypair, load_key_file
 from pmr_stream.wire.privacy import StreamIds, add_stream_id_arguments, stream_ids_from_args
-from pmr_stream.wire.sockets import (
-    generate_keypair,
-    load_key_file,
-    restore_ctrl_c,
-)
+from pmr_stream.wire.sockets import restore_ctrl_c
 
 DEFAULT_SOURCE = f"replay:{DEMO_CLIP}"
+#: The anonymizer's flags the demo sets itself (it reads the stats file and prints its own lines).
+_DEMO_SETS: tuple[str, ...] = ("--stats-json", "--report")
 
 
 def free_port() -> int:
@@ -347,9 +347,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     limit = ["--duration", str(args.duration + 60)] if args.duration else []
     cli = ["-m", "pmr_stream.cli"]
     backend = forward_argv(add_backend_arguments, args)
-    backend += ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
-    backend += ["--metrics-port", str(args.metrics_port)] if args.metrics_port is not None else []
-    backend += ["--bones", args.bones] + (["--engine-thread"] if args.engine_thread else [])
+    backend += forward_argv(lambda p: add_service_arguments(p, skip=_DEMO_SETS), args)
     backend += ["--stream-key", str(ids.key_path)] + [
         a for s in sorted(ids.public) for a in ("--public-stream-id", s)
     ]
@@ -369,7 +367,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     raws = [a for g in groups for a in ("--raw", g.raw_ep)]
     n_subs = sum(len(g.topics) for g in groups)  # ZeroMQ counts one subscription per sink and topic
     procs.append(_spawn("anonymizer", [*cli, "anonymizer", *raws, "--anon", anon_ep, *backend,
-                                       "--policy", args.policy, "--wait-subscribers", str(n_subs), "--until-end",
+                                       "--wait-subscribers", str(n_subs), "--until-end",
                                        "--stats-json", str(work / "service.json"), "--report", "5", *limit,
                                        *curve("anonymizer")], work))  # fmt: skip
     producers = []
@@ -465,7 +463,6 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
-    from pmr_stream.anonymizer.window import POLICY_HELP
 
     p.add_argument(
         "--source",
@@ -481,26 +478,8 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
         "own sink (needs --no-video and --duration; for hosts with more cores)",
     )
     add_backend_arguments(p, "anonymizer: ")
-    p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
-    p.add_argument("--max-batch", type=int, default=128, help="anonymizer: most windows per engine call")
-    p.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=5.0,
-        help="anonymizer: longest wait for a batch to fill (default 5 ms)",
-    )
-    p.add_argument(
-        "--bones",
-        choices=("dummy", "model"),
-        default="dummy",
-        help="anonymizer: dummy (default) sets every output bone to the dummy's length; model: as the network gives",
-    )
-    p.add_argument(
-        "--engine-thread", action="store_true", help="anonymizer: run the engine in its own thread"
-    )
+    add_service_arguments(p, skip=_DEMO_SETS)
     add_stream_id_arguments(p)  # passed on to the anonymizer; the sinks subscribe to the pseudonyms
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="anonymizer: serve /metrics (Prometheus text) and /stats.json on this loopback port")  # fmt: skip
     c = p.add_mutually_exclusive_group()
     c.add_argument(
         "--curve",

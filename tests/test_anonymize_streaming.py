@@ -154,7 +154,7 @@ def test_modes_and_their_errors() -> None:
 def test_offline_default_equals_the_real_service(offline_fn: Any, torch_backend: Any) -> None:
     """The real service (ZeroMQ on loopback, torch backend, default policy and bones) publishes
     the frames ``pmr anonymize`` writes for the same track, the start-up included."""
-    from pmr_stream.anonymizer.service import ServiceOptions
+    from pmr_stream.anonymizer.options import ServiceOptions
     from pmr_stream.wire.schema import FrameMessage
     from pmr_stream.wire.sockets import Publisher
     from pmr_stream.wire.subscriber import Subscriber

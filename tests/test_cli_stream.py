@@ -17,8 +17,9 @@ from pmr_stream.capture.producer import Producer, ProducerOptions
 from pmr_stream.capture.synthetic import SyntheticSource
 from pmr_stream.cli import main
 from pmr_stream.formats.recording import Recording
+from pmr_stream.wire.curve import CurveOptions, generate_keypair
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart
-from pmr_stream.wire.sockets import CurveOptions, Publisher, SocketOptions, generate_keypair
+from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Subscriber
 
 REPO = Path(__file__).resolve().parents[1]

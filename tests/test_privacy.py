@@ -16,8 +16,10 @@ import pytest
 
 from pmr_stream.cli import main
 from pmr_stream.formats.io import load_recording
-from pmr_stream.formats.ntu import NtuSkeleton, project, read_skeleton, write_skeleton
+from pmr_stream.formats.ntu import NtuSkeleton, read_skeleton, write_skeleton
+from pmr_stream.formats.ntu_dataset import project
 from pmr_stream.formats.recording import Recording
+from pmr_stream.wire.checks import STREAM_ID_RE
 from pmr_stream.wire.privacy import (
     ANON_METADATA,
     ANON_SOURCE,
@@ -38,7 +40,7 @@ from pmr_stream.wire.privacy import (
     pseudonym,
     service_metadata,
 )
-from pmr_stream.wire.schema import FIELDS, STREAM_ID_RE, FrameGap, FrameMessage, StreamEnd, StreamStart, pack
+from pmr_stream.wire.schema import FIELDS, FrameGap, FrameMessage, StreamEnd, StreamStart, pack
 
 KEY = bytes(range(32))
 RAW_ID = "S001C001P001R001A001"

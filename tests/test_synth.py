@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from pmr_stream import synth as S
-from pmr_stream.formats.ntu import parse_ntu_name, read_skeleton
+from pmr_stream.formats.ntu import read_skeleton
+from pmr_stream.formats.ntu_dataset import parse_ntu_name
 from pmr_stream.skeleton import NTU25, Joint, bone_directions, bone_lengths
 
 CAST = S.make_performers(40, seed=0)

@@ -25,11 +25,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pmr_stream.anonymizer.options import add_service_arguments
+from pmr_stream.backends.options import add_backend_arguments, backend_kwargs
+from pmr_stream.flags import forward_argv
 from pmr_stream.stats import percentile_key
 
 #: The service's figures each capacity row carries (``batch_size_p50``, ..., ``capture_to_publish_ms_p99``).
@@ -44,14 +48,11 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def run_pipeline(source: str, duration: float, backend: str, device: str | None, policy: str,
-                 extra: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+def run_pipeline(source: str, duration: float, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """``pmr stream --no-video`` of ``source`` for ``duration`` s; ``extra``: its further flags."""
     with tempfile.TemporaryDirectory() as td:
         cmd = [sys.executable, "-m", "pmr_stream.cli", "stream", "--source", source, "--duration", str(duration),
-               "--no-video", "--workdir", td, "--backend", backend, "--policy", policy]  # fmt: skip
-        if device:
-            cmd += ["--device", device]
-        cmd += list(extra)
+               "--no-video", "--workdir", td, *extra]  # fmt: skip
         t0 = time.monotonic()
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 180)
         if p.returncode != 0:
@@ -63,25 +64,25 @@ def run_pipeline(source: str, duration: float, backend: str, device: str | None,
             "latency_ms_max": lat["latency_ms_max"], "received": lat["frames"], "service": svc}  # fmt: skip
 
 
-def _extra(args: argparse.Namespace) -> tuple[str, ...]:
-    out: tuple[str, ...] = ("--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms))
-    out += ("--spin",) if args.spin else ()
-    out += ("--engine-thread",) if args.engine_thread else ()
-    out += ("--bones", args.bones, "--producers", str(args.producers))
-    return out + (("--threads", str(args.threads)) if args.threads else ())
+def _service_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    add_service_arguments(p, skip=("--stats-json", "--report"))  # what `pmr stream` passes on
+
+
+def _extra(args: argparse.Namespace) -> list[str]:
+    """The backend and service flags given to the benchmark, for ``pmr stream``."""
+    out = forward_argv(add_backend_arguments, args) + forward_argv(_service_arguments, args)
+    return out + ["--producers", str(args.producers)]
 
 
 def cmd_latency(args: argparse.Namespace) -> list[dict[str, Any]]:
-    r = run_pipeline("synthetic:1", args.duration, args.backend, args.device, args.policy, _extra(args))
+    r = run_pipeline("synthetic:1", args.duration, _extra(args))
     return [{"case": "1 stream @ 30 fps", "load_before": args.load_before, **r}]
 
 
 def cmd_capacity(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for n in [int(x) for x in args.streams.split(",")]:
-        r = run_pipeline(
-            f"synthetic:{n}", args.duration, args.backend, args.device, args.policy, _extra(args)
-        )
+        r = run_pipeline(f"synthetic:{n}", args.duration, _extra(args))
         svc = r["service"]
         holds = (r["latency_ms_p99"] is not None and r["latency_ms_p99"] < 100.0
                  and svc["published_frames"] == svc["frames_in"] == r["received"]
@@ -117,7 +118,7 @@ def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     from pmr_stream.offline import AnonymizeOptions, anonymize_track
     from pmr_stream.skeleton import retarget_bones
 
-    b = get_backend(args.backend, **({"device": args.device} if args.device else {}))
+    b = get_backend(args.backend, **backend_kwargs(args))
     tracks = _recordings()
     lengths = b.source.dummy_bone_lengths() if args.bones == "dummy" else None
     opts = AnonymizeOptions(bone_lengths=None if lengths is None else tuple(float(v) for v in lengths))
@@ -167,26 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name in ("latency", "capacity", "quality"):
         p = sub.add_parser(name)
-        p.add_argument("--backend", default="auto")
-        p.add_argument("--device", default=None)
-        p.add_argument("--policy", default="last")
+        add_backend_arguments(p, "the service's ")
+        _service_arguments(p)
         p.add_argument("--duration", type=float, default=20.0)
         p.add_argument("--streams", default="30,60,90")
         p.add_argument("--policies", default="last,delay:2,delay:4,delay:8,delay:15")
         p.add_argument("--json", default=None)
-        p.add_argument("--max-batch", type=int, default=128)
-        p.add_argument("--max-wait-ms", type=float, default=5.0)
-        p.add_argument("--threads", type=int, default=None)
-        p.add_argument(
-            "--spin",
-            action=argparse.BooleanOptionalAction,
-            default=False,
-            help="the service's onnxruntime threads spin when idle (default: they sleep)",
-        )
-        p.add_argument(
-            "--engine-thread", action="store_true", help="the service runs the engine in its own thread"
-        )
-        p.add_argument("--bones", choices=("dummy", "model"), default="dummy", help="the service's bone step")
         p.add_argument(
             "--producers",
             type=int,

@@ -44,7 +44,8 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.formats.ntu import NtuName, parse_ntu_name, read_skeleton
+from pmr_stream.formats.ntu import read_skeleton
+from pmr_stream.formats.ntu_dataset import NtuName, parse_ntu_name
 from pmr_stream.skeleton import (
     CROSS_VIEW_TEST_CAMERAS,
     CROSS_VIEW_TRAIN_CAMERAS,

@@ -44,10 +44,13 @@ from typing import Any, Final
 
 import numpy as np
 
+from pmr_stream.anonymizer.arrivals import ArrivalRate
 from pmr_stream.anonymizer.http import QUANTILES, MetricsServer, prometheus_text
-from pmr_stream.anonymizer.window import Due, WindowOptions, WindowPolicy, WindowStore
+from pmr_stream.anonymizer.options import ServiceOptions
+from pmr_stream.anonymizer.window import Due, WindowOptions, WindowStore
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
 from pmr_stream.stats import percentiles
+from pmr_stream.wire.checks import WireError
 from pmr_stream.wire.privacy import (
     PersonIds,
     StreamIds,
@@ -58,96 +61,16 @@ from pmr_stream.wire.privacy import (
     fresh_session,
     service_metadata,
 )
-from pmr_stream.wire.schema import (
-    MAX_METADATA_BYTES,
-    FrameGap,
-    FrameMessage,
-    Message,
-    StreamEnd,
-    StreamStart,
-    WireError,
-)
+from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Received, Subscriber
 
 log = logging.getLogger(__name__)
 
-#: How output bones are sized: the dummy's lengths, or whatever the network gave.
-BONE_MODES: Final[tuple[str, ...]] = ("dummy", "model")
 #: Samples kept for the latency / batch percentiles.
 _SAMPLES: Final[int] = 20000
 #: Streams whose lost-message count (``seq_missing``) is kept, the latest to lose any.
 _MAX_LOST_STREAMS: Final[int] = 1024
-
-
-@dataclass(frozen=True)
-class ServiceOptions:
-    """Options of :class:`AnonymizerService`.
-
-    Attributes:
-        policy: window policy (``last`` or ``delay:N``, see :mod:`pmr_stream.anonymizer.window`).
-        max_batch: most windows per engine call.
-        max_wait_ms: longest a due window waits for others to join its batch. The service
-            waits only while frames arrive faster than one per ``max_wait_ms`` (measured
-            rate), so at low rates nothing waits.
-        max_gap: missing frames of a person bridged by interpolation; longer gaps reset it.
-        idle_s: persons and streams not heard of for this long are evicted (the subscriber
-            forgets such streams too; ended streams after ``min(idle_s, 1)`` seconds).
-        max_metadata_bytes: largest stream-start metadata accepted, bytes msgpack-encoded;
-            a larger start is refused (``refused["metadata_too_large"]``).
-        max_streams: streams tracked at once; the start of one more is refused
-            (``too_many_streams``) unless an ended one can be forgotten.
-        max_persons_per_stream, max_persons: persons with a window buffer at once, per stream
-            and in all; frames of a new person beyond them are refused
-            (``too_many_persons_in_stream``, ``too_many_persons``) and not published.
-        report_s: seconds between stats lines (0: none).
-        stats_json: also write the stats to this file at each report and at the end.
-        metrics_port: serve ``/metrics`` (Prometheus text) and ``/stats.json`` over HTTP on
-            this port (0: a free port; ``None``: no endpoint), refreshed every second.
-        metrics_host: the address the endpoint binds (default loopback only).
-        bones: ``"dummy"`` (default): every output frame's bones are set to the dummy's
-            median lengths by forward kinematics (directions kept), so no residual of the
-            person's build survives the network's imperfect retargeting; ``"model"``: the
-            network's output as it is.
-        stream_key: secret of the ``anon/`` stream-id pseudonyms (:mod:`pmr_stream.wire.privacy`,
-            at least 16 bytes; ``pmr anonymizer`` reads the deployment's key file). ``None``: a
-            random key for this service only (pseudonyms then change when it restarts).
-        public_stream_ids: raw stream ids the operator declared harmless: they go to ``anon/``
-            unchanged.
-    """
-
-    policy: WindowPolicy = field(default_factory=WindowPolicy)
-    max_batch: int = 128
-    max_wait_ms: float = 5.0
-    max_gap: int = 10
-    idle_s: float = 5.0
-    max_metadata_bytes: int = MAX_METADATA_BYTES
-    max_streams: int = 1024
-    max_persons_per_stream: int = 64
-    max_persons: int = 4096
-    report_s: float = 5.0
-    stats_json: Path | None = None
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    bones: str = "dummy"
-    engine_thread: bool = False
-    stream_key: bytes | None = field(default=None, repr=False)
-    public_stream_ids: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        if self.bones not in BONE_MODES:
-            raise ValueError(f"bones must be one of {', '.join(BONE_MODES)}, got {self.bones!r}")
-        if self.max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
-        if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
-        if min(self.max_metadata_bytes, self.max_streams, self.max_persons_per_stream, self.max_persons) < 1:
-            raise ValueError(
-                "max_metadata_bytes, max_streams, max_persons_per_stream and max_persons must be >= 1"
-            )
-        key = self.stream_key if self.stream_key is not None else bytes(16)
-        StreamIds(key, self.public_stream_ids)  # checks the key's length and the ids
-        object.__setattr__(self, "public_stream_ids", frozenset(self.public_stream_ids))
 
 
 @dataclass
@@ -187,31 +110,6 @@ class ServiceStats:
     service_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
     max_queue: int = 0
     t_start: float = field(default_factory=time.monotonic)
-
-
-class ArrivalRate:
-    """Frames per second arriving, smoothed (exponential, updated every ``period_s``)."""
-
-    def __init__(self, period_s: float = 0.1, weight: float = 0.3) -> None:
-        self.period_ns = int(period_s * 1e9)
-        self.weight = weight
-        self.rate = 0.0
-        self._count = 0
-        self._t0: int | None = None
-
-    def add(self, n: int, now_ns: int) -> None:
-        """Count ``n`` frames received by monotonic time ``now_ns``."""
-        if self._t0 is None:
-            self._t0 = now_ns
-        self._count += n
-        dt = now_ns - self._t0
-        if dt >= self.period_ns:
-            self.rate += self.weight * (self._count * 1e9 / dt - self.rate)
-            self._count, self._t0 = 0, now_ns
-
-    def expected_gap_s(self) -> float:
-        """Seconds until the next frame is expected (``inf`` before any rate is known)."""
-        return 1.0 / self.rate if self.rate > 0 else float("inf")
 
 
 _malloc_trim: Callable[[int], int] | None = None
@@ -656,9 +554,6 @@ def serve(
 
 
 __all__ = [
-    "BONE_MODES",
-    "ArrivalRate",
-    "ServiceOptions",
     "AnonymizerService",
     "ServiceStats",
     "serve",

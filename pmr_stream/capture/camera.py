@@ -34,7 +34,7 @@ from pmr_stream.capture.pose import PoseOptions, PoseResult, open_capture
 from pmr_stream.capture.smoothing import OneEuroFilter, OneEuroOptions
 from pmr_stream.capture.source import PersonPose, SourceFrame, StreamInfo
 from pmr_stream.skeleton import FPS
-from pmr_stream.wire.schema import MAX_ABS_METRES
+from pmr_stream.wire.checks import MAX_ABS_METRES
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,8 @@ import numpy as np
 
 from pmr_stream.capture.source import Source, SourceFrame
 from pmr_stream.stats import percentiles
-from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart, WireError
+from pmr_stream.wire.checks import WireError
+from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher
 
 log = logging.getLogger(__name__)

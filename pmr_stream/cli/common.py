@@ -40,7 +40,7 @@ def render_options(args: argparse.Namespace, title: str | None = None) -> Render
 
 
 def add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
-    from pmr_stream.wire.sockets import add_curve_arguments
+    from pmr_stream.wire.curve import add_curve_arguments
 
     g = p.add_argument_group("socket")
     if publisher:
@@ -85,7 +85,8 @@ def add_socket_flags(p: argparse.ArgumentParser, *, publisher: bool) -> None:
 
 def socket_options(args: argparse.Namespace, conflate: bool = False) -> SocketOptions:
     """The socket options of a one-socket command (produce, record, probe, view)."""
-    from pmr_stream.wire.sockets import SocketOptions, curve_from_args, insecure_from_args
+    from pmr_stream.wire.curve import curve_from_args, insecure_from_args
+    from pmr_stream.wire.sockets import SocketOptions
 
     bind = not args.connect if hasattr(args, "connect") else bool(args.bind)
     return SocketOptions(hwm=args.hwm, max_message_bytes=args.max_message_bytes, conflate=conflate,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pmr_stream.backends.options import add_backend_arguments, backend_kwargs
@@ -17,8 +16,9 @@ def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions,
     """``(raw_side, anon_side)``: the raw/ subscriber (connects: a CURVE client of the producers,
     ``--raw-curve-*``) and the anon/ publisher (binds: a CURVE server for the sinks, ``--anon-curve-*``).
     The raw side's non-loopback rule is checked here, before the backend loads."""
-    from pmr_stream.wire.sockets import SocketOptions, check_raw_endpoints, curve_from_args
-    from pmr_stream.wire.sockets import insecure_from_args as insecure
+    from pmr_stream.wire.curve import check_raw_endpoints, curve_from_args
+    from pmr_stream.wire.curve import insecure_from_args as insecure
+    from pmr_stream.wire.sockets import SocketOptions
 
     raw = SocketOptions(
         hwm=args.hwm,
@@ -33,24 +33,15 @@ def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions,
 
 
 def cmd_anonymizer(args: argparse.Namespace) -> int:
-    from pmr_stream.anonymizer.service import ServiceOptions, serve
-    from pmr_stream.anonymizer.window import WindowPolicy
+    from pmr_stream.anonymizer.options import ServiceOptions
+    from pmr_stream.anonymizer.service import serve
     from pmr_stream.backends import get_backend
     from pmr_stream.wire.privacy import stream_ids_from_args
     from pmr_stream.wire.sockets import stop_on_signals
 
     raw_sockets, anon_sockets = _anonymizer_socket_options(args)  # bad flags fail before the backend loads
     ids = stream_ids_from_args(args, create=True)  # the deployment's key (made on first use)
-    opts = ServiceOptions(
-        policy=WindowPolicy.parse(args.policy), max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-        max_gap=args.max_gap, idle_s=args.idle, report_s=args.report,
-        max_metadata_bytes=args.max_metadata_bytes, max_streams=args.max_streams,
-        max_persons_per_stream=args.max_persons_per_stream, max_persons=args.max_persons,
-        stats_json=Path(args.stats_json) if args.stats_json else None,
-        metrics_port=args.metrics_port, metrics_host=args.metrics_host, bones=args.bones,
-        engine_thread=args.engine_thread,
-        stream_key=ids.key, public_stream_ids=ids.public,
-    )  # fmt: skip
+    opts = ServiceOptions.from_args(args, stream_key=ids.key, public_stream_ids=ids.public)
     backend = get_backend(
         args.backend, **backend_kwargs(args, max_batch=max(args.max_batch, 1))
     )  # the dummy's privacy code is computed here, once
@@ -86,7 +77,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the service commands to the ``pmr`` subparsers."""
-    from pmr_stream.anonymizer.window import POLICY_HELP
+    from pmr_stream.anonymizer.options import add_service_arguments
     from pmr_stream.demo import add_stream_arguments
     from pmr_stream.wire.privacy import add_stream_id_arguments
 
@@ -96,64 +87,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--anon", default="tcp://127.0.0.1:5556", help="endpoint to publish anon/ on (bound)")
     add_backend_arguments(p)
-    p.add_argument("--policy", default="last", help=f"window policy: {POLICY_HELP}; default last")
-    p.add_argument("--max-batch", type=int, default=128, help="most windows per engine call (default 128)")
-    p.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=5.0,
-        help="longest wait for a batch to fill, only while frames arrive faster than one per that time (default 5 ms)",
-    )
-    p.add_argument(
-        "--max-gap", type=int, default=10, help="missing frames interpolated; longer gaps reset (default 10)"
-    )
-    p.add_argument("--idle", type=float, default=5.0, help="evict persons/streams unseen this long, seconds")
-    p.add_argument(
-        "--max-metadata-bytes",
-        type=int,
-        default=16384,
-        metavar="BYTES",
-        help="refuse stream starts whose metadata is larger, msgpack-encoded (default 16384)",
-    )
-    p.add_argument(
-        "--max-streams",
-        type=int,
-        default=1024,
-        help="streams tracked at once; more are refused (default 1024)",
-    )
-    p.add_argument(
-        "--max-persons-per-stream",
-        type=int,
-        default=64,
-        help="persons held per stream; frames of more are refused (default 64)",
-    )
-    p.add_argument(
-        "--max-persons", type=int, default=4096, help="persons held in all; more are refused (default 4096)"
-    )
-    p.add_argument("--report", type=float, default=5.0, help="seconds between stats lines (0: none)")
-    p.add_argument("--stats-json", default=None, metavar="FILE", help="also write the stats to FILE")
-    p.add_argument(
-        "--bones",
-        choices=("dummy", "model"),
-        default="dummy",
-        help="dummy (default): set every output bone to the dummy's length; model: the network's output as is",
-    )
-    p.add_argument(
-        "--engine-thread",
-        action="store_true",
-        help="run the engine in its own thread while the loop keeps receiving and publishing",
-    )
+    add_service_arguments(p)
     add_stream_id_arguments(p)
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        metavar="PORT",
-        help="serve /metrics (Prometheus text) and /stats.json over HTTP on PORT (0: any free port)",
-    )
-    p.add_argument(
-        "--metrics-host", default="127.0.0.1", help="address the metrics endpoint binds (default loopback)"
-    )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--until-end", action="store_true", help="stop when every stream seen has ended")
     p.add_argument(
@@ -169,7 +104,7 @@ def register(sub: Any) -> None:
         help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
         "a subscriber that stops reading lose messages (it counts them) instead of lagging",
     )
-    from pmr_stream.wire.sockets import add_curve_arguments
+    from pmr_stream.wire.curve import add_curve_arguments
 
     add_curve_arguments(p, "raw-", role="client", what="the raw/ subscriber (a client of the producers)")
     add_curve_arguments(

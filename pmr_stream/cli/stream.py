@@ -114,7 +114,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from pmr_stream.wire.sockets import generate_keypair
+    from pmr_stream.wire.curve import generate_keypair
 
     try:
         pub, sec = generate_keypair(args.output, args.name)

@@ -18,15 +18,14 @@ from pmr_stream.formats.io import FORMATS, Written, convert, guess_format, load_
 from pmr_stream.formats.ntu import (
     NtuBody,
     NtuFrame,
-    NtuName,
     NtuSkeleton,
     SkeletonFormatError,
     format_skeleton,
-    parse_ntu_name,
     parse_skeleton,
     read_skeleton,
     write_skeleton,
 )
+from pmr_stream.formats.ntu_dataset import NtuName, parse_ntu_name
 from pmr_stream.formats.recording import FORMAT_VERSION, Recording
 
 __all__ = [

@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pmr_stream.formats.files import atomic_write, check_input_file, check_npz_members
-from pmr_stream.formats.ntu import NtuSkeleton, parse_ntu_name
+from pmr_stream.formats.ntu import NtuSkeleton
+from pmr_stream.formats.ntu_dataset import parse_ntu_name
 from pmr_stream.skeleton import FPS, LAYOUTS
 
 logger = logging.getLogger(__name__)

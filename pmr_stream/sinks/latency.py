@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from pmr_stream.stats import percentiles
-from pmr_stream.wire.sockets import SocketOptions, add_curve_arguments, curve_from_args, restore_ctrl_c
+from pmr_stream.wire.curve import add_curve_arguments, curve_from_args
+from pmr_stream.wire.sockets import SocketOptions, restore_ctrl_c
 
 
 def run_sink(

@@ -1,24 +1,26 @@
 """The wire: the message schema (msgpack, versioned) and ZeroMQ PUB/SUB helpers.
 
 ``capture/`` (producers) and ``sinks/`` (recorder, probe, viewers) talk only through
-this package. :mod:`.schema` needs only msgpack and numpy; :mod:`.sockets` and
-:mod:`.subscriber` import pyzmq when a socket is made.
+this package. :mod:`.schema` (the messages and their encoding) and :mod:`.checks` (the
+field rules, :class:`WireError`) need only msgpack and numpy; :mod:`.curve` (CurveZMQ keys,
+flags, the raw-skeleton rule), :mod:`.sockets` and :mod:`.subscriber` import pyzmq when a
+socket is made.
 """
 
 from __future__ import annotations
 
+from pmr_stream.wire.checks import REASONS, WireError
+from pmr_stream.wire.curve import CurveOptions, generate_keypair, load_key_file
 from pmr_stream.wire.schema import (
     ANON,
     MAX_MESSAGE_BYTES,
     RAW,
-    REASONS,
     SCHEMA_VERSION,
     FrameGap,
     FrameMessage,
     Message,
     StreamEnd,
     StreamStart,
-    WireError,
     decode,
     encode,
     pack,
@@ -27,15 +29,7 @@ from pmr_stream.wire.schema import (
     topic_of,
     unpack,
 )
-from pmr_stream.wire.sockets import (
-    CurveOptions,
-    Publisher,
-    SocketOptions,
-    SubscriberSocket,
-    generate_keypair,
-    load_key_file,
-    stop_on_signals,
-)
+from pmr_stream.wire.sockets import Publisher, SocketOptions, SubscriberSocket, stop_on_signals
 from pmr_stream.wire.subscriber import STREAM_REASONS, Received, StreamState, Subscriber, SubscriberOptions
 
 __all__ = [

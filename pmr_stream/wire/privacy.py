@@ -51,7 +51,7 @@ ids ``72057594037927936 + p`` (fresh), tracking state 2, pixel columns projected
 anonymized joints, hand/lean/clipping/orientation fields 0.
 
 Stream-id pseudonyms: ``s-`` + the first 16 hex digits of HMAC-SHA256(key, raw id) (matches
-:data:`~pmr_stream.wire.schema.STREAM_ID_RE`). The key is a per-deployment secret file
+:data:`~pmr_stream.wire.checks.STREAM_ID_RE`). The key is a per-deployment secret file
 (:func:`default_key_path`; created mode 0600 with 32 random bytes when missing), so the same
 raw id gets the same pseudonym on every run of a deployment (recorders and dashboards can
 follow a camera), while without the key nobody can tell which raw id (or NTU file name) it
@@ -76,7 +76,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pmr_stream.skeleton import J
-from pmr_stream.wire.schema import STREAM_ID_RE, FrameGap, FrameMessage, StreamEnd, StreamStart
+from pmr_stream.wire.checks import STREAM_ID_RE
+from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart
 
 log = logging.getLogger(__name__)
 

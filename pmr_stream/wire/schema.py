@@ -29,14 +29,15 @@ camera convention), confidence as float32 bytes ``(25,)``.
 
 :func:`decode` validates everything (size, msgpack syntax, version, kind, the
 exact set of fields, types, sizes, finite numbers, ranges) and raises
-:class:`WireError` whose :attr:`WireError.reason` is one of :data:`REASONS`.
-Nothing is unpickled or evaluated; msgpack extension types are refused.
+:class:`~pmr_stream.wire.checks.WireError` whose ``reason`` is one of
+:data:`~pmr_stream.wire.checks.REASONS`. Nothing is unpickled or evaluated; msgpack
+extension types are refused. The field rules (limits, checks, the error and its
+reasons) are in :mod:`pmr_stream.wire.checks`; this module holds the messages, the
+topics and the encoding.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -45,219 +46,32 @@ import numpy as np
 import numpy.typing as npt
 
 from pmr_stream.skeleton import C, J
+from pmr_stream.wire.checks import (
+    MAX_ABS_METRES,
+    WireError,
+    as_f32,
+    check_bool,
+    check_float,
+    check_int,
+    check_layout,
+    check_metadata,
+    check_metadata_size,
+    check_model,
+    check_stream,
+    check_text,
+)
 
 #: Version of the message schema written by :func:`encode`; :func:`decode` accepts only this one.
 SCHEMA_VERSION: Final[int] = 1
 #: Largest payload (bytes) :func:`decode` accepts, and the default ``ZMQ_MAXMSGSIZE``. A frame
 #: message is about 560 bytes; the margin is for stream-start metadata.
 MAX_MESSAGE_BYTES: Final[int] = 1 << 20
-#: Layouts a message may carry (the PMR network works on NTU-25).
-WIRE_LAYOUTS: Final[tuple[str, ...]] = ("ntu25",)
 #: Topic prefixes: captured skeletons and anonymized ones.
 RAW: Final[str] = "raw"
 ANON: Final[str] = "anon"
-#: Stream ids: 1-64 characters, letters, digits, ``_ . -``, starting with a letter or digit.
-STREAM_ID_RE: Final[re.Pattern[str]] = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 #: Bytes of one frame's joints (25 x 3 float32) and confidence (25 float32).
 JOINTS_BYTES: Final[int] = J * C * 4
 CONFIDENCE_BYTES: Final[int] = J * 4
-#: Coordinates beyond this many metres are refused (no camera sees that far; keeps
-#: downstream float arithmetic far from overflow).
-MAX_ABS_METRES: Final[float] = 1000.0
-_INT64_MAX: Final[int] = 2**63 - 1
-_MAX_TEXT: Final[int] = 1024
-_MAX_METADATA_DEPTH: Final[int] = 8
-#: Default limit on a stream start's ``metadata``, bytes as msgpack-encoded: receivers (the
-#: :class:`~pmr_stream.wire.subscriber.Subscriber`) refuse larger ones (``metadata_too_large``).
-MAX_METADATA_BYTES: Final[int] = 16 * 1024
-
-#: Reason codes of :class:`WireError`.
-REASONS: Final[dict[str, str]] = {
-    "too_large": "payload larger than the maximum message size",
-    "framing": "not '<topic>\\0<payload>'",
-    "not_msgpack": "payload is not (complete) msgpack",
-    "not_a_map": "payload is not a msgpack map",
-    "version": "unsupported schema version",
-    "kind": "unknown message kind",
-    "fields": "missing or unexpected fields",
-    "type": "a field has the wrong type",
-    "size": "joints or confidence have the wrong number of bytes",
-    "non_finite": "NaN or infinite number",
-    "range": "a value outside its allowed range",
-    "stream_id": "malformed stream id",
-    "layout": "unsupported skeleton layout",
-    "topic_mismatch": "the topic does not match the message",
-    "metadata_too_large": "a stream start whose metadata is larger than the receiver's limit",
-}
-
-
-class WireError(ValueError):
-    """A message that cannot be accepted.
-
-    ``reason`` is a short code from :data:`REASONS` (for counting drops); the
-    message text says what exactly is wrong.
-    """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        if reason not in REASONS:
-            raise ValueError(f"unknown wire error reason {reason!r}")
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-# ----------------------------------------------------------------------------- field checks
-
-
-def _check_stream(stream: object) -> str:
-    if type(stream) is not str:
-        raise WireError("type", f"stream must be a string, got {type(stream).__name__}")
-    if not STREAM_ID_RE.fullmatch(stream):
-        raise WireError("stream_id", f"stream id {stream[:80]!r} is not 1-64 characters of [A-Za-z0-9_.-]")
-    return stream
-
-
-def _check_int(name: str, value: object, lo: int = 0, hi: int = _INT64_MAX) -> int:
-    if type(value) is not int:
-        raise WireError("type", f"{name} must be an integer, got {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise WireError("range", f"{name} = {value} outside [{lo}, {hi}]")
-    return value
-
-
-def _check_float(
-    name: str, value: object, lo: float = 0.0, hi: float = math.inf, open_lo: bool = False
-) -> float:
-    if type(value) not in (float, int):
-        raise WireError("type", f"{name} must be a number, got {type(value).__name__}")
-    v = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(v):
-        raise WireError("non_finite", f"{name} is {v}")
-    if v < lo or v > hi or (open_lo and v == lo):
-        raise WireError("range", f"{name} = {v} outside {'(' if open_lo else '['}{lo}, {hi}]")
-    return v
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if type(value) is not bool:
-        raise WireError("type", f"{name} must be a boolean, got {type(value).__name__}")
-    return value
-
-
-def _check_text(name: str, value: object, *, empty: bool = True) -> str:
-    if type(value) is not str:
-        raise WireError("type", f"{name} must be a string, got {type(value).__name__}")
-    if len(value) > _MAX_TEXT or (not empty and not value):
-        raise WireError(
-            "range", f"{name} must be {'0' if empty else '1'}-{_MAX_TEXT} characters, got {len(value)}"
-        )
-    return value
-
-
-def _check_layout(value: object) -> str:
-    if type(value) is not str:
-        raise WireError("type", f"layout must be a string, got {type(value).__name__}")
-    if value not in WIRE_LAYOUTS:
-        raise WireError("layout", f"layout {value[:40]!r} is not one of {WIRE_LAYOUTS}")
-    return value
-
-
-def _check_model(anonymized: bool, model_id: object) -> str | None:
-    if anonymized:
-        if model_id is None:
-            raise WireError("fields", "anonymized messages must name the model (model_id)")
-        return _check_text("model_id", model_id, empty=False)
-    if model_id is not None:
-        raise WireError("fields", "model_id is only allowed on anonymized messages")
-    return None
-
-
-def _check_metadata(value: object, depth: int = 0, path: str = "metadata") -> None:
-    """JSON-like values only: None, bool, int64, finite float, str, list, str-keyed map."""
-    if depth > _MAX_METADATA_DEPTH:
-        raise WireError("range", f"{path} nested deeper than {_MAX_METADATA_DEPTH} levels")
-    t = type(value)
-    if value is None or t is bool or t is str:
-        return
-    if isinstance(value, int) and t is int:
-        if not -(2**63) <= value <= 2**64 - 1:
-            raise WireError("range", f"{path} integer out of 64-bit range")
-        return
-    if isinstance(value, float) and t is float:
-        if not math.isfinite(value):
-            raise WireError("non_finite", f"{path} is {value}")
-        return
-    if isinstance(value, (list, tuple)) and t in (list, tuple):
-        for i, item in enumerate(value):
-            _check_metadata(item, depth + 1, f"{path}[{i}]")
-        return
-    if isinstance(value, dict) and t is dict:
-        for k, v in value.items():
-            if type(k) is not str:
-                raise WireError("type", f"{path} keys must be strings, got {type(k).__name__}")
-            _check_metadata(v, depth + 1, f"{path}.{k}")
-        return
-    raise WireError("type", f"{path} holds a {t.__name__}; only JSON-like values are allowed")
-
-
-def metadata_bytes(metadata: object) -> int:
-    """Size of ``metadata`` msgpack-encoded, bytes (what :func:`check_metadata_size` limits)."""
-    return len(msgpack.packb(metadata, use_bin_type=True))
-
-
-class MetadataTooLarge(WireError):
-    """``metadata_too_large``: a start refused for its metadata's size. ``stream``, ``session``, ``seq``:
-    what the refused start said (``None`` where not a string / an integer), so a receiver can account
-    for its sequence number."""
-
-    def __init__(
-        self, detail: str, stream: object = None, session: object = None, seq: object = None
-    ) -> None:
-        super().__init__("metadata_too_large", detail)
-        self.stream = stream if type(stream) is str else None
-        self.session = session if type(session) is str else None
-        self.seq = seq if type(seq) is int else None
-
-
-def check_metadata_size(
-    metadata: object,
-    limit: int = MAX_METADATA_BYTES,
-    stream: object = None,
-    session: object = None,
-    seq: object = None,
-) -> None:
-    """Raise :class:`MetadataTooLarge` when ``metadata`` encodes to more than ``limit`` bytes."""
-    n = metadata_bytes(metadata)
-    if n > limit:
-        raise MetadataTooLarge(f"start of stream {str(stream)[:64]!r}: metadata is {n} bytes > {limit}",
-                               stream, session, seq)  # fmt: skip
-
-
-def _as_f32(
-    name: str, value: npt.ArrayLike, shape: tuple[int, ...], lo: float, hi: float
-) -> npt.NDArray[np.float32]:
-    """``value`` as C-contiguous float32 of ``shape`` with every element finite and in [lo, hi]."""
-    a = value if type(value) is np.ndarray else np.asarray(value)
-    if a.dtype.kind not in "fiu":
-        raise WireError("type", f"{name} must hold real numbers, got dtype {a.dtype}")
-    if a.shape != shape:
-        raise WireError("size", f"{name} must have shape {shape}, got {a.shape}")
-    if a.dtype != np.float32 or not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a, dtype=np.float32)
-    # Fast acceptance (this runs for every message): NaN and inf propagate through a dot
-    # product and fail every comparison; anything not accepted gets the exact checks below.
-    flat = a.reshape(-1)
-    if lo == -hi:
-        if float(np.dot(flat, flat)) <= hi * hi:  # every |x| <= hi
-            return a
-    elif all(lo <= v <= hi for v in flat.tolist()):
-        return a
-    if not np.isfinite(a).all():
-        raise WireError("non_finite", f"{name} contains NaN or infinite values")
-    mn, mx = float(a.min()), float(a.max())
-    if mn < lo or mx > hi:
-        raise WireError("range", f"{name} must lie in [{lo:g}, {hi:g}], got values from {mn:g} to {mx:g}")
-    return a
 
 
 # ----------------------------------------------------------------------------- messages
@@ -268,7 +82,8 @@ class FrameMessage:
     """One person's skeleton in one captured frame.
 
     Attributes:
-        stream: stream id (:data:`STREAM_ID_RE`); the topic is ``raw/<stream>`` or ``anon/<stream>``.
+        stream: stream id (:data:`~pmr_stream.wire.checks.STREAM_ID_RE`); the topic is ``raw/<stream>``
+            or ``anon/<stream>``.
         person: person id within the stream (Kinect body slot, MediaPipe person 0), >= 0.
         seq: the stream's message counter (all kinds), >= 0, +1 per message.
         frame: index of the captured frame in the source; persons of one frame share it.
@@ -297,18 +112,18 @@ class FrameMessage:
     kind: str = field(default="frame", init=False)
 
     def __post_init__(self) -> None:
-        _check_stream(self.stream)
-        _check_int("person", self.person, 0, 1 << 16)
-        _check_int("seq", self.seq)
-        _check_int("frame", self.frame)
-        object.__setattr__(self, "pts_s", _check_float("pts_s", self.pts_s))
-        _check_int("t_mono_ns", self.t_mono_ns)
-        _check_int("t_wall_ns", self.t_wall_ns)
-        _check_layout(self.layout)
-        _check_bool("anonymized", self.anonymized)
-        _check_model(self.anonymized, self.model_id)
-        joints = _as_f32("joints", self.joints, (J, C), -MAX_ABS_METRES, MAX_ABS_METRES)
-        conf = _as_f32("confidence", self.confidence, (J,), 0.0, 1.0)
+        check_stream(self.stream)
+        check_int("person", self.person, 0, 1 << 16)
+        check_int("seq", self.seq)
+        check_int("frame", self.frame)
+        object.__setattr__(self, "pts_s", check_float("pts_s", self.pts_s))
+        check_int("t_mono_ns", self.t_mono_ns)
+        check_int("t_wall_ns", self.t_wall_ns)
+        check_layout(self.layout)
+        check_bool("anonymized", self.anonymized)
+        check_model(self.anonymized, self.model_id)
+        joints = as_f32("joints", self.joints, (J, C), -MAX_ABS_METRES, MAX_ABS_METRES)
+        conf = as_f32("confidence", self.confidence, (J,), 0.0, 1.0)
         object.__setattr__(self, "joints", joints)
         object.__setattr__(self, "confidence", conf)
 
@@ -343,14 +158,14 @@ class FrameGap:
     kind: str = field(default="gap", init=False)
 
     def __post_init__(self) -> None:
-        _check_stream(self.stream)
-        _check_int("seq", self.seq)
-        _check_int("frame", self.frame)
-        object.__setattr__(self, "pts_s", _check_float("pts_s", self.pts_s))
-        _check_int("t_mono_ns", self.t_mono_ns)
-        _check_int("t_wall_ns", self.t_wall_ns)
-        _check_text("reason", self.reason, empty=False)
-        _check_bool("anonymized", self.anonymized)
+        check_stream(self.stream)
+        check_int("seq", self.seq)
+        check_int("frame", self.frame)
+        object.__setattr__(self, "pts_s", check_float("pts_s", self.pts_s))
+        check_int("t_mono_ns", self.t_mono_ns)
+        check_int("t_wall_ns", self.t_wall_ns)
+        check_text("reason", self.reason, empty=False)
+        check_bool("anonymized", self.anonymized)
 
 
 @dataclass(frozen=True)
@@ -388,21 +203,21 @@ class StreamStart:
     kind: str = field(default="start", init=False)
 
     def __post_init__(self) -> None:
-        _check_stream(self.stream)
-        _check_int("seq", self.seq)
-        _check_text("session", self.session, empty=False)
-        _check_int("t_mono_ns", self.t_mono_ns)
-        _check_int("t_wall_ns", self.t_wall_ns)
-        object.__setattr__(self, "fps", _check_float("fps", self.fps, 0.0, 10000.0, open_lo=True))
-        _check_text("source", self.source)
-        _check_int("max_persons", self.max_persons, 1, 1 << 16)
-        _check_layout(self.layout)
-        object.__setattr__(self, "announce_s", _check_float("announce_s", self.announce_s, 0.0, 3600.0))
+        check_stream(self.stream)
+        check_int("seq", self.seq)
+        check_text("session", self.session, empty=False)
+        check_int("t_mono_ns", self.t_mono_ns)
+        check_int("t_wall_ns", self.t_wall_ns)
+        object.__setattr__(self, "fps", check_float("fps", self.fps, 0.0, 10000.0, open_lo=True))
+        check_text("source", self.source)
+        check_int("max_persons", self.max_persons, 1, 1 << 16)
+        check_layout(self.layout)
+        object.__setattr__(self, "announce_s", check_float("announce_s", self.announce_s, 0.0, 3600.0))
         if type(self.metadata) is not dict:
             raise WireError("type", f"metadata must be a map, got {type(self.metadata).__name__}")
-        _check_metadata(self.metadata)
-        _check_bool("anonymized", self.anonymized)
-        _check_model(self.anonymized, self.model_id)
+        check_metadata(self.metadata)
+        check_bool("anonymized", self.anonymized)
+        check_model(self.anonymized, self.model_id)
 
 
 @dataclass(frozen=True)
@@ -423,13 +238,13 @@ class StreamEnd:
     kind: str = field(default="end", init=False)
 
     def __post_init__(self) -> None:
-        _check_stream(self.stream)
-        _check_int("seq", self.seq)
-        _check_int("t_mono_ns", self.t_mono_ns)
-        _check_int("t_wall_ns", self.t_wall_ns)
-        _check_text("reason", self.reason, empty=False)
-        _check_int("frames", self.frames)
-        _check_bool("anonymized", self.anonymized)
+        check_stream(self.stream)
+        check_int("seq", self.seq)
+        check_int("t_mono_ns", self.t_mono_ns)
+        check_int("t_wall_ns", self.t_wall_ns)
+        check_text("reason", self.reason, empty=False)
+        check_int("frames", self.frames)
+        check_bool("anonymized", self.anonymized)
 
 
 Message = FrameMessage | FrameGap | StreamStart | StreamEnd
@@ -467,7 +282,7 @@ def _plain_fields(msg: Message) -> tuple[Any, ...]:
 
 def topic_for(stream: str, anonymized: bool = False) -> str:
     """``raw/<stream>`` or ``anon/<stream>``."""
-    return f"{ANON if anonymized else RAW}/{_check_stream(stream)}"
+    return f"{ANON if anonymized else RAW}/{check_stream(stream)}"
 
 
 def topic_of(msg: Message) -> str:
@@ -625,9 +440,7 @@ def unpack(
 
 
 __all__ = [
-    "SCHEMA_VERSION", "MAX_MESSAGE_BYTES", "MAX_METADATA_BYTES", "WIRE_LAYOUTS", "RAW", "ANON", "STREAM_ID_RE",
-    "REASONS", "FIELDS",
-    "WireError", "FrameMessage", "FrameGap", "StreamStart", "StreamEnd", "Message",
+    "SCHEMA_VERSION", "MAX_MESSAGE_BYTES", "RAW", "ANON", "FIELDS", "JOINTS_BYTES", "CONFIDENCE_BYTES",
+    "FrameMessage", "FrameGap", "StreamStart", "StreamEnd", "Message",
     "topic_for", "topic_of", "subscription", "to_dict", "from_dict", "encode", "decode", "pack", "split", "unpack",
-    "metadata_bytes", "check_metadata_size", "MetadataTooLarge",
 ]  # fmt: skip

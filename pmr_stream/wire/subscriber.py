@@ -4,7 +4,7 @@
 each frame that arrives it
 
 1. splits and decodes it (:func:`~pmr_stream.wire.schema.unpack`); a
-   :class:`~pmr_stream.wire.schema.WireError` is counted under its reason and dropped;
+   :class:`~pmr_stream.wire.checks.WireError` is counted under its reason and dropped;
 2. looks up the stream by topic. A stream becomes known through its
    :class:`~pmr_stream.wire.schema.StreamStart`; frames of a stream that has not
    announced itself (or has ended) are dropped as ``unknown_stream``. Producers
@@ -40,24 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pmr_stream.stats import percentile_values, percentiles
-from pmr_stream.wire.schema import (
-    MAX_METADATA_BYTES,
-    REASONS,
-    FrameGap,
-    FrameMessage,
-    Message,
-    MetadataTooLarge,
-    StreamEnd,
-    StreamStart,
-    WireError,
-    split,
-    unpack,
-)
+from pmr_stream.wire.checks import MAX_METADATA_BYTES, REASONS, MetadataTooLarge, WireError
+from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart, split, unpack
 from pmr_stream.wire.sockets import SocketOptions, SubscriberSocket
 
 log = logging.getLogger(__name__)
 
-#: Drop reasons of the subscriber itself (besides the schema's :data:`REASONS`).
+#: Drop reasons of the subscriber itself (besides the schema's :data:`~pmr_stream.wire.checks.REASONS`).
 STREAM_REASONS: Final[dict[str, str]] = {
     "unknown_stream": "a message of a stream that has not sent a stream start (or has ended)",
     "seq_backwards": "a sequence number not above the last one accepted (replayed, duplicated or reordered)",

@@ -8,20 +8,17 @@ import numpy as np
 import pytest
 
 from pmr_stream.formats.ntu import (
-    COLOR_CAMERA,
     DEFAULT_BODY_ID,
-    DEPTH_CAMERA,
     NtuBody,
     NtuFrame,
-    NtuName,
     NtuSkeleton,
     SkeletonFormatError,
     format_skeleton,
-    parse_ntu_name,
     parse_skeleton,
     read_skeleton,
     write_skeleton,
 )
+from pmr_stream.formats.ntu_dataset import COLOR_CAMERA, DEPTH_CAMERA, NtuName, parse_ntu_name
 from pmr_stream.skeleton import Joint
 from tests.ntu_samples import NTU_DIR, ntu_file
 

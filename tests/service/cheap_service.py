@@ -53,7 +53,8 @@ class CheapBackend:
 
 
 def main(argv: list[str]) -> int:
-    from pmr_stream.anonymizer.service import ServiceOptions, serve
+    from pmr_stream.anonymizer.options import ServiceOptions
+    from pmr_stream.anonymizer.service import serve
     from pmr_stream.wire.sockets import SocketOptions, stop_on_signals
 
     raw, stats_json, options = argv

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.anonymizer.service import ServiceOptions, serve
+from pmr_stream.anonymizer.options import ServiceOptions
+from pmr_stream.anonymizer.service import serve
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Subscriber

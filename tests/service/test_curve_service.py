@@ -10,17 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.anonymizer.service import ServiceOptions, serve
+from pmr_stream.anonymizer.options import ServiceOptions
+from pmr_stream.anonymizer.service import serve
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
+from pmr_stream.wire.curve import CurveOptions, InsecureEndpointError, generate_keypair
 from pmr_stream.wire.schema import FrameMessage, StreamEnd
-from pmr_stream.wire.sockets import (
-    CurveOptions,
-    InsecureEndpointError,
-    Publisher,
-    SocketOptions,
-    generate_keypair,
-)
+from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Subscriber
 from tests.service.conftest import collect, end_msg, frame_msg, start_msg
 

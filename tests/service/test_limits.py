@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.anonymizer.service import ServiceOptions
+from pmr_stream.anonymizer.options import ServiceOptions
 from pmr_stream.anonymizer.window import WindowOptions, WindowStore
 from pmr_stream.cli import build_parser
 from pmr_stream.wire.schema import FrameMessage, StreamStart

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from pmr_stream.anonymizer.http import QUANTILES, MetricsOptions, MetricsServer, prometheus_text
-from pmr_stream.anonymizer.service import ServiceOptions, serve
+from pmr_stream.anonymizer.options import ServiceOptions
+from pmr_stream.anonymizer.service import serve
 from pmr_stream.wire.sockets import Publisher
 from tests.service.conftest import end_msg, frame_msg, start_msg, wait_connected
 

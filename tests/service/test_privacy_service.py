@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import zmq
 
-from pmr_stream.anonymizer.service import ServiceOptions
+from pmr_stream.anonymizer.options import ServiceOptions
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
 from pmr_stream.formats.ntu import read_skeleton

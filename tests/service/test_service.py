@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pmr_stream.anonymizer.arrivals import ArrivalRate
 from pmr_stream.anonymizer.http import prometheus_text
-from pmr_stream.anonymizer.service import AnonymizerService, ArrivalRate, ServiceOptions
+from pmr_stream.anonymizer.options import ServiceOptions
+from pmr_stream.anonymizer.service import AnonymizerService
 from pmr_stream.anonymizer.window import WindowPolicy
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pmr_stream.anonymizer.service import ServiceOptions
+from pmr_stream.anonymizer.options import ServiceOptions
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.formats.io import load_recording
 from pmr_stream.sinks.viewer import Viewer, ViewerOptions, has_display, run_viewer

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pmr_stream import synth as S
-from pmr_stream.formats.ntu import parse_ntu_name
+from pmr_stream.formats.ntu_dataset import parse_ntu_name
 from pmr_training.data import (
     NTU_MISSING_LIST,
     ClipSet,

@@ -11,20 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pmr_stream.wire.schema import FrameMessage, StreamStart
-from pmr_stream.wire.sockets import (
-    HANDSHAKE_RETRY_S,
+from pmr_stream.wire.curve import (
     CurveOptions,
     InsecureEndpointError,
-    Publisher,
-    SocketOptions,
-    SubscriberSocket,
     add_curve_arguments,
     curve_from_args,
     generate_keypair,
     insecure_from_args,
     is_local_endpoint,
 )
+from pmr_stream.wire.schema import FrameMessage, StreamStart
+from pmr_stream.wire.sockets import HANDSHAKE_RETRY_S, Publisher, SocketOptions, SubscriberSocket
 from pmr_stream.wire.subscriber import Received, Subscriber
 
 LOOPBACK = "tcp://127.0.0.1:*"
@@ -118,7 +115,7 @@ def test_what_may_use_any_address(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     with Publisher("tcp://0.0.0.0:*", _server(k)) as pub:
         assert pub.carries_raw
     # raw in clear with an explicit insecure: allowed, with a warning
-    with caplog.at_level(logging.WARNING, "pmr_stream.wire.sockets"), \
+    with caplog.at_level(logging.WARNING, "pmr_stream.wire.curve"), \
             Publisher("tcp://0.0.0.0:*", SocketOptions(insecure=True)):  # fmt: skip
         pass
     assert any(

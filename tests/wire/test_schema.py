@@ -10,14 +10,13 @@ import msgpack
 import numpy as np
 import pytest
 
+from pmr_stream.wire.checks import REASONS, WireError
 from pmr_stream.wire.schema import (
     MAX_MESSAGE_BYTES,
-    REASONS,
     SCHEMA_VERSION,
     FrameGap,
     FrameMessage,
     StreamEnd,
-    WireError,
     decode,
     encode,
     pack,

@@ -11,16 +11,9 @@ from pathlib import Path
 import pytest
 import zmq
 
+from pmr_stream.wire.curve import CurveOptions, generate_keypair, load_key_file
 from pmr_stream.wire.schema import Message, unpack
-from pmr_stream.wire.sockets import (
-    CurveOptions,
-    Publisher,
-    SocketOptions,
-    SubscriberSocket,
-    generate_keypair,
-    load_key_file,
-    stop_on_signals,
-)
+from pmr_stream.wire.sockets import Publisher, SocketOptions, SubscriberSocket, stop_on_signals
 from tests.wire.messages import TCP_ANY, frame, start
 
 

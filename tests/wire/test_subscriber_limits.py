@@ -8,15 +8,8 @@ from typing import Any
 
 import pytest
 
-from pmr_stream.wire.schema import (
-    MAX_METADATA_BYTES,
-    MetadataTooLarge,
-    StreamEnd,
-    decode,
-    encode,
-    metadata_bytes,
-    pack,
-)
+from pmr_stream.wire.checks import MAX_METADATA_BYTES, MetadataTooLarge, metadata_bytes
+from pmr_stream.wire.schema import StreamEnd, decode, encode, pack
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Received, Subscriber, SubscriberOptions
 from tests.wire.messages import TCP_ANY, frame, start
