@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pmr_stream.anonymizer.options import BONES
 from pmr_stream.synth.dataset import DEFAULT_STANDIN_PATH
 
 
@@ -147,7 +148,7 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
     )
     p.add_argument(
         "--stream-bones",
-        choices=("dummy", "model"),
+        choices=BONES,
         default="dummy",
         help="bone step of the streaming row, as the service's --bones (default dummy)",
     )

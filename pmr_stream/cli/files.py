@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pmr_stream.anonymizer.options import BONES, BONES_HELP
 from pmr_stream.cli.common import FORMAT_CHOICES, add_render_flags, render_options
 from pmr_stream.config import add_privacy_argument
 
@@ -183,11 +184,6 @@ def register(sub: Any) -> None:
         "--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)"
     )
     add_privacy_argument(p)
-    p.add_argument(
-        "--bones",
-        choices=("dummy", "model"),
-        default="dummy",
-        help="dummy (default): set every output bone to the dummy's length; model: the network's output as is",
-    )
+    p.add_argument("--bones", choices=BONES, default="dummy", help=BONES_HELP)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_anonymize)

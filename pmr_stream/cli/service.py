@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pmr_stream.backends.options import add_backend_arguments, backend_kwargs
-from pmr_stream.cli.common import link, print_json_line
-
-if TYPE_CHECKING:
-    from pmr_stream.wire.sockets import SocketOptions
-
-
-def _anonymizer_socket_options(args: argparse.Namespace) -> tuple[SocketOptions, SocketOptions]:
-    """``(raw_side, anon_side)``: the raw/ subscriber (connects: a CURVE client of the producers,
-    ``--raw-curve-*``) and the anon/ publisher (binds: a CURVE server for the sinks, ``--anon-curve-*``).
-    The raw side's non-loopback rule is checked here, before the backend loads."""
-    from pmr_stream.wire.curve import check_raw_endpoints, curve_from_args
-    from pmr_stream.wire.curve import insecure_from_args as insecure
-    from pmr_stream.wire.sockets import SocketOptions
-
-    raw = SocketOptions(
-        hwm=args.hwm,
-        kernel_buffer_bytes=args.kernel_buffer,
-        curve=curve_from_args(args, "raw-", bind=False),
-        insecure=insecure(args, "raw-"),
-    )
-    anon = SocketOptions(hwm=args.hwm, kernel_buffer_bytes=args.kernel_buffer,
-                         curve=curve_from_args(args, "anon-", bind=True))  # fmt: skip
-    check_raw_endpoints(args.raw, raw, bind=False, flag_prefix="raw-")
-    return raw, anon
+from pmr_stream.cli.common import print_json_line
+from pmr_stream.wire.options import add_anonymizer_socket_arguments, anonymizer_socket_options, link
 
 
 def cmd_anonymizer(args: argparse.Namespace) -> int:
@@ -39,7 +17,9 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
     from pmr_stream.wire.privacy import stream_ids_from_args
     from pmr_stream.wire.sockets import stop_on_signals
 
-    raw_sockets, anon_sockets = _anonymizer_socket_options(args)  # bad flags fail before the backend loads
+    raw_sockets, anon_sockets = anonymizer_socket_options(
+        args, args.raw
+    )  # bad flags fail before the backend loads
     ids = stream_ids_from_args(args, create=True)  # the deployment's key (made on first use)
     opts = ServiceOptions.from_args(args, stream_key=ids.key, public_stream_ids=ids.public)
     backend = get_backend(
@@ -95,21 +75,7 @@ def register(sub: Any) -> None:
         "--wait-subscribers", type=int, default=0, help="wait for this many anon/ subscribers first"
     )
     p.add_argument("--wait-timeout", type=float, default=60.0, help="longest wait for them, seconds")
-    p.add_argument("--hwm", type=int, default=1000, help="messages queued per peer before ZeroMQ drops")
-    p.add_argument(
-        "--kernel-buffer",
-        type=int,
-        default=None,
-        metavar="BYTES",
-        help="TCP send/receive buffer per connection (default: the OS's auto-tuning); small values make "
-        "a subscriber that stops reading lose messages (it counts them) instead of lagging",
-    )
-    from pmr_stream.wire.curve import add_curve_arguments
-
-    add_curve_arguments(p, "raw-", role="client", what="the raw/ subscriber (a client of the producers)")
-    add_curve_arguments(
-        p, "anon-", role="server", what="the anon/ publisher (the server of the sinks)", raw=False
-    )
+    add_anonymizer_socket_arguments(p)
     p.set_defaults(func=cmd_anonymizer)
 
     p = sub.add_parser(

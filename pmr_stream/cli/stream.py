@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pmr_stream.capture.sources import SOURCE_USAGE
-from pmr_stream.cli.common import add_socket_flags, link, print_json_line, socket_options
+from pmr_stream.cli.common import print_json_line
+from pmr_stream.wire.options import add_socket_arguments, link, socket_options_from_args
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -28,7 +29,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     source = open_source(spec, stream=args.stream, speed=args.speed, loop=args.loop, smoothing=smoothing,
                          mirrored=args.mirrored, seed=args.seed)  # fmt: skip
     try:
-        pub = Publisher(args.endpoint, socket_options(args), bind=not args.connect)
+        pub = Publisher(args.endpoint, socket_options_from_args(args), bind=not args.connect)
     except BaseException:
         source.close()
         raise
@@ -66,7 +67,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     wopts = WriteOptions(max_persons=args.max_persons, flush_s=args.flush, overwrite=args.overwrite)
     check_output(args.output, overwrite=args.overwrite)  # before connecting; Recorder checks again and claims
     topics = args.topic or ["raw/"]
-    with Subscriber(args.endpoint, topics, socket_options(args), bind=args.bind) as sub, stop_on_signals() as stop, \
+    with Subscriber(args.endpoint, topics, socket_options_from_args(args), bind=args.bind) as sub, stop_on_signals() as stop, \
             Recorder(sub, args.output, wopts) as rec:  # fmt: skip
         print(f"recording {', '.join(topics)} from {', '.join(sub.socket.endpoints)}{link(sub.socket.options)} "
               "(Ctrl-C stops)", flush=True)  # fmt: skip
@@ -102,7 +103,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     topics = args.topic or ["raw/"]
     sopts = SubscriberOptions(require_start=not args.conflate, window_s=args.window)
-    with Subscriber(args.endpoint, topics, socket_options(args, args.conflate), sopts, bind=args.bind) as sub, \
+    with Subscriber(args.endpoint, topics, socket_options_from_args(args, args.conflate), sopts, bind=args.bind) as sub, \
             stop_on_signals() as stop:  # fmt: skip
         stats = run_probe(sub, lambda t: print(t + "\n", flush=True), interval_s=args.interval,
                           duration_s=args.duration, stop=stop)  # fmt: skip
@@ -145,7 +146,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     opts = ViewerOptions(width=args.width, height=args.height, show_original=args.show_original,
                          until_end=args.until_end, duration_s=args.duration, stream_ids=stream_ids)  # fmt: skip
     with (
-        Subscriber(endpoints, topics, socket_options(args), bind=args.bind) as sub,
+        Subscriber(endpoints, topics, socket_options_from_args(args), bind=args.bind) as sub,
         stop_on_signals() as stop,
     ):
         viewer = Viewer(sub, opts)
@@ -179,7 +180,7 @@ def _add_view_command(sub: Any) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written video")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--until-end", action="store_true", help="stop when every anonymized stream has ended")
-    add_socket_flags(p, publisher=False)
+    add_socket_arguments(p, publisher=False)
     p.set_defaults(func=cmd_view)
 
 
@@ -217,7 +218,7 @@ def register(sub: Any) -> None:
         "--mirrored", action="store_true", help="video/webcam: the image is mirrored (selfie view)"
     )
     p.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
-    add_socket_flags(p, publisher=True)
+    add_socket_arguments(p, publisher=True)
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("record", help="subscribe and write what arrives to a recording .npz")
@@ -248,7 +249,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="record nothing: merge the takes a killed recorder left in FILE.npz.parts/ into their files",
     )
-    add_socket_flags(p, publisher=False)
+    add_socket_arguments(p, publisher=False)
     for action in p._actions:  # --recover needs no endpoint; cmd_record asks for it otherwise
         if "--endpoint" in action.option_strings:
             action.required = False
@@ -264,7 +265,7 @@ def register(sub: Any) -> None:
         help="keep only the newest message (and accept unannounced streams)",
     )
     p.add_argument("--json", default=None, metavar="FILE", help="write the final counters as JSON")
-    add_socket_flags(p, publisher=False)
+    add_socket_arguments(p, publisher=False)
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("keys", help="make a CurveZMQ key pair (NAME.key public, NAME.key_secret secret)")

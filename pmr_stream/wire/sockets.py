@@ -36,57 +36,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Self
 
-from pmr_stream.wire.curve import CurveOptions, check_raw_endpoints, handshake_detail, setup_curve
-from pmr_stream.wire.schema import MAX_MESSAGE_BYTES, RAW, Message, pack, subscription
+from pmr_stream.wire.curve import check_raw_endpoints, handshake_detail, setup_curve
+from pmr_stream.wire.options import SocketOptions
+from pmr_stream.wire.schema import RAW, Message, pack, subscription
 
 log = logging.getLogger(__name__)
 
 #: Default messages queued per peer (send and receive side).
-DEFAULT_HWM: Final[int] = 1000
-
-
-@dataclass(frozen=True)
-class SocketOptions:
-    """Options of :class:`Publisher` and :class:`SubscriberSocket`.
-
-    Attributes:
-        hwm: messages queued per peer before ZeroMQ drops (``ZMQ_SNDHWM`` / ``ZMQ_RCVHWM``).
-        max_message_bytes: ``ZMQ_MAXMSGSIZE`` of receiving sockets, and the largest payload
-            the schema accepts.
-        conflate: keep only the newest message (subscribers; viewers). Drops are then silent.
-        linger_ms: how long closing waits to flush queued messages.
-        reconnect_ivl_ms: reconnection interval of connecting sockets.
-        curve: CurveZMQ settings, or ``None`` for clear text (loopback only!).
-        insecure: let a socket that carries raw skeletons use a non-loopback address
-            without CURVE (refused otherwise, :class:`~pmr_stream.wire.curve.InsecureEndpointError`). A warning is
-            logged each time it is used.
-        kernel_buffer_bytes: ``SO_SNDBUF`` / ``SO_RCVBUF`` of the socket's TCP connections
-            (``ZMQ_SNDBUF`` / ``ZMQ_RCVBUF``); ``None`` leaves the OS's auto-tuning, which
-            may hold megabytes for a peer that stopped reading. A small value makes such a
-            peer reach ``hwm`` soon, so its messages are dropped (and counted as missing
-            by the subscriber) instead of arriving seconds late.
-    """
-
-    hwm: int = DEFAULT_HWM
-    max_message_bytes: int = MAX_MESSAGE_BYTES
-    conflate: bool = False
-    linger_ms: int = 500
-    reconnect_ivl_ms: int = 100
-    curve: CurveOptions | None = None
-    kernel_buffer_bytes: int | None = None
-    insecure: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kernel_buffer_bytes is not None and self.kernel_buffer_bytes < 1024:
-            raise ValueError(f"kernel_buffer_bytes must be >= 1024 (or None), got {self.kernel_buffer_bytes}")
-        if self.hwm < 1:
-            raise ValueError(f"hwm must be >= 1, got {self.hwm}")
-        if not 1024 <= self.max_message_bytes <= (1 << 30):
-            raise ValueError(f"max_message_bytes must be in [1 KiB, 1 GiB], got {self.max_message_bytes}")
-        if self.linger_ms < 0 or self.reconnect_ivl_ms < 1:
-            raise ValueError("linger_ms must be >= 0 and reconnect_ivl_ms >= 1")
-
-
 #: Monitor events counted by :class:`SubscriberSocket` (name -> zmq attribute).
 _EVENTS: Final[tuple[str, ...]] = (
     "EVENT_CONNECTED", "EVENT_DISCONNECTED", "EVENT_CONNECT_RETRIED", "EVENT_HANDSHAKE_SUCCEEDED",
@@ -574,6 +530,6 @@ def stop_on_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) ->
 
 
 __all__ = [
-    "DEFAULT_HWM", "HANDSHAKE_RETRY_S", "SocketOptions", "Publisher", "SubscriberSocket", "TransportCounters",
+    "HANDSHAKE_RETRY_S", "SocketOptions", "Publisher", "SubscriberSocket", "TransportCounters",
     "restore_ctrl_c", "stop_on_signals",
 ]  # fmt: skip
