@@ -166,12 +166,11 @@ def test_offline_default_equals_the_real_service(offline_fn: Any, torch_backend:
     with Publisher("tcp://127.0.0.1:*") as raw:
         with running_service(raw.endpoint, torch_backend, ServiceOptions(report_s=0)) as svc, \
                 Subscriber(svc.anon_endpoint, ["anon/"]) as sub:  # fmt: skip
-            wait_connected(raw)
-            time.sleep(0.3)
+            wait_connected(raw)  # the service subscribed to raw/ after it saw this anon/ subscriber
             raw.send(start_msg("cam1", 0))
             for i, j in enumerate(x):
                 raw.send(frame_msg("cam1", i + 1, i, j))
-                time.sleep(0.001)
+                time.sleep(0.001)  # a live producer's pace, as the service meets it
             raw.send(end_msg("cam1", len(x) + 1, len(x)))
             got = collect(sub)
     frames = sorted((r.message for r in got if isinstance(r.message, FrameMessage)), key=lambda m: m.frame)

@@ -21,6 +21,8 @@ from pmr_stream.wire.curve import CurveOptions, generate_keypair
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Subscriber
+from tests.sinks.segments_seen import segment_infos
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +67,8 @@ def test_record_keeps_everything_received_when_interrupted(tmp_path: Path) -> No
                 for p in range(2 if f % 2 else 1):
                     pub.send(_frame(seq, f, p))
                     seq += 1
-            time.sleep(0.5)  # on the recorder's side now
+            wait_until(lambda: any(199 in i["frames"] for i in segment_infos(out)),  # the last message, a gap
+                       what="the recorder to write frame 199")  # fmt: skip
             proc.send_signal(signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=30)
         finally:

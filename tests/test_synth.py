@@ -82,7 +82,7 @@ def test_clip_lengths_are_ntu_like() -> None:
         S.generate_clip(p, a, 1, r, seed=0, noise=False).shape[0]
         for p in CAST[:3] for a in S.ACTION_NAMES for r in (1, 2)
     ]  # fmt: skip
-    assert min(lengths) >= S.MIN_FRAMES == 60 and max(lengths) <= S.MAX_FRAMES == 150
+    assert min(lengths) >= S.MIN_FRAMES and max(lengths) <= S.MAX_FRAMES
     assert np.std(lengths) > 10  # they vary with action, tempo and repetitions
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from pmr_stream.backends import BackendOptions, ModelSource, load_source, unavailable_reason
+from tests.motion import motion_windows
 
 
 def make_model_files(folder: Path, seed: int = 0) -> tuple[str, str]:
@@ -21,7 +22,6 @@ def make_model_files(folder: Path, seed: int = 0) -> tuple[str, str]:
     from pmr_stream.config import Config
     from pmr_stream.model.checkpoint import Checkpoint, save_checkpoint
     from pmr_stream.model.pmr import PMRModel
-    from pmr_tools.bench import recorded_windows
 
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,7 +31,7 @@ def make_model_files(folder: Path, seed: int = 0) -> tuple[str, str]:
         Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "test"}),
     )
     dummy = folder / "dummy.npy"
-    np.save(dummy, recorded_windows(4)[0][-1])
+    np.save(dummy, motion_windows(4)[-1])
     return str(model), str(dummy)
 
 
@@ -77,10 +77,8 @@ def random_windows() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def real_windows() -> np.ndarray:
-    """Recorded motion: the real NTU samples when present, else stand-in generator clips."""
-    from pmr_tools.bench import recorded_windows
-
-    return recorded_windows(12)[0]
+    """Recorded motion: the real NTU samples when present, else the demo recording."""
+    return motion_windows(12)
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ class FakePose:
         i = self.calls
         self.calls += 1
         if self.delay_s:
-            time.sleep(self.delay_s)
+            time.sleep(self.delay_s)  # the slow pose model itself: the behaviour under test
         if not self.found(i):
             return None
         joints = np.full((25, 3), 1.0, np.float32) + self._rng.normal(0, self.jitter, (25, 3)).astype(

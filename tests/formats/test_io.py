@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from pmr_stream.formats import (
-    FORMATS,
     NtuSkeleton,
     Recording,
     convert,
@@ -32,10 +31,6 @@ def generated_skeleton(path: Path) -> Path:
     joints[~present] = 0.0
     write_skeleton(path, NtuSkeleton.from_arrays(joints, present=present, source=str(path)))
     return path
-
-
-def test_formats_tuple() -> None:
-    assert FORMATS == ("skeleton", "npz", "sgn", "stgcn")
 
 
 def test_guess_format_each(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pmr_stream.anonymizer.service import serve
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Subscriber
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,8 @@ class Running:
         self.ready = threading.Event()
         self.stop = threading.Event()
         self.result: dict[str, Any] = {}
+        #: the service's latest stats line (every ``ServiceOptions.report_s`` seconds while it runs)
+        self.summary: dict[str, Any] = {}
         self.error: BaseException | None = None
 
 
@@ -47,12 +50,15 @@ def running_service(raw_endpoint: str, backend: Any, options: ServiceOptions | N
         r.anon_endpoint = ep
         r.ready.set()
 
+    def report(d: dict[str, Any]) -> None:
+        r.summary = d
+
     def target() -> None:
         try:
             r.result = serve([raw_endpoint], "tcp://127.0.0.1:*", backend, "test-model",
                              options or ServiceOptions(report_s=0), socket_options, stop=r.stop, duration_s=60,
                              until_end=until_end, wait_subscribers=wait_subscribers, wait_timeout_s=10,
-                             ready=ready)  # fmt: skip
+                             report=report, ready=ready)  # fmt: skip
         except BaseException as exc:  # noqa: BLE001 - surfaced by the test
             r.error = exc
 
@@ -84,6 +90,22 @@ def end_msg(stream: str, seq: int, frames: int) -> StreamEnd:
     return StreamEnd(
         stream=stream, seq=seq, t_mono_ns=time.monotonic_ns(), t_wall_ns=time.time_ns(), frames=frames
     )
+
+
+def announce(raw: Publisher, sub: Subscriber, stream: str, seq: int = 0, session: str = "s1") -> list[Any]:
+    """Send the start of ``stream`` and wait until the service has published it to ``sub``: from
+    then on the service's loop runs and delivers to ``sub``. Returns what ``sub`` received (the start)."""
+    raw.send(start_msg(stream, seq, session))
+    got: list[Any] = []
+
+    def started() -> bool:
+        r = sub.receive(0.1)
+        if r is not None:
+            got.append(r)
+        return any(isinstance(x.message, StreamStart) for x in got)
+
+    wait_until(started, timeout_s=30, interval_s=0, what=f"the service to publish the start of {stream}")
+    return got
 
 
 def collect(sub: Subscriber, until_ends: int = 1, timeout_s: float = 20.0) -> list[Any]:

@@ -83,7 +83,7 @@ def test_curve_producer_anonymizer_subscriber(backend: Any, tmp_path: Path) -> N
                 raw.send(start_msg("cam", 0))
                 for i, j in enumerate(joints):
                     raw.send(frame_msg("cam", i + 1, i, j))
-                    time.sleep(0.002)
+                    time.sleep(0.002)  # a live producer's pace (the service batches what comes together)
                 raw.send(end_msg("cam", N + 1, N))
                 got = collect(good, timeout_s=40)
                 for s in (bad, plain, eavesdropper):

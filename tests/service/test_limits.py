@@ -3,7 +3,6 @@ published; and what ends or idles out is freed everywhere the service keeps it."
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber
 from tests.service.cheap_service import CheapBackend
 from tests.service.conftest import collect, end_msg, frame_msg, running_service, start_msg, wait_connected
+from tests.waiting import wait_until
 
 POSE = np.stack([np.arange(25) / 50, 0.8 - np.arange(25) / 40, 3 + np.arange(25) / 100], axis=1).astype(
     np.float32
@@ -52,8 +52,7 @@ def test_the_live_service_refuses_and_counts_over_its_limits(tmp_path: Path) -> 
     with Publisher("tcp://127.0.0.1:*") as raw:
         with running_service(raw.endpoint, CheapBackend(), opts) as svc, \
                 Subscriber(svc.anon_endpoint, ["anon/"]) as sub:  # fmt: skip
-            wait_connected(raw)
-            time.sleep(0.3)
+            wait_connected(raw)  # the service subscribed to raw/ after it saw this anon/ subscriber
             seq = {s: 1 for s in "abcde"}
             for s in "abde":
                 raw.send(start_msg(s, 0))
@@ -68,18 +67,19 @@ def test_the_live_service_refuses_and_counts_over_its_limits(tmp_path: Path) -> 
             for s in "abd":
                 raw.send(end_msg(s, seq[s], 2))
             got = collect(sub, until_ends=3)
-            deadline, live = time.monotonic() + 10, {}
 
-            def freed(d: dict[str, Any]) -> bool:  # everything published, then every stream forgotten
-                return (
+            def freed() -> dict[str, Any] | None:  # everything published, then every stream forgotten
+                try:
+                    d: dict[str, Any] = json.loads(stats_json.read_text())
+                except (OSError, ValueError):  # not written yet
+                    return None
+                done = (
                     d.get("published_frames") == 10
                     and d["streams_tracked"] == 0 == d["streams"] == d["persons"]
                 )
+                return d if done else None
 
-            while time.monotonic() < deadline and not freed(live):
-                time.sleep(0.05)
-                with contextlib.suppress(OSError, ValueError):  # not written yet
-                    live = json.loads(stats_json.read_text())
+            live = wait_until(freed, interval_s=0.05, what="every stream to be freed in the stats file")
         stats = svc.result
     frames = [r.message for r in got if isinstance(r.message, FrameMessage)]
     # a: persons 0-2 (3 and 4 over 3 per stream); b: persons 0-1 (2 is over 5 in all); c and e never opened
@@ -96,15 +96,9 @@ def test_the_live_service_refuses_and_counts_over_its_limits(tmp_path: Path) -> 
 def test_limit_flags_and_their_defaults() -> None:
     p = build_parser()
     args = p.parse_args(["anonymizer", "--raw", "tcp://127.0.0.1:5555"])
+    d = ServiceOptions()  # the flags' defaults are the options' own
     assert (args.max_metadata_bytes, args.max_streams, args.max_persons_per_stream, args.max_persons) == \
-        (16384, 1024, 64, 4096)  # fmt: skip
-    d = ServiceOptions()
-    assert (d.max_metadata_bytes, d.max_streams, d.max_persons_per_stream, d.max_persons) == (
-        16384,
-        1024,
-        64,
-        4096,
-    )
+        (d.max_metadata_bytes, d.max_streams, d.max_persons_per_stream, d.max_persons)  # fmt: skip
     args = p.parse_args(["anonymizer", "--raw", "tcp://127.0.0.1:5555", "--max-metadata-bytes", "2048",
                          "--max-streams", "8", "--max-persons-per-stream", "4", "--max-persons", "16"])  # fmt: skip
     assert (args.max_metadata_bytes, args.max_streams, args.max_persons_per_stream, args.max_persons) == \

@@ -4,6 +4,7 @@ end or go idle, and the memory comes back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart, pack
 from pmr_stream.wire.sockets import Publisher, SocketOptions
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What may stay after the load, MiB: the C heap's and Python's allocator keep some slack (measured
@@ -45,15 +47,17 @@ def read_stats(path: Path) -> dict[str, Any] | None:
 def wait_stats(path: Path, proc: subprocess.Popen[str], cond: Callable[[dict[str, Any]], bool],
                timeout_s: float, what: str) -> dict[str, Any]:  # fmt: skip
     """The service's statistics once ``cond`` holds for them (polling the file it rewrites every 0.2 s)."""
-    deadline = time.monotonic() + timeout_s
-    d = None
-    while time.monotonic() < deadline:
+    last: list[dict[str, Any] | None] = [None]
+
+    def holds() -> dict[str, Any] | None:
         assert proc.poll() is None, f"the service exited ({proc.returncode})"
-        d = read_stats(path)
-        if d is not None and cond(d):
-            return d
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last stats: {d}")
+        d = last[0] = read_stats(path)
+        return d if d is not None and cond(d) else None
+
+    try:
+        return wait_until(holds, timeout_s, 0.05, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last stats: {last[0]}") from None
 
 
 def taken(d: dict[str, Any]) -> int:
@@ -117,24 +121,30 @@ def test_memory_returns_after_hostile_load(tmp_path: Path) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "tests.service.cheap_service", raw.endpoint, str(stats),
                                  json.dumps(opts)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file)  # fmt: skip
         try:
-            deadline = time.monotonic() + 15
-            while not raw.wait_for_subscribers(1, timeout_s=0.2):
+
+            def subscribed() -> bool:
                 assert proc.poll() is None, f"the service exited: {log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "the service did not subscribe"
+                return raw.wait_for_subscribers(1, timeout_s=0.2)
+
+            wait_until(subscribed, timeout_s=30, interval_s=0, what="the service to subscribe")
             # warm-up: the same kinds of message, a few of each, so that what stays for the process's
             # life (code paths, allocator pools, socket buffers) is in the baseline
             n = hostile_round(raw, "w", n_streams=8, n_big=2, person_streams=4, persons=8)
-            wait_stats(stats, proc, lambda d: taken(d) >= n and empty(d), 10, "the warm-up to idle out")
+            wait_stats(stats, proc, lambda d: taken(d) >= n and empty(d), 30, "the warm-up to idle out")
             base = rss_mb(proc.pid)
             n += hostile_round(raw, "h", n_streams=300, n_big=20, person_streams=70, persons=70)
-            loaded = wait_stats(stats, proc, lambda d: taken(d) >= n, 10, "the load to arrive")
+            loaded = wait_stats(stats, proc, lambda d: taken(d) >= n, 30, "the load to arrive")
             peak = rss_mb(proc.pid)
-            done = wait_stats(stats, proc, empty, 10, "every stream and person to be freed")
-            t_end = time.monotonic() + 3  # the eviction pass that freed the last of it also trims the heap
-            after = rss_mb(proc.pid)
-            while after > base + MARGIN_MB and time.monotonic() < t_end:
-                time.sleep(0.1)
-                after = rss_mb(proc.pid)
+            done = wait_stats(stats, proc, empty, 30, "every stream and person to be freed")
+            rss = [rss_mb(proc.pid)]
+
+            def trimmed() -> bool:  # the eviction pass that freed the last of it also trims the heap
+                rss.append(rss_mb(proc.pid))
+                return rss[-1] <= base + MARGIN_MB
+
+            with contextlib.suppress(AssertionError):  # if not, the assertion below says by how much
+                wait_until(trimmed, timeout_s=3, interval_s=0.1, what="the heap to be trimmed")
+            after = rss[-1]
         finally:
             proc.send_signal(signal.SIGINT)
             try:

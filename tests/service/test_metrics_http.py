@@ -28,19 +28,10 @@ from pmr_stream.anonymizer.options import ServiceOptions
 from pmr_stream.anonymizer.service import serve
 from pmr_stream.wire.sockets import Publisher
 from tests.service.conftest import end_msg, frame_msg, start_msg, wait_connected
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 IDLE = 200
-
-
-def _wait(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _closed_by_server(s: socket.socket, timeout_s: float) -> bool:
@@ -73,7 +64,12 @@ def test_idle_connections_cost_no_threads_and_are_closed_after_the_timeout() -> 
             # every idle connection is closed by the server, none later than the timeout (plus slack)
             assert all(_closed_by_server(s, max(0.1, t0 + 1.0 + 3.0 - time.monotonic())) for s in idle)
             assert time.monotonic() - t0 < 1.0 + 3.0
-            _wait(lambda: m.open_connections == 0, 2, "the server to forget them")
+            wait_until(
+                lambda: m.open_connections == 0,
+                timeout_s=10,
+                interval_s=0.05,
+                what="the server to forget them",
+            )
             assert m.counters.timeouts + m.counters.evicted >= IDLE
         finally:
             for s in idle:
@@ -118,10 +114,12 @@ def test_pmr_anonymizer_metrics_endpoint_keeps_its_threads_under_200_idle_connec
             ready = ready or "anon/ on tcp://" in line
         _get(f"{url}/metrics")
         counts = [_threads(p.pid)]
-        while len(counts) < 3 or len(set(counts[-3:])) > 1:  # its sockets' threads have all started
-            time.sleep(0.2)
+
+        def settled() -> bool:  # its sockets' threads have all started: the same count three times
             counts.append(_threads(p.pid))
-            assert len(counts) < 50, counts
+            return len(set(counts[-3:])) == 1
+
+        wait_until(settled, interval_s=0.2, what="the anonymizer's thread count to settle")
         before = counts[-1]
         host, port = url.removeprefix("http://").rsplit(":", 1)
         t0 = time.monotonic()
@@ -158,7 +156,7 @@ def _service_with_metrics(raw_endpoint: str, backend: Any) -> Iterator[tuple[str
     th = threading.Thread(target=target, daemon=True)
     th.start()
     try:
-        _wait(lambda: urls or errors, 30, "the metrics endpoint")
+        wait_until(lambda: urls or errors, timeout_s=30, interval_s=0.05, what="the metrics endpoint")
         assert not errors, errors
         yield urls[0], stop
     finally:
@@ -172,9 +170,9 @@ def _metric(text: str, name: str) -> float | None:
     return None if found is None else float(found.group(1))
 
 
-def _scrape_until(url: str, pred: Callable[[str], bool], what: str, timeout_s: float = 15) -> str:
+def _scrape_until(url: str, pred: Callable[[str], bool], what: str, timeout_s: float = 20) -> str:
     """``/metrics`` once ``pred`` holds for it."""
-    return str(_wait(lambda: (t := _get(f"{url}/metrics")) and pred(t) and t, timeout_s, what))
+    return str(wait_until(lambda: (t := _get(f"{url}/metrics")) and pred(t) and t, timeout_s, 0.05, what))
 
 
 def _anon_id(stream: str) -> str:
@@ -213,14 +211,14 @@ def test_a_connection_cut_shows_its_lost_frames_as_seq_missing(backend: Any) -> 
         for _ in range(20):
             raw.send(frame_msg("cam", seq, seq, clip))
             seq += 1
-        _wait(lambda: _metric(_get(f"{url}/metrics"), "frames_in") == 20, 15, "the first 20 frames")
+        _scrape_until(url, lambda t: _metric(t, "frames_in") == 20, "the first 20 frames")
         raw.send_raw(b"raw/cam\0" + bytes(2 << 20))  # over the 1 MiB limit: ZeroMQ cuts the connection
         cut = 'wire_drops{reason="connection_cut"}'
         while True:  # a frame every 2 ms until the service is connected again and gets them
             raw.send(frame_msg("cam", seq, seq, clip))
             seq += 1
             raw.poll_subscriptions()
-            time.sleep(0.002)
+            time.sleep(0.002)  # the producer's pace: how many frames the reconnection loses is under test
             text = _get(f"{url}/metrics") if seq % 25 == 0 else ""
             if _metric(text, cut) == 1 and (_metric(text, "frames_in") or 0) > 20:
                 break

@@ -12,6 +12,7 @@ import numpy as np
 
 from pmr_stream.formats.io import load_recording
 from pmr_stream.wire.privacy import StreamIds, load_stream_key
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,6 @@ def test_pmr_stream_end_to_end(tmp_path: Path) -> None:
 
 def test_pmr_stream_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     import signal
-    import time
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.Popen(
@@ -50,12 +50,9 @@ def test_pmr_stream_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
         log = tmp_path / "w" / "anonymizer.log"
-        while time.monotonic() < deadline and '"published_frames"' not in (
-            log.read_text() if log.exists() else ""
-        ):
-            time.sleep(0.2)  # the first stats line: frames are flowing
+        wait_until(lambda: p.poll() is not None or (log.exists() and '"published_frames"' in log.read_text()),
+                   timeout_s=60, interval_s=0.2, what="the anonymizer's first stats line: frames are flowing")  # fmt: skip
         p.send_signal(signal.SIGINT)
         stdout, _ = p.communicate(timeout=60)
     finally:

@@ -101,7 +101,7 @@ def test_hostile_metadata_labels_and_ids_never_reach_anon(backend: Any, clip: np
                         raw.send(m)
                         sent.append(m)
                         seq += 1
-                    time.sleep(0.002)
+                    time.sleep(0.002)  # a live producer's pace (the service batches what comes together)
                 raw.send(StreamEnd(RAW_ID, seq, *now, reason=f"closed {PATH}", frames=20))
                 got += read_until_ends(tap, 1)
     blob = b"".join(data for data, _ in got)

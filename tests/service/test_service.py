@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -20,7 +21,16 @@ from pmr_stream.wire.privacy import StreamIds
 from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber
-from tests.service.conftest import collect, end_msg, frame_msg, running_service, start_msg, wait_connected
+from tests.service.conftest import (
+    announce,
+    collect,
+    end_msg,
+    frame_msg,
+    running_service,
+    start_msg,
+    wait_connected,
+)
+from tests.waiting import wait_until
 
 N = 120
 
@@ -32,9 +42,12 @@ def clip() -> np.ndarray:
 
 
 def replay(pub: Publisher, stream: str, joints: np.ndarray, seq0: int = 0, session: str = "s1",
-           person: int = 0, pace_s: float = 0.0) -> dict[int, FrameMessage]:  # fmt: skip
+           person: int = 0, pace_s: float = 0.0, announced: bool = False) -> dict[int, FrameMessage]:  # fmt: skip
+    """Send a start (unless ``announced`` already), the frames of ``joints`` and an end; returns
+    the frames sent by sequence number."""
     sent = {}
-    pub.send(start_msg(stream, seq0, session))
+    if not announced:
+        pub.send(start_msg(stream, seq0, session))
     seq = seq0 + 1
     for i, j in enumerate(joints):
         m = frame_msg(stream, seq, i, j, person)
@@ -42,7 +55,7 @@ def replay(pub: Publisher, stream: str, joints: np.ndarray, seq0: int = 0, sessi
         sent[seq] = m
         seq += 1
         if pace_s:
-            time.sleep(pace_s)
+            time.sleep(pace_s)  # a live source's pace: what the service's batching reacts to
     pub.send(end_msg(stream, seq, len(joints)))
     return sent
 
@@ -62,9 +75,9 @@ def test_one_anonymized_frame_per_input_frame(
         with running_service(raw.endpoint, backend, opts) as svc, \
                 Subscriber(svc.anon_endpoint, ["anon/", "raw/"]) as sub:  # fmt: skip
             wait_connected(raw)
-            time.sleep(0.3)
-            sent = replay(raw, "cam1", clip, pace_s=0.001)
-            got = collect(sub)
+            got = announce(raw, sub, "cam1")
+            sent = replay(raw, "cam1", clip, pace_s=0.001, announced=True)
+            got += collect(sub)
     frames = [r.message for r in got if isinstance(r.message, FrameMessage)]
     assert all(r.topic.startswith("anon/") and r.message.anonymized for r in got)  # nothing raw on anon/
     assert isinstance(got[0].message, StreamStart) and got[0].message.model_id == "test-model"
@@ -121,9 +134,9 @@ def test_backend_failures_fail_closed(backend: Any, clip: np.ndarray, engine_thr
         with running_service(raw.endpoint, flaky, opts) as svc, \
                 Subscriber(svc.anon_endpoint, [""]) as sub:  # fmt: skip
             wait_connected(raw)
-            time.sleep(0.3)
-            sent = replay(raw, "cam1", clip[:40], pace_s=0.002)
-            got = collect(sub)
+            got = announce(raw, sub, "cam1")
+            sent = replay(raw, "cam1", clip[:40], pace_s=0.002, announced=True)
+            got += collect(sub)
         stats = svc.result
     frames = [r.message for r in got if isinstance(r.message, FrameMessage)]
     assert 0 < len(frames) < 40
@@ -143,8 +156,7 @@ def test_many_streams_batched_persons_apart(backend: Any, clip: np.ndarray, engi
             running_service(raw.endpoint, backend, opts) as svc,
             Subscriber(svc.anon_endpoint, ["anon/"]) as sub,
         ):
-            wait_connected(raw)
-            time.sleep(0.3)
+            wait_connected(raw)  # the service subscribed to raw/ after it saw this anon/ subscriber
             streams = [f"s{i}" for i in range(8)]
             seqs = {s: 1 for s in streams}
             for s in streams:
@@ -167,15 +179,23 @@ def test_many_streams_batched_persons_apart(backend: Any, clip: np.ndarray, engi
 
 def test_bad_messages_restart_and_late_subscriber(backend: Any, clip: np.ndarray) -> None:
     with Publisher("tcp://127.0.0.1:*") as raw:
-        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0), wait_subscribers=0) as svc:
+        with running_service(raw.endpoint, backend, ServiceOptions(report_s=0.05), wait_subscribers=0) as svc:
             wait_connected(raw)
-            time.sleep(0.2)
             raw.send_raw(b"raw/cam1\0garbage")
             raw.send_raw(b"raw/cam1 without a NUL")
             replay(raw, "cam1", clip[:20])  # nobody listens on anon/ yet: fine
-            time.sleep(0.5)
+            wait_until(lambda: svc.summary.get("published_frames") == 20 and svc.summary["published_other"] == 2,
+                       what="the first session to be served (start, 20 frames, end)")  # fmt: skip
             with Subscriber(svc.anon_endpoint, ["anon/"]) as sub:  # a late subscriber
-                time.sleep(0.5)
+                probe = itertools.count(1)
+
+                def served() -> bool:  # starts of another stream (no frames, no end) until one comes
+                    raw.send(start_msg("probe", next(probe)))
+                    return sub.receive(0.1) is not None
+
+                wait_until(
+                    served, interval_s=0, what="the late subscriber's subscription to reach the service"
+                )
                 # the producer restarts: a new session, seq and frame numbers from 0 again
                 sent = replay(raw, "cam1", clip[:30], session="s2", pace_s=0.001)
                 got = collect(sub)
@@ -197,10 +217,13 @@ def test_gaps_out_of_date_and_summary(backend: Any, clip: np.ndarray) -> None:
         for seq, f in enumerate(order, 1):
             raw.send(frame_msg("c", seq, f, clip[f]))
         raw.send(end_msg("c", len(order) + 1, 5))
-        t_end = time.monotonic() + 10
-        while time.monotonic() < t_end and not any(s.ended for s in svc.out.values()):
+
+        def ended() -> bool:
             svc.step(0.05)
-        got = collect(sub_anon, timeout_s=5)
+            return any(s.ended for s in svc.out.values())
+
+        wait_until(ended, interval_s=0, what="the stream end to be served")
+        got = collect(sub_anon)
         summary = svc.summary()
     frames = [r.message.frame for r in got if isinstance(r.message, FrameMessage)]
     assert frames == [0, 1, 2, 6, 7]
@@ -223,9 +246,9 @@ def test_bones_model_leaves_the_network_output(clip: np.ndarray) -> None:
         with running_service(raw.endpoint, backend, ServiceOptions(report_s=0, bones="model")) as svc, \
                 Subscriber(svc.anon_endpoint, ["anon/"]) as sub:  # fmt: skip
             wait_connected(raw)
-            time.sleep(0.3)
-            sent = replay(raw, "cam1", clip[:60], pace_s=0.001)
-            got = collect(sub)
+            got = announce(raw, sub, "cam1")
+            sent = replay(raw, "cam1", clip[:60], pace_s=0.001, announced=True)
+            got += collect(sub)
     frames = [r.message for r in got if isinstance(r.message, FrameMessage)]
     assert len(frames) == len(sent)
     want = np.median(bone_lengths(backend.source.dummy_window), axis=0)
@@ -252,11 +275,12 @@ def test_metrics_endpoint_over_http(backend: Any, clip: np.ndarray) -> None:
         try:
             replay(raw, "cam1", clip[:40])
             url = svc.metrics.url
-            text, t_end = "", time.monotonic() + 15
-            while time.monotonic() < t_end and "pmr_anonymizer_published_frames 40" not in text:
-                time.sleep(0.3)
-                text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
-            assert "pmr_anonymizer_published_frames 40" in text
+
+            def metrics_text() -> str:
+                text: str = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+                return text if "pmr_anonymizer_published_frames 40" in text else ""
+
+            text = wait_until(metrics_text, interval_s=0.3, what="/metrics to count the 40 frames")
             assert "# TYPE pmr_anonymizer_frames_in gauge" in text
             assert 'pmr_anonymizer_engine_ms_per_window{quantile="0.99"}' in text
             stats = json.loads(urllib.request.urlopen(f"{url}/stats.json", timeout=5).read())
@@ -293,9 +317,9 @@ def test_a_slow_stream_does_not_wait_for_a_batch(backend: Any, clip: np.ndarray)
             Subscriber(svc.anon_endpoint, ["anon/"]) as sub,
         ):
             wait_connected(raw)
-            time.sleep(0.3)
-            replay(raw, "slow", clip[:40], pace_s=1 / 15)  # 15 fps: one frame per 67 ms
-            got = collect(sub)
+            got = announce(raw, sub, "slow")  # the service's loop runs before the first frame
+            replay(raw, "slow", clip[:40], pace_s=1 / 15, announced=True)  # 15 fps: one frame per 67 ms
+            got += collect(sub)
         stats = svc.result
     assert sum(isinstance(r.message, FrameMessage) for r in got) == 40
     assert stats["batch_size_max"] == 1
@@ -318,7 +342,7 @@ def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np
     def tick(raw: Publisher, t: int) -> None:
         for k, s in enumerate(streams):
             raw.send(frame_msg(s, t + 1, t, clip[t % len(clip)] + np.float32(k)))
-        time.sleep(0.002)
+        time.sleep(0.002)  # the producers' pace (8 streams at 500 fps): the load under test
 
     key = bytes(32)
     anon_id = StreamIds(key).anon  # anon/ carries each stream under its keyed pseudonym
@@ -328,7 +352,6 @@ def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np
                 Subscriber(svc.anon_endpoint, ["anon/"]) as fast, \
                 Subscriber(svc.anon_endpoint, ["anon/"], SocketOptions(hwm=5, kernel_buffer_bytes=4096)) as stalled:  # fmt: skip
             wait_connected(raw)
-            time.sleep(0.3)
             got: list[Any] = []
 
             def read_all() -> None:  # the reading subscriber, in step with the service
@@ -341,14 +364,15 @@ def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np
 
             reader = threading.Thread(target=read_all)
             reader.start()
-            t0 = time.monotonic()
             for s in streams:
                 raw.send(start_msg(s, 0))
+            wait_until(lambda: sum(isinstance(r.message, StreamStart) for r in got) == len(streams),
+                       what="the service to serve the starts")  # its loop runs before the load comes  # fmt: skip
+            t0 = time.monotonic()
             for t in range(n):  # the stalled subscriber reads nothing meanwhile
                 tick(raw, t)
-            while len([r for r in got if isinstance(r.message, FrameMessage)]) < len(streams) * n:
-                assert time.monotonic() - t0 < 30, "the reading subscriber is held up"
-                time.sleep(0.05)
+            wait_until(lambda: sum(isinstance(r.message, FrameMessage) for r in got) >= len(streams) * n,
+                       timeout_s=30, interval_s=0.05, what="every frame on the reading subscriber (is it held up?)")  # fmt: skip
             fast_s = time.monotonic() - t0
             late = collect(stalled, until_ends=1, timeout_s=1.0)  # it reads again: what it still holds
             for t in range(n, n + more):

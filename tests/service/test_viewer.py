@@ -31,7 +31,7 @@ def replay(pub: Publisher, stream: str, joints: np.ndarray) -> None:
     pub.send(start_msg(stream, 0, "s1"))
     for i, j in enumerate(joints):
         pub.send(frame_msg(stream, i + 1, i, j, 0))
-        time.sleep(0.002)
+        time.sleep(0.002)  # a live producer's pace: the viewer pairs raw and anon/ frames as they come
     pub.send(end_msg(stream, len(joints) + 1, len(joints)))
 
 
@@ -55,8 +55,9 @@ def test_writer_gets_one_picture_per_anonymized_frame(backend: Any, clip: np.nda
                 result: dict[str, Any] = {}
                 th = threading.Thread(target=lambda: result.update(path=run_viewer(viewer, out)))
                 th.start()
-                wait_connected(raw)
-                time.sleep(0.5)
+                # the service's raw/ subscription (made once it saw the viewer on anon/), and the viewer's
+                # anon/ and raw/ ones (its one socket subscribes to both topics on both endpoints)
+                wait_connected(raw, 3 if show_original else 1)
                 replay(raw, "cam1", clip)
                 th.join(40)
     assert result["path"] == out

@@ -7,6 +7,7 @@ The window is found with xdotool, its pixels are read back from the X server, an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ from pmr_stream.formats.io import load_recording
 from pmr_stream.wire.privacy import load_stream_key
 from pmr_stream.wire.sockets import Publisher
 from tests.service.conftest import end_msg, frame_msg, running_service, start_msg
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.display,
@@ -46,10 +48,9 @@ def xdisplay() -> Iterator[str]:
     proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{n}").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.05)
+        wait_until(lambda: proc.poll() is not None or Path(f"/tmp/.X11-unix/X{n}").exists(), timeout_s=30,
+                   interval_s=0.05, what="Xvfb to start")  # fmt: skip
+        assert proc.poll() is None, "Xvfb did not start"
         yield f":{n}"
     finally:
         proc.terminate()
@@ -96,7 +97,7 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
                     raw.send(frame_msg("cam1", seq, i, clip[i % len(clip)], 0))
                     seq += 1
                     i += 1
-                    time.sleep(1 / 30)
+                    time.sleep(1 / 30)  # a live 30 fps camera's pace, for as long as the window is looked at
                 raw.send(end_msg("cam1", seq, i))
 
             producer = threading.Thread(target=produce)
@@ -108,10 +109,9 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
                 )
                 producer.start()
                 window = ""
-                deadline = time.monotonic() + 30
-                while not window and time.monotonic() < deadline:
-                    window = xdotool(xdisplay, "search", "--name", WINDOW)
-                    time.sleep(0.2)
+                with contextlib.suppress(AssertionError):  # if not, say what the viewer said
+                    window = wait_until(lambda: xdotool(xdisplay, "search", "--name", WINDOW), timeout_s=30,
+                                        interval_s=0.2, what="the viewer window")  # fmt: skip
                 if not window:
                     view.send_signal(signal.SIGINT)
                     said = view.communicate(timeout=10)[0]
@@ -120,20 +120,27 @@ def test_live_window_shows_both_panels_and_q_quits(backend: Any, xdisplay: str, 
                         f"no viewer window appeared; the viewer said: {said!r}; windows on {xdisplay}: {tree!r}"
                     )
                 window = window.split()[0]
-                time.sleep(1.0)  # a few pictures drawn
-                geometry = dict(line.strip().split(": ", 1) for line in
-                                xdotool(xdisplay, "getwindowgeometry", "--shell", window).replace("=", ": ").splitlines())  # fmt: skip
-                x, y, w, h = (int(geometry[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
-                screen = np.asarray(ImageGrab.grab(xdisplay=xdisplay).convert("RGB"))[y : y + h, x : x + w]
                 screen_path = tmp_path / "window.png"
-                ImageGrab.grab(xdisplay=xdisplay).save(screen_path)
-                assert w >= 2 * W - 2, (
-                    f"the window is {w} px wide: original | anonymized side by side expected"
+                seen = {"width": 0, "drawn": False}
+
+                def both_panels_drawn() -> bool:  # the window at its size, a few pictures drawn
+                    geometry = dict(line.strip().split(": ", 1) for line in
+                                    xdotool(xdisplay, "getwindowgeometry", "--shell", window).replace("=", ": ").splitlines())  # fmt: skip
+                    x, y, w, h = (int(geometry[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+                    grab = ImageGrab.grab(xdisplay=xdisplay)
+                    grab.save(screen_path)
+                    screen = np.asarray(grab.convert("RGB"))[y : y + h, x : x + w]
+                    left, right = screen[:, : w // 2], screen[:, w // 2 :]
+                    seen["width"] = w
+                    seen["drawn"] = skeleton_pixels(left) > 200 and skeleton_pixels(right) > 200
+                    return w >= 2 * W - 2 and bool(seen["drawn"])
+
+                with contextlib.suppress(AssertionError):  # if not, the assertions below say what is wrong
+                    wait_until(both_panels_drawn, timeout_s=30, interval_s=0.2, what="both panels drawn")
+                assert seen["width"] >= 2 * W - 2, (
+                    f"the window is {seen['width']} px wide: original | anonymized side by side expected"
                 )
-                left, right = screen[:, : w // 2], screen[:, w // 2 :]
-                assert skeleton_pixels(left) > 200 and skeleton_pixels(right) > 200, (
-                    f"empty panel (see {screen_path})"
-                )
+                assert seen["drawn"], f"empty panel (see {screen_path})"
                 xdotool(xdisplay, "windowfocus", "--sync", window)
                 xdotool(xdisplay, "key", "q")
                 out, _ = view.communicate(timeout=15)  # q closes the window and ends the viewer

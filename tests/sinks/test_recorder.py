@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,8 @@ from pmr_stream.sinks.recorder import Recorder
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber
+from tests.sinks.segments_seen import segment_infos
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TCP_ANY = "tcp://127.0.0.1:*"
@@ -56,21 +59,18 @@ def _end(stream: str, seq: int) -> StreamEnd:
     return StreamEnd(stream, seq, time.monotonic_ns(), time.time_ns())
 
 
-def _wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def _pump(sub: Subscriber, rec: Recorder, cond: Callable[[], bool], timeout_s: float = 5) -> None:
+def _pump(sub: Subscriber, rec: Recorder, cond: Callable[[], bool], timeout_s: float = 20) -> None:
     """Hand what ``sub`` receives to ``rec`` until ``cond()`` (within ``timeout_s``)."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting for the messages"
+
+    def pumped() -> bool:
+        if cond():
+            return True
         r = sub.receive(0.05)
         if r is not None:
             rec.add(r)
+        return False
+
+    wait_until(pumped, timeout_s=timeout_s, interval_s=0, what="the messages")
 
 
 def _finish(proc: subprocess.Popen[str], timeout_s: float = 30) -> tuple[str, str]:
@@ -83,9 +83,11 @@ def _finish(proc: subprocess.Popen[str], timeout_s: float = 30) -> tuple[str, st
 
 
 def _record(out: Path, send: Callable[[Publisher], None], *extra: str, stop: str = "until-end",
+            received: Callable[[list[dict[str, Any]]], bool] = lambda infos: True,
             preexec_fn: Callable[[], None] | None = None) -> tuple[int, str, str]:  # fmt: skip
-    """Run `pmr record` against a real publisher, ``send`` through it, stop it (``--until-end`` or
-    SIGINT once the messages went out); returns (exit status, stdout, stderr)."""
+    """Run `pmr record` against a real publisher, ``send`` through it, stop it (``--until-end``, or
+    SIGINT once ``received(segment_infos(out))`` says the recorder has the messages); returns
+    (exit status, stdout, stderr)."""
     flags = ["--until-end"] if stop == "until-end" else []
     with Publisher(TCP_ANY) as pub:
         proc = _pmr("record", "--endpoint", pub.endpoint, "--output", str(out), "--duration", "30",
@@ -94,7 +96,7 @@ def _record(out: Path, send: Callable[[Publisher], None], *extra: str, stop: str
             assert pub.wait_for_subscribers(1, timeout_s=30), "the recorder never subscribed"
             send(pub)
             if stop == "sigint":
-                time.sleep(0.3)  # the messages are on the recorder's side of the connection
+                wait_until(lambda: received(segment_infos(out)), what="the recorder to write what was sent")
                 proc.send_signal(signal.SIGINT)
             stdout, stderr = _finish(proc)
         finally:
@@ -241,7 +243,8 @@ def test_a_restarted_stream_and_a_dotted_stream_never_share_a_file(tmp_path: Pat
         pub.send(_end("cam", 3))
         pub.send(_end("cam.2", 4))
 
-    rc, stdout, stderr = _record(out, send, stop="sigint")
+    rc, stdout, stderr = _record(out, send, stop="sigint",
+                                 received=lambda infos: sum(i["ended"] is not None for i in infos) == 3)  # fmt: skip
     assert rc == 0, stderr
     files = {p.name: Recording.load(p) for p in tmp_path.glob("*.npz")}
     assert sorted(files) == ["take.cam.2.npz", "take.cam.npz", "take.cam~2.npz"], sorted(files)
@@ -277,7 +280,7 @@ def test_segments_are_written_while_recording_and_merged_at_the_end(tmp_path: Pa
         pub.send(_frame("cam", 2, 1, 0))
         _pump(sub, rec, lambda: rec.frames >= 2)
         assert rec.flush() == 1
-        _wait_for(lambda: (parts2 / "seg-000001.npz").is_file(), 5, "the first segment")
+        wait_until((parts2 / "seg-000001.npz").is_file, what="the first segment")
         seg = Recording.load(parts2 / "seg-000001.npz")  # a segment is a valid recording by itself
         assert seg.num_frames == 2 and seg.metadata["pmr_segment"]["frames"] == [0, 1]
         pub.send(_frame("cam", 3, 1, 1))  # frame 1's second person, in the next segment
@@ -310,7 +313,7 @@ def test_kill_9_loses_at_most_about_a_second_and_the_take_is_recovered(tmp_path:
                 f = len(sent)
                 pub.send(_frame("cam", f + 1, f))
                 sent.append(time.monotonic())
-                time.sleep(max(0.0, t0 + (f + 1) / 60 - time.monotonic()))
+                time.sleep(max(0.0, t0 + (f + 1) / 60 - time.monotonic()))  # a live 60 fps source's pace
             os.kill(proc.pid, signal.SIGKILL)
             t_kill = time.monotonic()
             _finish(proc)

@@ -187,7 +187,7 @@ def test_a_failed_handshake_is_reported_as_one_not_as_a_cut(
     with caplog.at_level(logging.WARNING), Publisher(LOOPBACK, _server(k)) as pub, \
             Subscriber(pub.endpoint, ["raw/"], opts) as sub:  # fmt: skip
         # two failures: the first, and a retry after HANDSHAKE_RETRY_S[0]; a cut would be counted in between
-        assert _wait(lambda: sub.drops["handshake_failed"] >= 2, 3 + HANDSHAKE_RETRY_S[0], sub), dict(
+        assert _wait(lambda: sub.drops["handshake_failed"] >= 2, 20 + HANDSHAKE_RETRY_S[0], sub), dict(
             sub.drops
         )
         pub.send(_start())
@@ -210,13 +210,13 @@ def test_the_right_keys_still_get_through_after_failures(tmp_path: Path) -> None
     k = _keys(tmp_path)
     with Publisher(LOOPBACK, _server(k)) as pub, Subscriber(pub.endpoint, ["raw/"], _client(k)) as good, \
             Subscriber(pub.endpoint, ["raw/"]) as plain:  # fmt: skip
-        assert pub.wait_for_subscribers(1, timeout_s=5)
-        assert _wait(lambda: plain.drops["handshake_failed"] >= 1, 3, plain)
+        assert pub.wait_for_subscribers(1, timeout_s=20)
+        assert _wait(lambda: plain.drops["handshake_failed"] >= 1, 20, plain)
         pub.send(_start())
         for i in range(1, 6):
             pub.send(_frame(i))
         got: list[Received] = []
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while len(got) < 6 and time.monotonic() < deadline:
             r = good.receive(0.1)
             if r is not None:
