@@ -1,7 +1,7 @@
 """pmr-stream: real-time anonymization of skeleton motion with the PMR network.
 
 The path of a frame: ``capture`` (producers) -> ``wire`` (schema, sockets) ->
-window -> engine backend -> ``wire`` -> ``sinks`` (viewer, writer, recorder).
+window -> backend -> ``wire`` -> ``sinks`` (viewer, writer, recorder).
 ``skeleton`` holds the layouts and constants every stage shares.
 """
 

@@ -52,7 +52,7 @@ class DataSection:
 
 @dataclass
 class LossWeights:
-    """Loss weights (PMR_FACTS.md). ``alpha_priv``/``alpha_util`` scale the
+    """Loss weights (../shared/docs/PMR_FACTS.md). ``alpha_priv``/``alpha_util`` scale the
     adversarial/cooperative classifier terms (the released weights appear to use 0.5 and 10)."""
 
     reconstruction: float = 2.0

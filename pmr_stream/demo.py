@@ -40,7 +40,7 @@ import numpy as np
 from pmr_stream.anonymizer.options import add_service_arguments
 from pmr_stream.assets import DEMO_CLIP
 from pmr_stream.backends.options import add_backend_arguments
-from pmr_stream.capture.sources import SOURCE_USAGE
+from pmr_stream.capture.sources import add_source_arguments
 from pmr_stream.flags import forward_argv
 from pmr_stream.sinks.latency import latency_summary
 from pmr_stream.wire.curve import generate_keypair, load_key_file
@@ -279,7 +279,7 @@ def _groups(args: argparse.Namespace) -> list[_Group]:
     if k < 1:
         raise ValueError(f"--producers must be >= 1, got {k}")
     if k == 1:
-        return [_Group(args.source, args.stream, ("anon/",), 0, f"tcp://127.0.0.1:{free_port()}")]
+        return [_Group(args.source, args.stream, ("anon/",), args.seed, f"tcp://127.0.0.1:{free_port()}")]
     from pmr_stream.capture.sources import parse_source
     from pmr_stream.capture.synthetic import stream_ids
 
@@ -298,7 +298,9 @@ def _groups(args: argparse.Namespace) -> list[_Group]:
         n_i = n // k + (i < n % k)
         stream = f"{args.stream}.p{i}"
         topics = tuple(f"anon/{sid}" for sid in stream_ids(n_i, stream))
-        out.append(_Group(f"synthetic:{n_i}", stream, topics, i * n, f"tcp://127.0.0.1:{free_port()}"))
+        out.append(
+            _Group(f"synthetic:{n_i}", stream, topics, args.seed + i * n, f"tcp://127.0.0.1:{free_port()}")
+        )
     return out
 
 
@@ -375,6 +377,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         producer_args = [*cli, "produce", "--source", g.source, "--endpoint", g.raw_ep, "--stream", g.stream,
                          "--wait-subscribers", str(1 if args.no_video else 2), "--wait-timeout", "120", "--report", "0"]  # fmt: skip
         producer_args += ["--seed", str(g.seed)] if g.seed else []
+        producer_args += forward_argv(add_source_arguments, args, skip=("source", "stream", "seed"))
         producer_args += curve("producer")
         if args.max_frames:
             producer_args += ["--max-frames", str(args.max_frames)]
@@ -464,12 +467,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
 
-    p.add_argument(
-        "--source",
-        default=DEFAULT_SOURCE,
-        help=f"{SOURCE_USAGE} (default: the built-in demo recording)",
-    )
-    p.add_argument("--stream", default="demo", help="stream id (default demo)")
+    add_source_arguments(p, default=DEFAULT_SOURCE, default_stream="demo")
     p.add_argument(
         "--producers",
         type=int,

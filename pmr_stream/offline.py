@@ -13,7 +13,7 @@ apart, blended with weights that fall to near zero at window borders (a Hann tap
 Short tracks are padded by repeating their end frames and trimmed back afterwards.
 
 The network call is a ``WindowFn``: windows ``(B, 75, 25, 3)`` normalised ->
-anonymized ``(B, 75, 25, 3)``: an engine backend (:mod:`pmr_stream.backends`, the same
+anonymized ``(B, 75, 25, 3)``: a backend (:mod:`pmr_stream.backends`, the same
 interface the streaming service runs; :func:`default_window_fn` builds the shipped one) or
 any function of that shape (the evaluation's baselines).
 """

@@ -52,3 +52,12 @@ def test_the_options_read_back_from_the_flags() -> None:
         "spin": True,
         "max_batch": 64,
     }
+
+
+def test_the_demo_hands_its_source_flags_to_the_producer() -> None:
+    from pmr_stream.capture.sources import add_source_arguments
+
+    demo = _parse(add_stream_arguments, ["--source", "synthetic:2", "--speed", "0", "--smooth", "--loop"])
+    argv = forward_argv(add_source_arguments, demo, skip=("source", "stream", "seed"))
+    produce = _parse(add_source_arguments, ["--source", demo.source, *argv])
+    assert (produce.speed, produce.smooth, produce.loop, produce.mirrored) == (0.0, True, True, False)

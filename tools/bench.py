@@ -8,7 +8,7 @@ call (p50, p90, p99; warm-up excluded; on CUDA each call ends with a device
 synchronisation, inputs and outputs are CUDA tensors), the time per window
 (p50 / batch) and the throughput (windows/s over all timed calls).
 
-In the same run, **the paper's way** (PMR_FACTS.md "Speed claim"): PyTorch
+In the same run, **the paper's way** (../shared/docs/PMR_FACTS.md "Speed claim"): PyTorch
 eager, batch 1, ``time.time()`` around one call including the host-to-device
 and device-to-host copies, averaged. Every figure is also given as a ratio to
 it: ``x paper (lat)`` = paper mean / call p50, ``x paper (thr)`` = throughput

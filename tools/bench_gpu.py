@@ -186,7 +186,7 @@ def run_pytest(out: Path, timeout: float) -> None:
         "-m",
         "gpu or tensorrt",
         "tests/backends",
-        "tests/engines",
+        "tests/artifacts",
         "-p",
         "no:cacheprovider",
     ]

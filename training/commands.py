@@ -141,7 +141,7 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
     p.add_argument("--no-fk", action="store_true", help="leave out the forward-kinematics baseline")
     p.add_argument("--no-stream", action="store_true", help="leave out the streaming-path row")
     p.add_argument(
-        "--stream-backend", default="auto", help="engine backend of the streaming row (default auto)"
+        "--stream-backend", default="auto", help="backend of the streaming row (default auto)"
     )
     p.add_argument(
         "--stream-policy", default="last", help="window policy of the streaming row (default last)"

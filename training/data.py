@@ -9,7 +9,7 @@ Reads either
   ``SsssCcccPpppRrrrAaaa.skeleton`` files (optionally with the official
   ``NTU_RGBD_samples_with_missing_skeletons.txt`` to skip those samples).
 
-For NTU-60 it does what the PMR paper does (see ``docs/PMR_FACTS.md``): drop the
+For NTU-60 it does what the PMR paper does (see ``../shared/docs/PMR_FACTS.md``): drop the
 two-person actions A050-A060, keep the main body with SGN's denoising idea
 (:func:`select_main_body`), label ``action = A - 1``, ``identity = P - 1`` and the
 gender from a performers table, and split cross-view (train cameras 2, 3; test

@@ -104,7 +104,7 @@ class PairedDataset(Dataset[dict[str, torch.Tensor]]):
     The cross reconstruction ``D(E_M(x1), E_P(x2))`` shows action ``A1``
     performed by ``P2``, so its target is ``y2`` (and ``D(E_M(x2), E_P(x1))``'s
     is ``y1``). The paper's code compared it with ``y1``: a bug we do not
-    repeat (see ``docs/PMR_FACTS.md``).
+    repeat (see ``../shared/docs/PMR_FACTS.md``).
 
     Items: ``"x1"``, ``"x2"``, ``"y1"``, ``"y2"`` ``(75, 25, 3)`` float32 tensors,
     ``"performer1"``, ``"performer2"``, ``"action1"``, ``"action2"``,

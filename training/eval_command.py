@@ -163,7 +163,7 @@ def default_anonymizer_fn(model_path: Path, dummy_path: Path, device: str, level
 def stream_backend_factory(
     args: Any, model_path: Path, dummy_path: Path, level: str | None
 ) -> Callable[[], Any]:
-    """A factory of the streaming row's engine backend at privacy ``level`` (``get_backend``)."""
+    """A factory of the streaming row's backend at privacy ``level`` (``get_backend``)."""
 
     def make() -> Any:
         from pmr_stream.backends import get_backend

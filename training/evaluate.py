@@ -32,7 +32,7 @@ Protocol of the paper-layout table (see the README's "Evaluation" section):
   network with embeddings (256, 32), trained without classifiers and Q); FK baseline
   (every bone set to the dummy's length, joint angles kept); and PMR through the
   streaming path (windows made by :class:`pmr_stream.anonymizer.window.WindowStore` as the
-  anonymizer service makes them, run through an engine backend).
+  anonymizer service makes them, run through a backend).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PMR's losses (PMR_FACTS.md), written from their definitions.
+"""PMR's losses (../shared/docs/PMR_FACTS.md), written from their definitions.
 
 All skeleton tensors are ``(B, 75, 25, 3)`` normalised coordinates (metres);
 embeddings are ``(B, C0, C1)``. Paired quadruplets follow the paper's naming:

@@ -48,7 +48,7 @@ class Anonymizer:
 
     ``window_fn``: normalised windows ``(B, 75, 25, 3)`` -> anonymized ``(B, 75, 25, 3)``;
     ``bone_lengths`` ``(24,)`` metres: the service's dummy-bone step after it (``None``: none);
-    ``stream``: a factory of the engine backend for a streaming-path row (``None``: no such
+    ``stream``: a factory of the backend for a streaming-path row (``None``: no such
     row), named ``stream_name``, its outputs bone-stepped when ``stream_bones``.
     """
 

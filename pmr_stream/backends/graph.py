@@ -57,7 +57,7 @@ from pmr_stream.skeleton import C, J, T
 
 GraphKind = Literal["folded", "reference"]
 GRAPH_KINDS: Final[tuple[str, ...]] = ("folded", "reference")
-#: LeakyReLU slope of the network (PMR_FACTS.md).
+#: LeakyReLU slope of the network (../shared/docs/PMR_FACTS.md).
 SLOPE: Final[float] = 0.2
 
 

@@ -8,6 +8,7 @@ video file, ``synthetic`` / ``synthetic:N`` run the stand-in generator on N stre
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,45 @@ def open_source(
     return SyntheticSource(int(s.arg), stream=sid, seed=seed)
 
 
+# ----------------------------------------------------------------------------- the source flags
+
+
+def add_source_arguments(
+    p: argparse.ArgumentParser, *, default: str | None = None, default_stream: str | None = None
+) -> None:
+    """The source flags of every command that opens a source (``pmr produce``, ``pmr stream``):
+    ``--source`` (required unless ``default``), ``--stream``, ``--speed``, ``--loop``, the
+    One-Euro smoothing, ``--mirrored`` and ``--seed``. Open it with :func:`open_source_from_args`."""
+    p.add_argument("--source", required=default is None, default=default,
+                   help=SOURCE_USAGE + ("" if default is None else " (default: the built-in demo recording)"))  # fmt: skip
+    p.add_argument("--stream", default=default_stream,
+                   help=f"stream id (default: {default_stream or 'the file stem, webcam0, syn'})")  # fmt: skip
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible"
+    )
+    p.add_argument("--loop", action="store_true", help="replay: start over at the end")
+    p.add_argument("--smooth", action="store_true", help="video/webcam: One-Euro smoothing of the joints")
+    p.add_argument(
+        "--smooth-min-cutoff", type=float, default=0.5, help="One-Euro min cut-off, Hz (default 0.5)"
+    )
+    p.add_argument("--smooth-beta", type=float, default=5.0, help="One-Euro beta, Hz per m/s (default 5)")
+    p.add_argument(
+        "--mirrored", action="store_true", help="video/webcam: the image is mirrored (selfie view)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
+
+
+def open_source_from_args(args: argparse.Namespace) -> Source:
+    """The source named by :func:`add_source_arguments`'s flags, opened (:func:`open_source`)."""
+    from pmr_stream.capture.smoothing import OneEuroOptions
+
+    smoothing = (
+        OneEuroOptions(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta) if args.smooth else None
+    )
+    return open_source(parse_source(args.source), stream=args.stream, speed=args.speed, loop=args.loop,
+                       smoothing=smoothing, mirrored=args.mirrored, seed=args.seed)  # fmt: skip
+
+
 __all__ = [
     "SOURCE_KINDS",
     "SOURCE_ALIASES",
@@ -116,4 +156,6 @@ __all__ = [
     "parse_source",
     "default_stream_id",
     "open_source",
+    "add_source_arguments",
+    "open_source_from_args",
 ]

@@ -7,27 +7,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pmr_stream.capture.sources import SOURCE_USAGE
+from pmr_stream.capture.sources import add_source_arguments
 from pmr_stream.cli.common import print_json_line
 from pmr_stream.wire.options import add_socket_arguments, link, socket_options_from_args
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from pmr_stream.capture.producer import Producer, ProducerOptions
-    from pmr_stream.capture.smoothing import OneEuroOptions
-    from pmr_stream.capture.sources import open_source, parse_source
+    from pmr_stream.capture.sources import open_source_from_args
     from pmr_stream.wire.sockets import Publisher, stop_on_signals
 
-    spec = parse_source(args.source)
-    smoothing = (
-        OneEuroOptions(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta) if args.smooth else None
-    )
     opts = ProducerOptions(
         speed=args.speed, announce_s=args.announce, max_frames=args.max_frames, duration_s=args.duration,
         wait_subscribers=args.wait_subscribers, wait_timeout_s=args.wait_timeout, report_s=args.report,
     )  # fmt: skip
-    source = open_source(spec, stream=args.stream, speed=args.speed, loop=args.loop, smoothing=smoothing,
-                         mirrored=args.mirrored, seed=args.seed)  # fmt: skip
+    source = open_source_from_args(args)
     try:
         pub = Publisher(args.endpoint, socket_options_from_args(args), bind=not args.connect)
     except BaseException:
@@ -187,16 +181,7 @@ def _add_view_command(sub: Any) -> None:
 def register(sub: Any) -> None:
     """Add the wire commands to the ``pmr`` subparsers."""
     p = sub.add_parser("produce", help="publish skeletons from a recording, video, webcam or the generator")
-    p.add_argument(
-        "--source",
-        required=True,
-        help=SOURCE_USAGE,
-    )
-    p.add_argument("--stream", default=None, help="stream id (default: the file's stem, webcam0, syn)")
-    p.add_argument(
-        "--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible"
-    )
-    p.add_argument("--loop", action="store_true", help="replay: start over at the end")
+    add_source_arguments(p)
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument(
@@ -209,15 +194,6 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--report", type=float, default=5.0, help="seconds between stats lines (0: only at the end)"
     )
-    p.add_argument("--smooth", action="store_true", help="video/webcam: One-Euro smoothing of the joints")
-    p.add_argument(
-        "--smooth-min-cutoff", type=float, default=0.5, help="One-Euro min cut-off, Hz (default 0.5)"
-    )
-    p.add_argument("--smooth-beta", type=float, default=5.0, help="One-Euro beta, Hz per m/s (default 5)")
-    p.add_argument(
-        "--mirrored", action="store_true", help="video/webcam: the image is mirrored (selfie view)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
     add_socket_arguments(p, publisher=True)
     p.set_defaults(func=cmd_produce)
 

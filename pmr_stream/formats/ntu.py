@@ -1,6 +1,6 @@
 """Reader and writer for NTU RGB+D ``.skeleton`` files (Kinect v2, 25 joints).
 
-The format is line based text (see ``docs/PMR_FACTS.md``, section Data)::
+The format is line based text (see ``../shared/docs/PMR_FACTS.md``, section Data)::
 
     <frame count>
     per frame:

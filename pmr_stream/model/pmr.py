@@ -1,7 +1,7 @@
 """The PMR retargeting network: motion encoder E_M, privacy encoder E_P, decoder D.
 
 One definition, shared by training, export and the runtime. Shapes follow the
-paper (PMR_FACTS.md): a window is ``(B, 75, 25, 3)`` (frames, joints, xyz) of
+paper (../shared/docs/PMR_FACTS.md): a window is ``(B, 75, 25, 3)`` (frames, joints, xyz) of
 normalised coordinates (metres, SpineMid of the first frame at the origin).
 Both encoders treat the 75 frames as channels over the 25x3 joint grid and
 return an embedding ``(B, C0, C1)``; the decoder takes both embeddings
