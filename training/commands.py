@@ -140,9 +140,7 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
                    help="dummy policies of the cross-view paper-layout table, comma-separated")  # fmt: skip
     p.add_argument("--no-fk", action="store_true", help="leave out the forward-kinematics baseline")
     p.add_argument("--no-stream", action="store_true", help="leave out the streaming-path row")
-    p.add_argument(
-        "--stream-backend", default="auto", help="backend of the streaming row (default auto)"
-    )
+    p.add_argument("--stream-backend", default="auto", help="backend of the streaming row (default auto)")
     p.add_argument(
         "--stream-policy", default="last", help="window policy of the streaming row (default last)"
     )
