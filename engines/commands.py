@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pmr_stream.config import add_privacy_argument
+from pmr_stream.model.privacy_dial import add_privacy_argument
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -11,12 +11,10 @@ field is refused with a message naming it.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints, overload
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from pmr_stream.skeleton import CROSS_VIEW_TEST_CAMERAS, CROSS_VIEW_TRAIN_CAMERAS
 from pmr_stream.skeleton import T as WINDOW
@@ -207,45 +205,7 @@ def _build(cls: type[D], data: dict[str, Any], where: str) -> D:
     return cls(**kwargs)
 
 
-# ----------------------------------------------------------------------------- the privacy dial, as a flag
-
-
-class _PrivacyLevels(Sequence[str]):
-    """:data:`pmr_stream.model.privacy_dial.PRIVACY_LEVELS`, looked up only when argparse needs it
-    (a value to check, ``--help``): building the ``pmr`` parser stays free of torch."""
-
-    @staticmethod
-    def _levels() -> tuple[str, ...]:
-        from pmr_stream.model.privacy_dial import PRIVACY_LEVELS
-
-        return PRIVACY_LEVELS
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[str]: ...
-    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
-        return self._levels()[i]
-
-    def __len__(self) -> int:
-        return len(self._levels())
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._levels()
-
-
-def add_privacy_argument(parser: argparse.ArgumentParser, what: str = "") -> None:
-    """The one ``--privacy LEVEL`` option of every command that anonymizes (``pmr anonymize``,
-    ``anonymizer``, ``stream``, ``export``, ``bench``, ``tools/bench_gpu.py``): a level of the
-    privacy dial (:data:`~pmr_stream.model.privacy_dial.PRIVACY_LEVELS`), default ``None`` = the
-    model's own default. It becomes :attr:`pmr_stream.backends.base.BackendOptions.privacy`;
-    a model without a dial refuses any level. ``what`` prefixes the help (e.g. ``"anonymizer: "``)."""
-    parser.add_argument("--privacy", default=None, choices=_PrivacyLevels(), metavar="LEVEL",
-                        help=f"{what}privacy dial level: %(choices)s (most faithful to most private; default: the "
-                             "model's own default); a model without a dial refuses a level")  # fmt: skip
-
-
 __all__ = [
     "Config", "ModelSection", "DataSection", "LossWeights", "StageSection", "TrainingSection",
-    "EvaluationSection", "paper_schedule", "add_privacy_argument",
+    "EvaluationSection", "paper_schedule",
 ]  # fmt: skip

@@ -191,6 +191,40 @@ def test_the_library_imports_only_itself() -> None:
     assert not up, "the library imports training/tools/engines/tests: " + "; ".join(up)
 
 
+#: Rooms of the library and those they may not import (../shared/docs/ARCHITECTURE.md "Who may use whom").
+FORBIDDEN = {
+    "skeleton": "everything of ours",
+    "config": "everything of ours but skeleton",
+    "model": {"wire", "capture", "anonymizer", "sinks", "render", "backends", "offline", "demo", "cli"},
+    "backends": {"wire", "capture", "anonymizer", "sinks", "render", "offline", "demo", "cli"},
+    "wire": {"capture", "anonymizer", "sinks", "render", "backends", "model", "offline", "demo", "cli"},
+    "capture": {"anonymizer", "sinks", "render", "backends", "model", "offline", "demo", "cli"},
+    "sinks": {"anonymizer", "capture", "backends", "model", "offline", "demo", "cli"},
+    "render": {"wire", "capture", "anonymizer", "sinks", "backends", "model", "offline", "demo", "cli"},
+}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "pmr_stream" and len(parts) > 1 else parts[0]
+
+
+def test_each_room_imports_only_what_the_map_allows() -> None:
+    bad = []
+    for e in _edges():
+        if not (e.source.startswith("pmr_stream.") and e.target.startswith("pmr_stream")):
+            continue
+        src, dst = _room(e.source), _room(e.target)
+        rule = FORBIDDEN.get(src)
+        if src == dst or rule is None:
+            continue
+        if rule == "everything of ours" or (rule == "everything of ours but skeleton" and dst != "skeleton"):
+            bad.append(f"{e.source}:{e.line} imports {e.target}")
+        elif isinstance(rule, set) and dst in rule:
+            bad.append(f"{e.source}:{e.line} imports {e.target}")
+    assert not bad, "; ".join(bad)
+
+
 def test_tests_take_no_fixtures_from_tools() -> None:
     from_tools = [
         f"{e.source}:{e.line} imports {e.target}"

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pmr_stream.config import add_privacy_argument
+from pmr_stream.model.privacy_dial import add_privacy_argument
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -115,7 +115,7 @@ class BackendOptions:
         privacy: the privacy dial's level (:data:`~pmr_stream.model.privacy_dial.PRIVACY_LEVELS`)
             every graph is built with, the start-up reference included; ``None``: the model's
             default. A model without a dial refuses a level. The ``--privacy`` flag of every
-            command is :func:`pmr_stream.config.add_privacy_argument`.
+            command is :func:`pmr_stream.model.privacy_dial.add_privacy_argument`.
     """
 
     model_path: str | None = None

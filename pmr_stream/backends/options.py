@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pmr_stream.config import add_privacy_argument
+from pmr_stream.model.privacy_dial import add_privacy_argument
 
 
 def add_model_arguments(p: argparse.ArgumentParser, what: str = "") -> None:

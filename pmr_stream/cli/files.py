@@ -9,7 +9,7 @@ from typing import Any
 
 from pmr_stream.anonymizer.options import BONES, BONES_HELP
 from pmr_stream.cli.common import FORMAT_CHOICES, add_render_flags, render_options
-from pmr_stream.config import add_privacy_argument
+from pmr_stream.model.privacy_dial import add_privacy_argument
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:

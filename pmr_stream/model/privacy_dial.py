@@ -12,6 +12,7 @@ level is an error, ``None`` means "the model's own behaviour" everywhere.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Final
 
@@ -63,4 +64,23 @@ def privacy_help() -> str:
             f"private; default: {DEFAULT_PRIVACY}); models without a dial refuse it")  # fmt: skip
 
 
-__all__ = ["DEFAULT_PRIVACY", "DIAL", "DialSetting", "PRIVACY_LEVELS", "check_privacy", "privacy_help"]
+def add_privacy_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "") -> None:
+    """The one ``--privacy LEVEL`` option of every command that anonymizes (``pmr anonymize``,
+    ``anonymizer``, ``stream``, ``export``, ``bench``, ``tools/bench_gpu.py``): a level of the
+    dial (:data:`PRIVACY_LEVELS`), default ``None`` = the model's own default. It becomes
+    :attr:`pmr_stream.backends.base.BackendOptions.privacy`; a model without a dial refuses any
+    level. ``what`` prefixes the help (e.g. ``"anonymizer: "``)."""
+    parser.add_argument("--privacy", default=None, choices=PRIVACY_LEVELS, metavar="LEVEL",
+                        help=f"{what}privacy dial level: %(choices)s (most faithful to most private; default: the "
+                             "model's own default); a model without a dial refuses a level")  # fmt: skip
+
+
+__all__ = [
+    "add_privacy_argument",
+    "DEFAULT_PRIVACY",
+    "DIAL",
+    "DialSetting",
+    "PRIVACY_LEVELS",
+    "check_privacy",
+    "privacy_help",
+]
