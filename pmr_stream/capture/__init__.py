@@ -1,1 +1,2 @@
-"""Capture: skeleton sources (Kinect replay, video/webcam through MediaPipe, synthetic)."""
+"""Capture: skeleton sources (recording replay, video/webcam through MediaPipe, synthetic) and the
+producer that publishes any of them on ``raw/``."""
