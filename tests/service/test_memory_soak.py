@@ -115,7 +115,8 @@ def test_memory_returns_after_hostile_load(tmp_path: Path) -> None:
     refuse and count what is over them; once the streams end or idle out, the service holds
     no stream or person state and its resident size is back near what it was before."""
     stats = tmp_path / "stats.json"
-    opts = {"idle_s": 2.0, "max_streams": 256}  # persons: the defaults, 64 per stream, 4096 in all
+    # persons: the defaults, 64 per stream, 4096 in all; idle long enough that a slow host still fills them
+    opts = {"idle_s": 6.0, "max_streams": 256}
     log = tmp_path / "service.log"
     with Publisher("tcp://127.0.0.1:*", SocketOptions(hwm=1_000_000)) as raw, log.open("w") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "tests.service.cheap_service", raw.endpoint, str(stats),
@@ -159,7 +160,7 @@ def test_memory_returns_after_hostile_load(tmp_path: Path) -> None:
     )
     assert after <= base + MARGIN_MB, f"memory did not come back: {base:.0f} -> {peak:.0f} -> {after:.0f} MiB"
     # the limits refused (and counted) what was over them, and nothing over them was published
-    refused = done["refused"]
+    refused = {k: 0 for k in ("too_many_persons_in_stream", "too_many_persons")} | done["refused"]
     assert not done["failed"] and done["out_of_date"] == 0
     assert done["published_frames"] == done["frames_in"] - refused["too_many_persons_in_stream"] - \
         refused["too_many_persons"]  # fmt: skip

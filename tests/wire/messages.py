@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from pmr_stream.wire.schema import FrameMessage, StreamStart
+from pmr_stream.wire.subscriber import Received, Subscriber
 
 
 def frame(
@@ -34,3 +35,15 @@ def start(stream: str = "cam0", seq: int = 0, session: str = "s1", **kw: Any) ->
 
 #: A loopback endpoint on a free port (the binding side resolves it via LAST_ENDPOINT).
 TCP_ANY = "tcp://127.0.0.1:*"
+
+
+def receive_all(sub: Subscriber, until: int, timeout_s: float = 20.0) -> list[Received]:
+    """Accepted messages until ``until`` frames were taken off the socket (accepted or not)."""
+    out: list[Received] = []
+    deadline = time.monotonic() + timeout_s
+    while sub.received < until and time.monotonic() < deadline:
+        r = sub.receive(0.05)
+        if r is not None:
+            out.append(r)
+    assert sub.received >= until, f"only {sub.received} of {until} messages arrived"
+    return out

@@ -13,7 +13,7 @@ from pmr_stream.wire.schema import FrameMessage, StreamEnd, StreamStart, encode,
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Received, Subscriber, SubscriberOptions
 from tests.waiting import wait_until
-from tests.wire.messages import TCP_ANY, frame, start
+from tests.wire.messages import TCP_ANY, frame, receive_all, start
 
 
 def _raw(seq: int, **changes: Any) -> bytes:
@@ -21,17 +21,6 @@ def _raw(seq: int, **changes: Any) -> bytes:
     d = to_dict(frame(seq=seq))
     d.update(changes)
     return b"raw/cam0\0" + msgpack.packb(d, use_bin_type=True)
-
-
-def _receive_all(sub: Subscriber, until: int, timeout_s: float = 20.0) -> list[Received]:
-    """Accepted messages until ``until`` frames were taken off the socket (accepted or not)."""
-    out: list[Received] = []
-    deadline = time.monotonic() + timeout_s
-    while sub.received < until and time.monotonic() < deadline:
-        r = sub.receive(0.05)
-        if r is not None:
-            out.append(r)
-    return out
 
 
 def test_bad_messages_are_counted_dropped_and_good_ones_arrive() -> None:
@@ -62,7 +51,7 @@ def test_bad_messages_are_counted_dropped_and_good_ones_arrive() -> None:
         assert pub.wait_for_subscribers(1, timeout_s=20)
         for data in sent:
             pub.send_raw(data)
-        got = _receive_all(sub, len(sent))
+        got = receive_all(sub, len(sent))
         assert sub.received == len(sent)
         assert [(r.message.kind, r.message.seq) for r in got] == [
             ("start", 0),
@@ -90,7 +79,7 @@ def test_a_100_mb_message_is_refused_and_the_subscriber_goes_on() -> None:
         assert pub.wait_for_subscribers(1, timeout_s=20)
         pub.send(start(seq=0))
         pub.send(frame(seq=1))
-        before = _receive_all(sub, 2)
+        before = receive_all(sub, 2)
         assert [r.message.seq for r in before] == [0, 1]
         pub.send_raw(b"raw/cam0\0" + bytes(100 * 2**20))  # 100 MB
         # ZeroMQ refuses it (MAXMSGSIZE) and drops the connection; the SUB reconnects.
@@ -122,7 +111,7 @@ def test_late_subscriber_is_served_from_the_next_stream_start() -> None:
             pub.send(start(seq=6))  # the periodic re-announcement
             for s in range(7, 11):
                 pub.send(frame(seq=s))
-            got = _receive_all(sub, 10)
+            got = receive_all(sub, 10)
             assert [r.message.seq for r in got] == [6, 7, 8, 9, 10]
             assert dict(sub.drops) == {"unknown_stream": 5}
             assert all(r.start is not None and r.start.seq == 6 for r in got)
@@ -135,7 +124,7 @@ def test_restarted_producer_resets_sequence_tracking() -> None:
         for m in (start(seq=0, session="a"), frame(seq=1), frame(seq=2),
                   start(seq=0, session="b"), frame(seq=1), start(seq=2, session="b")):  # fmt: skip
             pub.send(m)
-        got = _receive_all(sub, 6)
+        got = receive_all(sub, 6)
         assert [r.message.seq for r in got] == [0, 1, 2, 0, 1, 2]
         assert not sub.drops
         st = sub.streams["raw/cam0"]
@@ -151,7 +140,7 @@ def test_without_require_start_frames_are_accepted_unannounced() -> None:
         assert pub.wait_for_subscribers(1, timeout_s=20)
         pub.send(frame(seq=4))
         pub.send(frame(seq=5))
-        got = _receive_all(sub, 2)
+        got = receive_all(sub, 2)
         assert [r.message.seq for r in got] == [4, 5]
         assert got[0].start is None and not sub.drops
 
@@ -171,7 +160,7 @@ def test_stats_rate_persons_latency() -> None:
 
         sender = threading.Thread(target=send)
         sender.start()
-        _receive_all(sub, 61)
+        receive_all(sub, 61)
         sender.join()
         st = sub.streams["raw/cam0"]
         assert st.frames == 60 and st.persons() == 2

@@ -11,21 +11,9 @@ import pytest
 from pmr_stream.wire.checks import MAX_METADATA_BYTES, MetadataTooLarge, metadata_bytes
 from pmr_stream.wire.schema import StreamEnd, decode, encode, pack
 from pmr_stream.wire.sockets import Publisher
-from pmr_stream.wire.subscriber import Received, Subscriber, SubscriberOptions
+from pmr_stream.wire.subscriber import Subscriber, SubscriberOptions
 from tests.waiting import wait_until
-from tests.wire.messages import TCP_ANY, frame, start
-
-
-def _receive_all(sub: Subscriber, until: int, timeout_s: float = 20.0) -> list[Received]:
-    """Accepted messages until ``until`` frames were taken off the socket (accepted or not)."""
-    out: list[Received] = []
-    deadline = time.monotonic() + timeout_s
-    while sub.received < until and time.monotonic() < deadline:
-        r = sub.receive(0.05)
-        if r is not None:
-            out.append(r)
-    assert sub.received >= until, f"only {sub.received} of {until} messages arrived"
-    return out
+from tests.wire.messages import TCP_ANY, frame, receive_all, start
 
 
 def _meta(nbytes: int) -> dict[str, Any]:
@@ -63,7 +51,7 @@ def test_big_metadata_is_refused_counted_and_the_stream_goes_on() -> None:
         ]
         for data in sent:
             pub.send_raw(data)
-        got = _receive_all(sub, len(sent))
+        got = receive_all(sub, len(sent))
         assert [(r.topic, r.message.seq) for r in got] == [("raw/cam0", 0), ("raw/cam0", 1), ("raw/cam0", 3),
                                                            ("raw/cam0", 5)]  # fmt: skip
         assert dict(sub.refused) == {"metadata_too_large": 2}
@@ -80,7 +68,7 @@ def test_a_lower_metadata_limit_is_the_subscribers_option() -> None:
         assert pub.wait_for_subscribers(1, timeout_s=20)
         pub.send(start(metadata={"k": "x" * 200}))
         pub.send(start("ok", metadata={"k": "x" * 50}))
-        got = _receive_all(sub, 2)
+        got = receive_all(sub, 2)
         assert [r.topic for r in got] == ["raw/ok"] and dict(sub.refused) == {"metadata_too_large": 1}
     with pytest.raises(ValueError, match="max_streams"):
         SubscriberOptions(max_streams=0)
@@ -94,7 +82,7 @@ def test_too_many_streams_are_refused_until_one_ends() -> None:
         sent += [pack(frame("s3", seq=1)), pack(_end("s0", 1)), pack(start("s4")), pack(frame("s4", seq=1))]
         for data in sent:
             pub.send_raw(data)
-        got = _receive_all(sub, len(sent))
+        got = receive_all(sub, len(sent))
         assert [r.topic for r in got] == ["raw/s0", "raw/s1", "raw/s2", "raw/s0", "raw/s4", "raw/s4"]
         assert dict(sub.refused) == {"too_many_streams": 1}
         assert dict(sub.drops) == {"unknown_stream": 1}  # the frame of the refused stream
@@ -103,7 +91,7 @@ def test_too_many_streams_are_refused_until_one_ends() -> None:
         # a replayed start of the ended s0 does not re-open it, even though it had to be forgotten
         pub.send(start("s0", seq=0))
         pub.send(start("s0", seq=9))
-        _receive_all(sub, len(sent) + 2)
+        receive_all(sub, len(sent) + 2)
         assert sub.drops["seq_backwards"] == 1 and sub.drops["unknown_stream"] == 2
         assert "raw/s0" not in sub.streams and sub.refused["too_many_streams"] == 1
 
@@ -116,7 +104,7 @@ def test_ended_and_idle_streams_are_forgotten_and_come_back_right() -> None:
                  start("quiet", metadata=_meta(8000)), frame("quiet", seq=1), frame("quiet", seq=2)]  # fmt: skip
         for m in first:
             pub.send(m)
-        _receive_all(sub, len(first))
+        receive_all(sub, len(first))
         assert set(sub.streams) == {"raw/done", "raw/quiet"}
 
         def all_forgotten() -> bool:  # nothing arrives: forgetting is polled
@@ -137,7 +125,7 @@ def test_ended_and_idle_streams_are_forgotten_and_come_back_right() -> None:
         ]
         for m in later:
             pub.send(m)
-        got = _receive_all(sub, len(first) + len(later))
+        got = receive_all(sub, len(first) + len(later))
         assert [(r.topic, r.message.seq) for r in got] == [("raw/quiet", 6), ("raw/quiet", 7), ("raw/done", 0),
                                                            ("raw/done", 1)]  # fmt: skip
         assert dict(sub.drops) == {"seq_backwards": 1, "unknown_stream": 3}
@@ -154,7 +142,7 @@ def test_tombstones_are_bounded() -> None:
         for i in range(40):
             pub.send(start(f"t{i}"))
             pub.send(_end(f"t{i}", 1))
-        got = _receive_all(sub, 80)
+        got = receive_all(sub, 80)
         assert len(got) == 80 and not sub.refused  # every stream admitted: ended ones make room
         sub.expire()
         assert not sub.streams and sub.forgotten == 40
@@ -167,7 +155,7 @@ def test_a_late_start_of_an_ended_session_does_not_reopen_it() -> None:
         for m in (start(seq=0), frame(seq=1), _end("cam0", 2), start(seq=1), start(seq=3), frame(seq=4),
                   start(seq=0, session="s2")):  # fmt: skip
             pub.send(m)
-        got = _receive_all(sub, 7)
+        got = receive_all(sub, 7)
         assert [(r.message.kind, r.message.seq) for r in got] == [
             ("start", 0),
             ("frame", 1),
