@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-NTU_DIR = Path(os.environ.get("PMR_NTU_DIR", REPO.parent / "shared" / "data" / "ntu"))
+from pmr_stream.samples import ntu_samples_dir
+
+NTU_DIR = ntu_samples_dir()
 
 
 def ntu_file(name: str) -> Path:

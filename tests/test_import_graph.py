@@ -225,6 +225,15 @@ def test_each_room_imports_only_what_the_map_allows() -> None:
     assert not bad, "; ".join(bad)
 
 
+def test_nothing_but_tests_imports_tests() -> None:
+    bad = [
+        f"{e.source}:{e.line} imports {e.target}"
+        for e in _edges()
+        if e.target.split(".")[0] == "tests" and e.source.split(".")[0] != "tests"
+    ]
+    assert not bad, "; ".join(bad)
+
+
 def test_tests_take_no_fixtures_from_tools() -> None:
     from_tools = [
         f"{e.source}:{e.line} imports {e.target}"

@@ -276,39 +276,6 @@ def time_calls(fn: Any, x: Any, device: str, seconds: float, min_calls: int, max
     return np.asarray(times) * 1e3, time.perf_counter() - t_start
 
 
-def recorded_windows(n: int = 16, ntu_dir: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, str]:
-    """Normalised windows ``(<= n, 75, 25, 3)`` of recorded motion, and where they came from.
-
-    Real NTU samples when the folder is there (``$PMR_NTU_DIR`` or ``../shared/data/ntu``),
-    else clips from the stand-in generator.
-    """
-    from pmr_stream.skeleton import crop_clip, normalize
-
-    folder = Path(
-        ntu_dir
-        or os.environ.get("PMR_NTU_DIR")
-        or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ntu"
-    )
-    clips, origin = [], ""
-    files = sorted(folder.glob("*.skeleton")) if folder.is_dir() else []
-    if files:
-        from pmr_stream.formats.io import load_recording
-
-        for f in files:
-            rec = load_recording(f)
-            frames = rec.joints[rec.present[:, 0], 0]
-            if len(frames):
-                clips.append(frames)
-        origin = f"NTU samples in {folder}"
-    if not clips:
-        from pmr_stream.synth import demo_clip
-
-        clips = [demo_clip(a).joints for a in ("wave", "drink", "sit_down", "salute")]
-        origin = "stand-in generator clips"
-    windows = [normalize(w)[0] for c in clips for w in crop_clip(c, "all", stride=25)]
-    return np.stack(windows[:n]).astype(np.float32), origin
-
-
 def grid(opts: BenchOptions) -> list[CaseSpec]:
     """The cases to time: explicit ``cases``, or backends x precisions x graphs for the device."""
     if opts.cases:

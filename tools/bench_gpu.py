@@ -99,7 +99,7 @@ def model_files(work: Path) -> tuple[str, str, str]:
         Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "random"}),
     )
     dummy = work / "dummy.npy"
-    from .bench import recorded_windows
+    from pmr_stream.samples import recorded_windows
 
     np.save(dummy, recorded_windows(1)[0][0])
     return str(model), str(dummy), "random weights (shipped assets absent), dummy = first recorded window"
@@ -134,8 +134,7 @@ def parity(
 
     from pmr_stream.backends import get_backend
     from pmr_stream.backends.artifacts.onnx_export import reference_outputs, relative_error
-
-    from .bench import recorded_windows
+    from pmr_stream.samples import recorded_windows
 
     tol = {"fp32": 1e-5, "fp16": 1e-2}
     rng = np.random.default_rng(1)

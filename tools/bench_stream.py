@@ -99,9 +99,9 @@ def cmd_capacity(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _recordings() -> list[tuple[str, np.ndarray]]:
     from pmr_stream.assets import DEMO_CLIP
     from pmr_stream.formats.io import load_recording
-    from tests.ntu_samples import NTU_DIR
+    from pmr_stream.samples import ntu_sample_files
 
-    files = [Path(DEMO_CLIP), *sorted(NTU_DIR.glob("*.skeleton"))] if NTU_DIR.is_dir() else [Path(DEMO_CLIP)]
+    files = [Path(DEMO_CLIP), *ntu_sample_files()]
     out = []
     for f in files:
         rec = load_recording(f)

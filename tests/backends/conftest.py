@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pmr_stream.backends import BackendOptions, ModelSource, load_source, unavailable_reason
-from tests.motion import motion_windows
+from pmr_stream.samples import recorded_windows
 
 
 def make_model_files(folder: Path, seed: int = 0) -> tuple[str, str]:
@@ -31,7 +31,7 @@ def make_model_files(folder: Path, seed: int = 0) -> tuple[str, str]:
         Checkpoint(config=Config(), model_state=PMRModel().state_dict(), provenance={"model_id": "test"}),
     )
     dummy = folder / "dummy.npy"
-    np.save(dummy, motion_windows(4)[-1])
+    np.save(dummy, recorded_windows(4)[0][-1])
     return str(model), str(dummy)
 
 
@@ -78,7 +78,7 @@ def random_windows() -> np.ndarray:
 @pytest.fixture(scope="session")
 def real_windows() -> np.ndarray:
     """Recorded motion: the real NTU samples when present, else the demo recording."""
-    return motion_windows(12)
+    return recorded_windows(12)[0]
 
 
 @pytest.fixture(scope="session")
