@@ -45,11 +45,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``pmr export`` to the ``pmr`` subparsers."""
     p = sub.add_parser("export", help="export the streaming graph to ONNX or build a TensorRT engine")
-    p.add_argument("--format", choices=("onnx", "tensorrt"), required=True)
+    p.add_argument(
+        "--format", choices=("onnx", "tensorrt"), required=True, help="onnx graph or TensorRT engine"
+    )
     p.add_argument(
         "--output", required=True, help="file, or a folder (ending in /) to name the file by its dependencies"
     )
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument(
+        "--precision", choices=("fp32", "fp16"), default="fp32", help="fp32 (default) or fp16 (CUDA)"
+    )
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument(
         "--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)"

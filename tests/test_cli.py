@@ -148,3 +148,22 @@ def test_console_entry_point_help() -> None:
     )
     for cmd in ("visualize", "compare", "convert", "make-dataset"):
         assert cmd in res.stdout
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`pmr COMMAND --help` explains each flag (plugins' commands included), and `--version` answers."""
+    import argparse
+
+    from pmr_stream.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub.choices) >= 18
+    missing = {
+        name: [a.option_strings[0] for a in p._actions if a.option_strings and not a.help]
+        for name, p in sub.choices.items()
+    }
+    assert not {k: v for k, v in missing.items() if v}
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["--version"])
+    assert exc.value.code == 0

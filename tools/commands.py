@@ -41,7 +41,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--precision", nargs="+", choices=("fp32", "fp16"), default=None, help="default: fp32 (+fp16 on CUDA)"
     )
-    p.add_argument("--graph", nargs="+", choices=("folded", "reference"), default=["folded"])
+    p.add_argument("--graph", nargs="+", choices=("folded", "reference"), default=["folded"],
+                   help="graphs to time: folded (default, the runtime's) and/or reference (the network as defined)")  # fmt: skip
     p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument(
         "--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)"
@@ -65,5 +66,7 @@ def register(sub: Any) -> None:
     p.add_argument("--paper-calls", type=int, default=300, help="calls timed the paper's way (default 300)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="first wait up to SECONDS for the 1-minute load average to drop below --quiet-load")  # fmt: skip
-    p.add_argument("--quiet-load", type=float, default=0.6)
+    p.add_argument(
+        "--quiet-load", type=float, default=0.6, help="load average that counts as quiet (default 0.6)"
+    )
     p.set_defaults(func=cmd_bench)

@@ -25,12 +25,14 @@ def cmd_train_default(args: argparse.Namespace) -> int:
 
 def _add_train_arguments(p: Any) -> None:
     """The flags of ``pmr train``."""
-    p.add_argument("--dataset", choices=("standin", "ntu60"), default="standin")
+    p.add_argument(
+        "--dataset", choices=("standin", "ntu60"), default="standin", help="stand-in (default) or NTU-60"
+    )
     p.add_argument("--data", default=str(DEFAULT_STANDIN_PATH),
                    help="stand-in .npz (generated if missing) or a folder of NTU-60 .skeleton files")  # fmt: skip
     p.add_argument("--genders", default=None, help="NTU-60: CSV of performer genders")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="windows per step (paper 32)")
     p.add_argument("--lr", type=float, default=None, help="autoencoder learning rate (paper 1e-5)")
     p.add_argument("--adv-lr", type=float, default=None, help="classifier/Q learning rate (paper 1e-5)")
     p.add_argument(
@@ -42,8 +44,18 @@ def _add_train_arguments(p: Any) -> None:
     p.add_argument(
         "--paired-samples", type=int, default=None, help="paired quadruplets per epoch (default 2000)"
     )
-    p.add_argument("--alpha-priv", type=float, default=None)
-    p.add_argument("--alpha-util", type=float, default=None)
+    p.add_argument(
+        "--alpha-priv",
+        type=float,
+        default=None,
+        help="weight of the privacy terms (default 0.5, as the released weights)",
+    )
+    p.add_argument(
+        "--alpha-util",
+        type=float,
+        default=None,
+        help="weight of the utility terms (default 10, as the released weights)",
+    )
     p.add_argument(
         "--loss-weight", action="append", metavar="NAME=VALUE", help="override a loss weight, e.g. cross=1.0"
     )
@@ -53,10 +65,10 @@ def _add_train_arguments(p: Any) -> None:
     p.add_argument(
         "--config", default=None, help="start from a Config JSON (as printed at the start of a run)"
     )
-    p.add_argument("--checkpoint-dir", default="runs/pmr")
+    p.add_argument("--checkpoint-dir", default="runs/pmr", help="checkpoints and curves (default runs/pmr)")
     p.add_argument("--model-id", default="pmr", help="name recorded in the checkpoint's provenance")
     p.add_argument("--resume", action="store_true", help="continue from CHECKPOINT_DIR/last.pt")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
     p.add_argument(
         "--use-mlflow", action="store_true", help="log metrics to MLflow (needs the mlflow package)"
     )
@@ -77,7 +89,9 @@ def cmd_train_evaluators(args: argparse.Namespace) -> int:
 
 def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
     """Flags shared by ``pmr evaluate`` and ``pmr train-evaluators``."""
-    p.add_argument("--dataset", choices=("standin", "ntu60"), default="standin")
+    p.add_argument(
+        "--dataset", choices=("standin", "ntu60"), default="standin", help="stand-in (default) or NTU-60"
+    )
     p.add_argument("--data", default=None,
                    help=f"stand-in .npz (default {DEFAULT_STANDIN_PATH}, generated when missing) or NTU-60 .skeleton directory")  # fmt: skip
     p.add_argument(
@@ -105,7 +119,7 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
                    help="slim: a CPU-sized SGN (default); paper: SGN as published (use a GPU)")  # fmt: skip
     p.add_argument("--evaluator-epochs", type=int, default=None,
                    help="epochs per fixed evaluator (default 25 slim, 60 paper, 10 --quick)")  # fmt: skip
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
         "--max-test", type=int, default=None, help="evaluate on the first N test clips only (quick runs)"

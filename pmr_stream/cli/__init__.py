@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
+from pmr_stream import __version__
 from pmr_stream.cli import files, service, stream
 
 log = logging.getLogger("pmr_stream.cli")
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pmr", description="pmr-stream: anonymize skeleton motion with PMR."
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"pmr-stream {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     files.register(sub)

@@ -117,22 +117,25 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("compare", help="render two recordings side by side (original | anonymized)")
-    p.add_argument("--original", required=True)
-    p.add_argument("--anonymized", required=True)
+    p.add_argument("--original", required=True, help="the left recording (any format --format reads)")
+    p.add_argument("--anonymized", required=True, help="the right recording")
     p.add_argument(
         "--format", choices=FORMAT_CHOICES, default=None, help="input format of both (default: guessed)"
     )
     p.add_argument("--output", required=True, help="output .mp4, .avi, .gif or .png")
-    p.add_argument("--labels", nargs=2, default=["original", "anonymized"], metavar=("LEFT", "RIGHT"))
-    p.add_argument("--person", type=int, default=None)
+    p.add_argument("--labels", nargs=2, default=["original", "anonymized"], metavar=("LEFT", "RIGHT"),
+                   help="captions of the two panels (default: original anonymized)")  # fmt: skip
+    p.add_argument("--person", type=int, default=None, help="draw only this person (0-based); default all")
     add_render_flags(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("convert", help="convert between .skeleton, .npz, SGN and ST-GCN arrays")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--from", dest="input_format", choices=FORMAT_CHOICES, default=None)
-    p.add_argument("--to", dest="output_format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument("--input", required=True, help="recording: .skeleton, .npz, or an SGN/ST-GCN array file")
+    p.add_argument("--output", required=True, help="output file; its format by its extension unless --to")
+    p.add_argument("--from", dest="input_format", choices=FORMAT_CHOICES, default=None,
+                   help="input format (default: guessed from the file)")  # fmt: skip
+    p.add_argument("--to", dest="output_format", choices=FORMAT_CHOICES, default=None,
+                   help="output format (default: by the output's extension)")  # fmt: skip
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -143,11 +146,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("make-dataset", help="generate the deterministic stand-in motion dataset")
     p.add_argument("--output", required=True, help="a directory (.skeleton files) or a file ending in .npz")
     p.add_argument("--format", choices=("skeleton", "npz"), default=None, help="default: by --output")
-    p.add_argument("--performers", type=int, default=40)
-    p.add_argument("--replications", type=int, default=2)
-    p.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    p.add_argument("--performers", type=int, default=40, help="performers of the cast (default 40)")
+    p.add_argument(
+        "--replications", type=int, default=2, help="takes of each action per performer (default 2)"
+    )
+    p.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3],
+                   help="cameras each take is seen from (default 1 2 3; cross-view trains on 2, 3)")  # fmt: skip
     p.add_argument("--actions", nargs="+", default=None, help="action names (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="generator seed: the same seed, the same dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_make_dataset)
 
@@ -161,7 +167,7 @@ def register(sub: Any) -> None:
         "is refused",
     )
     p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format (default: guessed)")
-    p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None)
+    p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None, help="default: by the extension")
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing output file (never the input itself)"
     )
@@ -185,5 +191,5 @@ def register(sub: Any) -> None:
     )
     add_privacy_argument(p)
     p.add_argument("--bones", choices=BONES, default="dummy", help=BONES_HELP)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.set_defaults(func=cmd_anonymize)

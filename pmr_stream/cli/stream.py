@@ -169,12 +169,12 @@ def _add_view_command(sub: Any) -> None:
         default=None,
         help=".mp4/.avi/.gif: write instead of a window (default without a display: out/viewer.mp4)",
     )
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=640, help="picture width in pixels (default 640)")
+    p.add_argument("--height", type=int, default=480, help="picture height in pixels (default 480)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the written video")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--until-end", action="store_true", help="stop when every anonymized stream has ended")
-    add_socket_arguments(p, publisher=False)
+    add_socket_arguments(p, publisher=False, default_topic="anon/")
     p.set_defaults(func=cmd_view)
 
 

@@ -66,8 +66,9 @@ class SocketOptions:
             raise ValueError("linger_ms must be >= 0 and reconnect_ivl_ms >= 1")
 
 
-def add_socket_arguments(p: argparse.ArgumentParser, *, publisher: bool) -> None:
-    """The flags of a one-socket command (produce, record, probe, view): endpoint, HWM, sizes, CURVE."""
+def add_socket_arguments(p: argparse.ArgumentParser, *, publisher: bool, default_topic: str = "raw/") -> None:
+    """The flags of a one-socket command (produce, record, probe, view): endpoint, HWM, sizes, CURVE.
+    ``default_topic``: what a subscriber subscribes to without ``--topic`` (said in the help)."""
     g = p.add_argument_group("socket")
     if publisher:
         g.add_argument(
@@ -88,7 +89,12 @@ def add_socket_arguments(p: argparse.ArgumentParser, *, publisher: bool) -> None
             "--topic",
             action="append",
             default=None,
-            help="topic prefix: raw/ (default), anon/, raw/<stream> for exactly one stream",
+            help=f"topic prefix, repeatable (default {default_topic}): "
+            + (
+                "anon/, or anon/<stream> for one stream"
+                if default_topic.startswith("anon/")
+                else "raw/, anon/, or raw/<stream> for exactly one stream"
+            ),  # fmt: skip
         )
     _add_transport_arguments(g)
     g.add_argument(
