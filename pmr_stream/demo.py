@@ -364,7 +364,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
                              *limit, *curve("sink")], work))  # fmt: skip
     if not args.no_video:
         procs.append(_spawn("raw_recorder", [*cli, "record", "--endpoint", raw_ep, "--topic", "raw/",
-                                             "--output", str(work / "raw.npz"), "--until-end", *limit,
+                                             "--output", str(work / "raw.npz"), "--until-end", "--silence-hint", "0", *limit,
                                              *curve("recorder")], work))  # fmt: skip
     raws = [a for g in groups for a in ("--raw", g.raw_ep)]
     n_subs = sum(len(g.topics) for g in groups)  # ZeroMQ counts one subscription per sink and topic

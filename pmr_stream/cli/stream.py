@@ -39,6 +39,15 @@ def cmd_produce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _silence_hint(command: str, sub: Any, args: argparse.Namespace, topics: list[str]) -> Any:
+    """Says on stderr which topics the endpoints carry when nothing has arrived after 3 s."""
+    from pmr_stream.wire.topics import SilenceHint
+
+    return SilenceHint(lambda: int(sub.received), list(sub.socket.endpoints), topics, sub.socket.options,
+                       lambda line: print(f"pmr {command}: {line}", file=sys.stderr, flush=True),
+                       bind=args.bind, after_s=args.silence_hint)  # fmt: skip
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from pmr_stream.sinks.recorder import Recorder, RecordOptions, WriteOptions
     from pmr_stream.sinks.segments import check_output, finish_parts
@@ -65,10 +74,11 @@ def cmd_record(args: argparse.Namespace) -> int:
             Recorder(sub, args.output, wopts) as rec:  # fmt: skip
         print(f"recording {', '.join(topics)} from {', '.join(sub.socket.endpoints)}{link(sub.socket.options)} "
               "(Ctrl-C stops)", flush=True)  # fmt: skip
-        rec.run(
-            stop,
-            RecordOptions(duration_s=args.duration, max_frames=args.max_frames, until_end=args.until_end),
-        )
+        with _silence_hint("record", sub, args, topics):
+            rec.run(
+                stop,
+                RecordOptions(duration_s=args.duration, max_frames=args.max_frames, until_end=args.until_end),
+            )
         written = rec.save()
         drops = dict(sub.drops)
     for path, take in written:
@@ -99,8 +109,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     sopts = SubscriberOptions(require_start=not args.conflate, window_s=args.window)
     with Subscriber(args.endpoint, topics, socket_options_from_args(args, args.conflate), sopts, bind=args.bind) as sub, \
             stop_on_signals() as stop:  # fmt: skip
-        stats = run_probe(sub, lambda t: print(t + "\n", flush=True), interval_s=args.interval,
-                          duration_s=args.duration, stop=stop)  # fmt: skip
+        with _silence_hint("probe", sub, args, topics):
+            stats = run_probe(sub, lambda t: print(t + "\n", flush=True), interval_s=args.interval,
+                              duration_s=args.duration, stop=stop)  # fmt: skip
     if args.json:
         import json
 
@@ -225,6 +236,9 @@ def register(sub: Any) -> None:
         action="store_true",
         help="record nothing: merge the takes a killed recorder left in FILE.npz.parts/ into their files",
     )
+    p.add_argument("--silence-hint", type=float, default=3.0, metavar="SECONDS",
+                   help="after this long with nothing received, say which topics the endpoints carry "
+                        "(it subscribes to everything for a second; 0: never)")  # fmt: skip
     add_socket_arguments(p, publisher=False)
     for action in p._actions:  # --recover needs no endpoint; cmd_record asks for it otherwise
         if "--endpoint" in action.option_strings:
@@ -241,6 +255,9 @@ def register(sub: Any) -> None:
         help="keep only the newest message (and accept unannounced streams)",
     )
     p.add_argument("--json", default=None, metavar="FILE", help="write the final counters as JSON")
+    p.add_argument("--silence-hint", type=float, default=3.0, metavar="SECONDS",
+                   help="after this long with nothing received, say which topics the endpoints carry "
+                        "(it subscribes to everything for a second; 0: never)")  # fmt: skip
     add_socket_arguments(p, publisher=False)
     p.set_defaults(func=cmd_probe)
 
