@@ -304,6 +304,25 @@ def _groups(args: argparse.Namespace) -> list[_Group]:
     return out
 
 
+def _report_s(status_s: float) -> float:
+    """The anonymizer's stats interval: often enough for the status lines (at most every 5 s)."""
+    return 5.0 if status_s <= 0 else max(0.2, min(5.0, status_s / 2))
+
+
+def _print_status(service_json: Path, elapsed_s: float) -> None:
+    """One status line from the anonymizer's latest stats (nothing before its first report)."""
+    try:
+        d = json.loads(service_json.read_text())
+    except (OSError, ValueError):
+        return
+    p99 = d.get("capture_to_publish_ms_p99")
+    failed = d.get("failed") or {}
+    n_failed = sum(failed.values()) if isinstance(failed, dict) else int(failed)
+    print(f"pipeline: {elapsed_s:.0f} s: {d.get('frames_in', 0)} frames in, {d.get('published_frames', 0)} "
+          f"anonymized, {n_failed} failed; capture -> publish p99 "
+          f"{'-' if p99 is None else f'{p99:.1f} ms'}", flush=True)  # fmt: skip
+
+
 def _anon_topic(topic: str, ids: StreamIds) -> str:
     """``anon/<raw id>`` as the service publishes it (``anon/<pseudonym>``); a prefix stays."""
     head, _, stream = topic.partition("/")
@@ -333,7 +352,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
     preflight(args)  # fail in about a second with one line, before any process starts
     ids = stream_ids_from_args(args, create=True)  # the deployment's key: anon/ ids are its pseudonyms
     work.mkdir(parents=True, exist_ok=True)
-    for old in [*work.glob("*.npz"), *work.glob("latency*.json"), *work.glob("latency*.npy")]:
+    for old in [
+        *work.glob("*.npz"),
+        *work.glob("latency*.json"),
+        *work.glob("latency*.npy"),
+        *work.glob("service.json"),
+    ]:
         old.unlink()
     for parts in work.glob("*.npz.parts"):  # segments of an earlier run that was killed
         shutil.rmtree(parts)
@@ -370,7 +394,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     n_subs = sum(len(g.topics) for g in groups)  # ZeroMQ counts one subscription per sink and topic
     procs.append(_spawn("anonymizer", [*cli, "anonymizer", *raws, "--anon", anon_ep, *backend,
                                        "--wait-subscribers", str(n_subs), "--until-end",
-                                       "--stats-json", str(work / "service.json"), "--report", "5", *limit,
+                                       "--stats-json", str(work / "service.json"), "--report", str(_report_s(args.status)), *limit,
                                        *curve("anonymizer")], work))  # fmt: skip
     producers = []
     for i, g in enumerate(groups):
@@ -399,9 +423,14 @@ def run_pipeline(args: argparse.Namespace) -> int:
     def failed() -> bool:
         return any(p.poll() not in (None, 0) for _, p, _ in procs)
 
+    t_start = time.monotonic()
+    next_status = t_start + args.status if args.status > 0 else float("inf")
     try:
         while any(p.poll() is None for _, p, _ in producers) and not failed():
             time.sleep(0.1)
+            if time.monotonic() >= next_status:  # a long video or webcam: say how it goes
+                _print_status(work / "service.json", time.monotonic() - t_start)
+                next_status += args.status
         # the replay ended: the others stop by themselves once they saw the stream end (not after a failure)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not failed() and any(p.poll() is None for _, p, _ in procs):
@@ -497,6 +526,8 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop the source after this many frames")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (webcam)")
     p.add_argument("--no-video", action="store_true", help="record only, no side-by-side video")
+    p.add_argument("--status", type=float, default=10.0, metavar="SECONDS",
+                   help="print a status line this often while the source runs (default 10; 0: never)")  # fmt: skip
     p.add_argument("--width", type=int, default=480, help="panel width of the video (default 480)")
     p.add_argument("--height", type=int, default=360, help="panel height of the video (default 360)")
 

@@ -22,11 +22,17 @@ def test_pmr_stream_end_to_end(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.run(
         [sys.executable, str(ROOT / "run_stream.py"), "--max-frames", "60", "--workdir", str(tmp_path / "w"),
-         "--output", str(out), "--width", "160", "--height", "120", "--backend", "onnxruntime", "--device", "cpu"],
+         "--output", str(out), "--width", "160", "--height", "120", "--backend", "onnxruntime", "--device", "cpu",
+         "--status", "0.5"],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert p.returncode == 0, p.stdout + p.stderr
     assert "latency capture -> anonymized frame received: p50" in p.stdout
+    # while the source ran, status lines from the anonymizer's own statistics
+    status = [
+        line for line in p.stdout.splitlines() if line.startswith("pipeline: ") and " frames in, " in line
+    ]
+    assert status and all(" failed; capture -> publish p99 " in line for line in status), p.stdout
     assert str(out.resolve()) in p.stdout and out.stat().st_size > 0
     raw = load_recording(tmp_path / "w" / "raw.npz")
     anon = load_recording(tmp_path / "w" / "anon.npz")
