@@ -113,3 +113,32 @@ def test_the_prepared_gpu_script_dry_runs_on_cpu(tmp_path: Path) -> None:
     assert (
         row["streams"] == 4 and row["holds"] and row["frames_in"] == row["published"] == row["received"] > 0
     )
+
+
+def test_bench_compares_like_with_like_and_marks_a_loaded_run() -> None:
+    """The latency ratio is median over median, the floor uses the case's own graph, and a run that
+    started on a busy machine says so in its table."""
+    import numpy as np
+
+    from pmr_tools.bench import PAPER_PUBLISHED_MS, CaseSpec, _result, format_table
+
+    samples = np.array([1.0, 2.0, 2.0, 100.0])  # ms per call of batch 4: the mean is 26, the p50 2
+    paper = {"mean_ms": 8.0, "p50_ms": 4.0, "how": "eager", "calls": 4, "device": "cpu"}
+    flops = {"reference": 40_000_000, "folded": 20_000_000}
+    res = _result(CaseSpec(backend="torch", graph="folded"), "cpu", 4, samples, 1.0, paper, flops,
+                  {"fp32": 1e11})  # fmt: skip
+    assert res.x_paper_latency == 4.0 / 2.0  # not the paper's mean over our p50 (4.0)
+    assert res.x_paper_throughput == 16 * 8.0 / 1e3  # 16 windows in 1 s of wall time, against the mean
+    assert res.floor_fraction == (20e6 / 1e11) / (
+        2.0 / 4 / 1e3
+    )  # the folded graph's FLOPs, not the network's
+    report = {
+        "machine": {"cpu": "x", "cpu_count": 2}, "load_before": (3.5, 2.0, 1.0), "load_after": None,
+        "loaded": True, "quiet_load": 0.6, "paper_way": paper, "flops_per_window": flops, "peak_flops": {},
+        "cases": [], "errors": {},
+    }  # fmt: skip
+    table = format_table(report)
+    assert "**taken under load** (1-min load 3.50 >= 0.6" in table
+    assert f"paper's published figure: {PAPER_PUBLISHED_MS:g} ms per 75-frame window" in table
+    report["loaded"] = False
+    assert "taken under load" not in format_table(report)
