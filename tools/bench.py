@@ -437,7 +437,7 @@ def format_table(report: dict[str, Any]) -> str:
     if lb:
         lines.append(f"load average (1/5/15 min): before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}"
                      + (f", after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}" if la else ""))  # fmt: skip
-    if report.get("loaded"):
+    if report.get("loaded") and lb:
         lines.append(f"**taken under load** (1-min load {lb[0]:.2f} >= {report['quiet_load']} before the run): "
                      "not comparable with a quiet machine's figures; use --wait-quiet")  # fmt: skip
     paper = report.get("paper_way")
