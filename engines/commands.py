@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pmr_stream.model.privacy_dial import add_privacy_argument
+from pmr_stream.backends.options import add_model_arguments
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -54,10 +54,6 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--precision", choices=("fp32", "fp16"), default="fp32", help="fp32 (default) or fp16 (CUDA)"
     )
-    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
-    p.add_argument(
-        "--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)"
-    )
     p.add_argument("--graph", choices=("folded", "reference"), default="folded",
                    help="folded: exact rewrite with half the FLOPs (default); reference: the network as defined")  # fmt: skip
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
@@ -73,7 +69,7 @@ def register(sub: Any) -> None:
         default=None,
         help="where the ONNX export and timing cache live (default ~/.cache/pmr-stream)",
     )
-    add_privacy_argument(p, "the exported graph's ")
+    add_model_arguments(p)  # --model-path, --dummy, --privacy: the graph exported
     p.add_argument(
         "--force", action="store_true", help="tensorrt: rebuild even when the engine is up to date"
     )

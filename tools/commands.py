@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pmr_stream.model.privacy_dial import add_privacy_argument
+from pmr_stream.backends.options import add_model_arguments
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -43,10 +43,6 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--graph", nargs="+", choices=("folded", "reference"), default=["folded"],
                    help="graphs to time: folded (default, the runtime's) and/or reference (the network as defined)")  # fmt: skip
-    p.add_argument("--model-path", default=None, help="checkpoint (default: the shipped model)")
-    p.add_argument(
-        "--dummy", default=None, help="dummy recording or .npy window (default: the shipped dummy)"
-    )
     p.add_argument(
         "--seconds", type=float, default=1.0, help="timed seconds per backend and batch size (default 1)"
     )
@@ -54,7 +50,7 @@ def register(sub: Any) -> None:
         "--threads", type=int, default=None, help="CPU threads per call (default: the libraries' choice)"
     )
     p.add_argument("--cache-dir", default=None, help="where exported ONNX files and engines are kept")
-    add_privacy_argument(p, "the timed graph's ")
+    add_model_arguments(p)  # --model-path, --dummy, --privacy: the graph timed
     p.add_argument(
         "--json", default=None, metavar="FILE", help="write the full report as JSON (and FILE.png)"
     )

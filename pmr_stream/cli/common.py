@@ -6,11 +6,13 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from pmr_stream.formats.io import FORMATS
+
 if TYPE_CHECKING:  # the socket and drawing stacks are imported lazily by the commands that need them
     from pmr_stream.render import RenderOptions
 
-#: The recording formats a file command reads and writes (pmr_stream.formats.io).
-FORMAT_CHOICES = ("skeleton", "npz", "sgn", "stgcn")
+#: The recording formats a file command reads and writes.
+FORMAT_CHOICES = FORMATS
 
 
 def add_render_flags(p: argparse.ArgumentParser) -> None:

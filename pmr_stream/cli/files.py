@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pmr_stream.anonymizer.options import BONES, BONES_HELP
+from pmr_stream.backends.options import add_model_arguments
 from pmr_stream.cli.common import FORMAT_CHOICES, add_render_flags, render_options
-from pmr_stream.model.privacy_dial import add_privacy_argument
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
@@ -172,12 +172,6 @@ def register(sub: Any) -> None:
         "--overwrite", action="store_true", help="replace an existing output file (never the input itself)"
     )
     p.add_argument(
-        "--model-path",
-        default=None,
-        help="checkpoint (default: the shipped default anonymizer, pmr_stream/assets/pmr_default.pt)",
-    )
-    p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
-    p.add_argument(
         "--mode",
         default="last",
         metavar="MODE",
@@ -189,7 +183,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)"
     )
-    add_privacy_argument(p)
+    add_model_arguments(p)
     p.add_argument("--bones", choices=BONES, default="dummy", help=BONES_HELP)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.set_defaults(func=cmd_anonymize)
