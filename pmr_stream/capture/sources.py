@@ -81,6 +81,8 @@ def open_source(
     smoothing: Any = None,
     mirrored: bool = False,
     seed: int = 0,
+    persons: int = 1,
+    occlusion_frames: int | None = None,
 ) -> Source:
     """Open the source named by ``spec`` (see :func:`parse_source`).
 
@@ -90,6 +92,10 @@ def open_source(
     ``loop``: replays start over at the end. ``smoothing``: a
     :class:`~pmr_stream.capture.smoothing.OneEuroOptions` for camera sources.
     ``mirrored``: the camera image is mirrored (selfie view, Kinect colour).
+    ``persons``: video/webcam: persons detected and tracked at most, person ids ``0 .. persons-1``
+    (1: the single-person MediaPipe Pose; more: :mod:`~pmr_stream.capture.multipose`).
+    ``occlusion_frames``: frames a tracked person may go unseen and keep their id (default
+    :class:`~pmr_stream.capture.person_tracker.TrackerOptions`' ``max_missed``).
     """
     s = parse_source(spec) if isinstance(spec, str) else spec
     sid = stream or default_stream_id(s)
@@ -99,10 +105,15 @@ def open_source(
         return RecordingReplay(s.arg, stream=sid, loop=loop)
     if s.kind in ("video", "webcam"):
         from pmr_stream.capture.camera import CameraOptions, CameraSource
+        from pmr_stream.capture.person_tracker import TrackerOptions
         from pmr_stream.capture.pose import PoseOptions
 
         target: int | str = s.device if s.kind == "webcam" else s.arg
-        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=PoseOptions(mirrored=mirrored))
+        d = TrackerOptions()
+        tracker = d if occlusion_frames is None else \
+            TrackerOptions(max_missed=occlusion_frames, reuse_after=max(occlusion_frames, d.reuse_after))  # fmt: skip
+        pose = PoseOptions(mirrored=mirrored, max_persons=persons, tracker=tracker)
+        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=pose)
         return CameraSource(target, stream=sid, options=opts)
     from pmr_stream.capture.synthetic import SyntheticSource
 
@@ -117,7 +128,7 @@ def add_source_arguments(
 ) -> None:
     """The source flags of every command that opens a source (``pmr produce``, ``pmr stream``):
     ``--source`` (required unless ``default``), ``--stream``, ``--speed``, ``--loop``, the
-    One-Euro smoothing, ``--mirrored`` and ``--seed``. Open it with :func:`open_source_from_args`."""
+    One-Euro smoothing, ``--mirrored``, ``--persons``, ``--occlusion-frames`` and ``--seed``. Open it with :func:`open_source_from_args`."""
     p.add_argument("--source", required=default is None, default=default,
                    help=SOURCE_USAGE + ("" if default is None else " (default: the built-in demo recording)"))  # fmt: skip
     p.add_argument("--stream", default=default_stream,
@@ -134,6 +145,13 @@ def add_source_arguments(
     p.add_argument(
         "--mirrored", action="store_true", help="video/webcam: the image is mirrored (selfie view)"
     )
+    p.add_argument("--persons", type=int, default=1, metavar="N",
+                   help="video/webcam: persons detected and tracked at most, ids 0..N-1 (default 1: MediaPipe's "
+                        "single-person pose; N > 1: the Tasks PoseLandmarker and a tracker, about "
+                        "+40 ms per frame per person on 2 cores)")  # fmt: skip
+    p.add_argument("--occlusion-frames", type=int, default=None, metavar="FRAMES",
+                   help="video/webcam with --persons > 1: frames a person may go unseen and keep their id "
+                        "(default 15)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="synthetic: generator seed")
 
 
@@ -145,7 +163,8 @@ def open_source_from_args(args: argparse.Namespace) -> Source:
         OneEuroOptions(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta) if args.smooth else None
     )
     return open_source(parse_source(args.source), stream=args.stream, speed=args.speed, loop=args.loop,
-                       smoothing=smoothing, mirrored=args.mirrored, seed=args.seed)  # fmt: skip
+                       smoothing=smoothing, mirrored=args.mirrored, seed=args.seed, persons=args.persons,
+                       occlusion_frames=args.occlusion_frames)  # fmt: skip
 
 
 __all__ = [
