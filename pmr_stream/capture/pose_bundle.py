@@ -19,9 +19,11 @@ timestamps: the same wheel always gives the same bytes, and another wheel gives 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Final
@@ -63,7 +65,15 @@ def _with_metadata(model: bytes, name: str, mean: float, std: float) -> bytes:
     w.add_image_input([mean], [std])
     for _ in range(outputs):
         w.add_feature_output()
-    content, _ = w.populate()
+    try:
+        with warnings.catch_warnings():
+            # mediapipe 0.10.21's populator opens the model as a zip without closing the file
+            # (metadata._open_as_zipfile); the file is freed at once, with a ResourceWarning
+            warnings.simplefilter("ignore", ResourceWarning)
+            content, _ = w.populate()
+            gc.collect()
+    finally:
+        w._temp_folder.cleanup()  # the writer leaves its temporary folder to the garbage collector
     return bytes(content)
 
 
