@@ -147,8 +147,8 @@ def add_source_arguments(
     )
     p.add_argument("--persons", type=int, default=1, metavar="N",
                    help="video/webcam: persons detected and tracked at most, ids 0..N-1 (default 1: MediaPipe's "
-                        "single-person pose; N > 1: the Tasks PoseLandmarker and a tracker, about "
-                        "+40 ms per frame per person on 2 cores)")  # fmt: skip
+                        "single-person pose; N > 1: the Tasks PoseLandmarker and a tracker; each person adds "
+                        "to the cost of a frame: python -m tools.bench_persons)")  # fmt: skip
     p.add_argument("--occlusion-frames", type=int, default=None, metavar="FRAMES",
                    help="video/webcam with --persons > 1: frames a person may go unseen and keep their id "
                         "(default 15)")  # fmt: skip
