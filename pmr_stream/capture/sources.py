@@ -108,6 +108,10 @@ def open_source(
         from pmr_stream.capture.person_tracker import TrackerOptions
         from pmr_stream.capture.pose import PoseOptions
 
+        if type(persons) is not int or not 1 <= persons <= 64:
+            raise ValueError(f"--persons must be an integer in 1..64, got {persons!r}")
+        if occlusion_frames is not None and (type(occlusion_frames) is not int or occlusion_frames < 0):
+            raise ValueError(f"--occlusion-frames must be an integer >= 0, got {occlusion_frames!r}")
         target: int | str = s.device if s.kind == "webcam" else s.arg
         d = TrackerOptions()
         tracker = d if occlusion_frames is None else \

@@ -194,3 +194,18 @@ def test_occlusion_frames_flag_sets_the_tracker() -> None:
         assert TrackerOptions().max_missed == 15
     finally:
         src.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [(["--persons", "0"], "--persons must be an integer in 1..64, got 0"),
+     (["--persons", "2", "--occlusion-frames", "-1"], "--occlusion-frames must be an integer >= 0, got -1")],
+)  # fmt: skip
+def test_bad_person_flags_are_one_line(
+    flags: list[str], match: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pmr_stream.cli import main
+
+    rc = main(["produce", "--source", f"video:{ntu_file(VIDEO)}", "--endpoint", "tcp://127.0.0.1:1", *flags])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and err == [f"pmr produce: error: {match}"]
