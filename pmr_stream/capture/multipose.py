@@ -81,6 +81,7 @@ class MultiPoseEstimator:
         self.tracker = PersonTracker(o.max_persons, o.tracker)
         self._frame = -1
         self._t_ms = -1
+        self._warn_refused = 1
 
     def __enter__(self) -> MultiPoseEstimator:
         return self
@@ -138,6 +139,10 @@ class MultiPoseEstimator:
             return []
         ids = self.tracker.update(self._frame, np.stack([p[2] for p in poses]), np.stack([p[1] for p in poses]),
                                   np.array([p[3] for p in poses]))  # fmt: skip
+        if self.tracker.refused >= self._warn_refused:  # the first time, then at each doubling
+            self._warn_refused = 2 * self.tracker.refused
+            log.warning("frame %d: more persons than the %d person slots (--persons); %d detection(s) without "
+                        "an id so far", self._frame, self.options.max_persons, self.tracker.refused)  # fmt: skip
         out = [TrackedPose(int(i), p[0], p[1], p[2]) for i, p in zip(ids, poses, strict=True) if i >= 0]
         return sorted(out, key=lambda tp: tp.person)
 
