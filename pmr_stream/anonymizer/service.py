@@ -29,7 +29,7 @@ number (:func:`~pmr_stream.wire.privacy.reannounce`), and nobody sees a number g
 
 Fails closed: an output frame is built only from what the backend returned; when a
 batch raises, returns the wrong shape or non-finite numbers, the frames it covered are
-not published (their sequence numbers are skipped) and counted under ``failed``.
+not published (they use no ``anon/`` sequence number) and counted under ``failed``.
 Input joints are never copied into an output message.
 
 The backend (and with it the dummy's privacy code) is made once, before the loop.
