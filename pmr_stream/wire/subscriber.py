@@ -8,8 +8,9 @@ each frame that arrives it
 2. looks up the stream by topic. A stream becomes known through its
    :class:`~pmr_stream.wire.schema.StreamStart`; frames of a stream that has not
    announced itself (or has ended) are dropped as ``unknown_stream``. Producers
-   re-announce every second and the moment a new subscription reaches them, so a
-   late subscriber loses at most the frames before the next announcement;
+   re-announce every second and the moment a new subscription reaches them (the
+   anonymizer does the same on ``anon/``), so a late subscriber loses at most the frames
+   before the next announcement;
 3. checks the sequence number: a number not above the last one accepted is dropped as
    ``seq_backwards`` (duplicates included); a jump forward is accepted and the
    missing numbers are counted as ``seq_missing`` (lost on the way). A start with a
