@@ -165,7 +165,8 @@ class AnonymizerService:
                                                  max_persons=o.max_persons))  # fmt: skip
         # the subscriber holds every stream's state: it gets the service's limits and idle time
         subscriber.options = replace(subscriber.options, max_streams=o.max_streams, idle_s=o.idle_s,
-                                     max_metadata_bytes=o.max_metadata_bytes, ended_grace_s=min(o.idle_s, 1.0))  # fmt: skip
+                                     max_metadata_bytes=o.max_metadata_bytes, ended_grace_s=min(o.idle_s, 1.0),
+                                     shard=o.shard)  # fmt: skip
         self.out: dict[str, _StreamOut] = {}
         self.due: list[Due] = []
         self.stats = ServiceStats()
@@ -512,6 +513,8 @@ class AnonymizerService:
             "policy": self.options.policy.name, "max_batch": self.options.max_batch,
             "max_wait_ms": self.options.max_wait_ms, "backend": getattr(self.backend, "name", "?"),
             "model_id": self.model_id, "elapsed_s": round(elapsed, 2),
+            "shard": None if self.options.shard is None else "{}/{}".format(*self.options.shard),
+            "shard_skipped": self.sub.shard_skipped,
             "streams": len(self.out), "streams_seen": self.streams_seen, "persons": len(self.windows.tracks),
             "streams_tracked": len(self.sub.streams), "streams_forgotten": self.sub.forgotten,
             "refused": {**self.sub.refused, **self.windows.counters.refused},
