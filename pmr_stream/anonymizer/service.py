@@ -171,6 +171,9 @@ class AnonymizerService:
         self.due: list[Due] = []
         self.stats = ServiceStats()
         self.streams_seen = 0  # streams opened (one evicted and heard of again counts again)
+        self._quiet: dict[
+            str, None
+        ] = {}  # streams forgotten as idle without an end, oldest first (max_streams)
         self._untrimmed = 0  # streams forgotten since the heap was last trimmed (x16)
         self._dropped_at_trim = 0  # the window store's tracks dropped then
         self.arrivals = ArrivalRate()
@@ -207,6 +210,7 @@ class AnonymizerService:
         if s is None:
             s = self.out[stream] = _StreamOut(anon_stream=self.ids.anon(stream))
             self.streams_seen += 1
+            self._quiet.pop(stream, None)
         s.last_seen_ns = now
         return s
 
@@ -406,6 +410,10 @@ class AnonymizerService:
         for name, s in list(self.out.items()):
             if (s.ended or now - s.last_seen_ns > limit) and not s.slots and not self.windows.keys_of(name):
                 del self.out[name]
+                if not s.ended:  # gone quiet, not ended: --until-end waits for it (or for --duration)
+                    self._quiet[name] = None
+                    while len(self._quiet) > self.options.max_streams:
+                        del self._quiet[next(iter(self._quiet))]
         self._untrimmed += 16 * len(self.sub.expire(now))  # a stream's state is worth about 16 person tracks
         # a trim takes milliseconds: only when megabytes were freed (tracks evicted, ended or reset)
         if self._untrimmed + self.windows.dropped - self._dropped_at_trim >= TRIM_AFTER:
@@ -463,7 +471,12 @@ class AnonymizerService:
             if next_report is not None and now >= next_report:
                 self._emit()
                 next_report = now + self.options.report_s
-            if until_end and self.streams_seen and all(s.ended for s in self.out.values()):
+            if (
+                until_end
+                and self.streams_seen
+                and not self._quiet
+                and all(s.ended for s in self.out.values())
+            ):
                 break
         self._run_due()
         for name in list(self.out):
