@@ -113,13 +113,18 @@ def open_source(
 
 
 def add_source_arguments(
-    p: argparse.ArgumentParser, *, default: str | None = None, default_stream: str | None = None
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    default: str | None = None,
+    default_stream: str | None = None,
+    default_help: str = "the built-in demo recording",
 ) -> None:
-    """The source flags of every command that opens a source (``pmr produce``, ``pmr stream``):
-    ``--source`` (required unless ``default``), ``--stream``, ``--speed``, ``--loop``, the
-    One-Euro smoothing, ``--mirrored`` and ``--seed``. Open it with :func:`open_source_from_args`."""
+    """The source flags of every command that opens a source (``pmr produce``, ``pmr stream``,
+    ``pmr bench --end-to-end``): ``--source`` (required unless ``default``; ``default_help`` says
+    what the default is), ``--stream``, ``--speed``, ``--loop``, the One-Euro smoothing,
+    ``--mirrored`` and ``--seed``. Open it with :func:`open_source_from_args`."""
     p.add_argument("--source", required=default is None, default=default,
-                   help=SOURCE_USAGE + ("" if default is None else " (default: the built-in demo recording)"))  # fmt: skip
+                   help=SOURCE_USAGE + ("" if default is None else f" (default: {default_help})"))  # fmt: skip
     p.add_argument("--stream", default=default_stream,
                    help=f"stream id (default: {default_stream or 'the file stem, webcam0, syn'})")  # fmt: skip
     p.add_argument(
