@@ -87,6 +87,7 @@ def test_report_marks_load_and_names_the_run(report: dict) -> None:
         (["--source", "synthetic:1"], "use video:FILE or webcam:N"),
         (["--backend", "torch", "onnxruntime"], "give one --backend"),
         (["--frames", "0"], "--frames"),
+        (["--policy", "sideways"], "sideways"),
     ],
 )
 def test_bad_input_is_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:

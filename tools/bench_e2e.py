@@ -100,7 +100,7 @@ class EndToEndOptions:
 
     Attributes:
         source: ``video:FILE`` or ``webcam:N`` (``None``: the NTU sample video, :data:`NTU_VIDEO`).
-        frames: the producer stops after this many captured frames (a shorter video ends sooner).
+        frames: the producer stops after this many captured frames (a video file starts over at its end).
         warmup_frames: the first frames left out of the per-frame figures.
         speed: 1 = the video's frame rate, like a camera (the newest frame wins when pose is
             slower); 0 = every frame, as fast as pose goes.
@@ -112,7 +112,7 @@ class EndToEndOptions:
 
     source: str | None = None
     frames: int = 100
-    warmup_frames: int = 10
+    warmup_frames: int = 5
     speed: float = 1.0
     source_args: tuple[str, ...] = ()
     backend: str = "auto"
@@ -139,6 +139,20 @@ class EndToEndOptions:
             raise ValueError(f"--speed must be >= 0, got {self.speed}")
         if self.timeout_s <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout_s}")
+
+
+def check_service_args(argv: Sequence[str]) -> None:
+    """``ValueError`` (one line) when the service's flags are bad, before any process starts."""
+    from pmr_stream.anonymizer.options import ServiceOptions
+
+    p = argparse.ArgumentParser(prog="service", add_help=False, exit_on_error=False)
+    add_service_arguments(p, skip=SERVICE_SETS)
+    try:
+        ns = p.parse_args(list(argv))
+    except argparse.ArgumentError as exc:
+        raise ValueError(f"service flags {' '.join(argv)}: {exc}") from None
+    ns.stats_json, ns.report = None, 0.0
+    ServiceOptions.from_args(ns)
 
 
 def resolve_source(source: str | None) -> str:
@@ -177,6 +191,18 @@ def _stamping_publisher(stamps: dict[int, int]) -> Any:
     return StampingPublisher
 
 
+def _warm_pose(width: int, height: int) -> None:
+    """Import MediaPipe and run its pose graph once on a black image, before the stream starts: the
+    seconds of start-up would otherwise fall between the stream's start and its first frame, where
+    the service may take the stream for idle (``--idle``) and forget it."""
+    from pmr_stream.capture.pose import PoseEstimator, PoseOptions
+
+    t = time.perf_counter()
+    with PoseEstimator(PoseOptions()) as pe:
+        pe.process(np.zeros((height, width, 3), np.uint8))
+    log.info("MediaPipe warmed up in %.2f s", time.perf_counter() - t)
+
+
 def _producer_main(args: argparse.Namespace) -> int:
     """Role ``producer``: the source through the real producer on ``raw/``; per-frame times to ``--out``."""
     from pmr_stream.capture.producer import Producer, ProducerOptions
@@ -195,6 +221,7 @@ def _producer_main(args: argparse.Namespace) -> int:
 
     src = open_source_from_args(args)
     meta = src.streams[0].metadata.get("capture", {})
+    _warm_pose(int(meta.get("width") or 640), int(meta.get("height") or 480))
     opts = ProducerOptions(speed=args.speed, max_frames=args.frames, wait_subscribers=1,
                            wait_timeout_s=args.wait_timeout, report_s=0)  # fmt: skip
     with _stamping_publisher(sent)("tcp://127.0.0.1:*") as pub, stop_on_signals() as stop:
@@ -295,8 +322,10 @@ def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
 # ----------------------------------------------------------------------------- the run
 
 
-def _receive(anon_ep: str, procs: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> dict[int, int]:
-    """Subscribe to ``anon/`` and take frames until the stream ends: frame -> received, ns."""
+def _receive(anon_ep: str, service: subprocess.Popen[bytes], procs: Sequence[subprocess.Popen[bytes]],
+             timeout_s: float) -> tuple[dict[int, int], dict[str, int]]:  # fmt: skip
+    """Subscribe to ``anon/`` and take frames until the stream ends or the service is gone and
+    nothing more comes: frame -> received, ns; and the subscriber's drops."""
     from pmr_stream.wire.schema import FrameMessage, StreamEnd
     from pmr_stream.wire.subscriber import Subscriber
 
@@ -306,8 +335,8 @@ def _receive(anon_ep: str, procs: Sequence[subprocess.Popen[bytes]], timeout_s: 
         while time.monotonic() < deadline:
             r = sub.receive(0.1)
             if r is None:
-                if any(p.poll() not in (None, 0) for p in procs):
-                    break  # a child failed: nothing more will come
+                if service.poll() is not None or any(p.poll() not in (None, 0) for p in procs):
+                    break  # the service is gone (its socket flushed on close) or a child failed
                 continue
             if isinstance(r.message, FrameMessage):
                 if not r.message.anonymized:  # pragma: no cover - the service never does this
@@ -315,14 +344,19 @@ def _receive(anon_ep: str, procs: Sequence[subprocess.Popen[bytes]], timeout_s: 
                 got[r.message.frame] = r.t_recv_mono_ns
             elif isinstance(r.message, StreamEnd):
                 break
-    return got
+        drops = dict(sub.drops)
+    return got, drops
 
 
 def run_end_to_end(opts: EndToEndOptions) -> dict[str, Any]:
     """Run producer, service and subscriber once; the report (also written as JSON/table if asked)."""
+    from pmr_stream.demo import check_backend
+
     from .bench import load_average, machine_info, wait_until_quiet
 
-    source = resolve_source(opts.source)
+    source = resolve_source(opts.source)  # everything checked in about a second, before any process starts
+    check_backend(opts.backend, opts.device)
+    check_service_args(opts.service_args)
     load_before = (
         wait_until_quiet(opts.quiet_load, opts.wait_quiet_s) if opts.wait_quiet_s > 0 else load_average()
     )
@@ -330,37 +364,7 @@ def run_end_to_end(opts: EndToEndOptions) -> dict[str, Any]:
                                     dummy=opts.dummy, privacy=opts.privacy, threads=opts.threads)  # fmt: skip
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pmr-bench-e2e-") as td:
-        work = Path(td)
-        logs = {r: work / f"{r}.log" for r in ("producer", "service")}
-        outs = {r: work / f"{r}.json" for r in ("producer", "service")}
-        procs: list[subprocess.Popen[bytes]] = []
-        with open(logs["producer"], "wb") as plog, open(logs["service"], "wb") as slog:
-            try:
-                wait = str(opts.timeout_s)
-                producer = _spawn("producer", ["--source", source, "--speed", str(opts.speed), "--frames",
-                                               str(opts.frames), "--wait-timeout", wait, "--out", str(outs["producer"]),
-                                               *opts.source_args], plog)  # fmt: skip
-                procs.append(producer)
-                raw_ep = _endpoint(producer, "producer", logs["producer"], opts.timeout_s)
-                service = _spawn("service", ["--raw", raw_ep, "--wait-timeout", wait, "--out", str(outs["service"]),
-                                             *_forward(add_backend_arguments, backend_ns), *opts.service_args], slog)  # fmt: skip
-                procs.append(service)
-                anon_ep = _endpoint(service, "service", logs["service"], opts.timeout_s)
-                left = opts.timeout_s - (time.monotonic() - t_start)
-                received = _receive(anon_ep, procs, left)
-                for p in procs:
-                    p.wait(max(5.0, opts.timeout_s - (time.monotonic() - t_start)))
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(f"the end-to-end run took longer than {opts.timeout_s:g} s") from None
-            finally:
-                _stop(procs)
-        for role, p in zip(("producer", "service"), procs, strict=True):
-            if p.returncode != 0:
-                raise RuntimeError(
-                    f"the {role} process failed (exit {p.returncode}): {_last_line(logs[role])}"
-                )
-        prod = json.loads(outs["producer"].read_text())
-        svc = json.loads(outs["service"].read_text())
+        prod, svc, received = _run_processes(source, opts, backend_ns, Path(td))
     report = summarize(prod, svc, received, opts.warmup_frames)
     report = {"mode": "end-to-end", "machine": machine_info(opts.device or "cpu"), "load_before": load_before,
               "loaded": load_before is not None and load_before[0] >= opts.quiet_load, "quiet_load": opts.quiet_load,
@@ -374,6 +378,64 @@ def run_end_to_end(opts: EndToEndOptions) -> dict[str, Any]:
         Path(opts.table_path).parent.mkdir(parents=True, exist_ok=True)
         Path(opts.table_path).write_text(report["table"] + "\n")
     return report
+
+
+def _run_processes(source: str, opts: EndToEndOptions, backend_ns: argparse.Namespace,
+                   work: Path) -> tuple[dict[str, Any], dict[str, Any], dict[int, int]]:  # fmt: skip
+    """Start the producer and the service, subscribe to ``anon/``: the producer's and the
+    service's reports and the subscriber's arrival times. Logs and reports go to ``work``."""
+    t_start = time.monotonic()
+    roles = ("producer", "service")
+    logs = {r: work / f"{r}.log" for r in roles}
+    outs = {r: work / f"{r}.json" for r in roles}
+    wait = str(opts.timeout_s)
+    loop = ["--loop"] if parse_source(source).kind == "video" and "--loop" not in opts.source_args else []
+    argv = {
+        "producer": ["--source", source, "--speed", str(opts.speed), "--frames", str(opts.frames), *loop,
+                     *opts.source_args],
+        "service": [*_forward(add_backend_arguments, backend_ns), *opts.service_args],
+    }  # fmt: skip
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    received: dict[int, int] = {}
+    drops: dict[str, int] = {}
+
+    def state() -> str:
+        return "; ".join(f"{r}: {'running' if p.poll() is None else f'exit {p.returncode}'}, log: "
+                         f"{_last_line(logs[r])}" for r, p in procs.items())  # fmt: skip
+
+    with open(logs["producer"], "wb") as plog, open(logs["service"], "wb") as slog:
+        try:
+            common = ["--wait-timeout", wait]
+            procs["producer"] = _spawn(
+                "producer", [*common, "--out", str(outs["producer"]), *argv["producer"]], plog
+            )
+            raw_ep = _endpoint(procs["producer"], "producer", logs["producer"], opts.timeout_s)
+            procs["service"] = _spawn("service", [*common, "--out", str(outs["service"]), "--raw", raw_ep,
+                                                  *argv["service"]], slog)  # fmt: skip
+            anon_ep = _endpoint(procs["service"], "service", logs["service"], opts.timeout_s)
+            left = opts.timeout_s - (time.monotonic() - t_start)
+            received, drops = _receive(anon_ep, procs["service"], list(procs.values()), left)
+            for p in procs.values():
+                p.wait(max(5.0, opts.timeout_s - (time.monotonic() - t_start)))
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"the end-to-end run took longer than {opts.timeout_s:g} s "
+                f"({len(received)} anonymized frames received): {state()}"
+            ) from None
+        finally:
+            _stop(list(procs.values()))
+    for role, p in procs.items():
+        if p.returncode != 0:
+            raise RuntimeError(f"the {role} process failed (exit {p.returncode}; {len(received)} anonymized "
+                               f"frames received): {_last_line(logs[role])}")  # fmt: skip
+    prod, svc = json.loads(outs["producer"].read_text()), json.loads(outs["service"].read_text())
+    if not received:
+        s = svc["summary"]
+        raise RuntimeError(f"no anonymized frame arrived: the producer published {prod['summary']['persons']} "
+                           f"frames, the service took {s['frames_in']} and published {s['published_frames']} "
+                           f"(wire drops {s['wire_drops']}, subscriber drops {drops})")  # fmt: skip
+    svc["subscriber_drops"] = drops
+    return prod, svc, received
 
 
 def _forward(add: Any, ns: argparse.Namespace) -> list[str]:
@@ -423,7 +485,11 @@ def summarize(
     service = {k: s.get(k) for k in ("backend", "model_id", "policy", "max_batch", "max_wait_ms", "batches",
                                      "batch_size_mean", "batch_size_p99", "engine_ms_per_window_p50", "failed",
                                      "wire_drops", "seq_missing_total", "out_of_date")}  # fmt: skip
-    service |= {"device": svc.get("device"), "privacy": svc.get("privacy")}
+    service |= {
+        "device": svc.get("device"),
+        "privacy": svc.get("privacy"),
+        "subscriber_drops": svc.get("subscriber_drops"),
+    }
     return {"source": prod.get("source"), "capture": prod.get("capture"), "frames": frames, "frames_per_s": rates,
             "stages": stages, "service": service}  # fmt: skip
 
@@ -485,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_backend_arguments(ap)
         add_service_arguments(ap, skip=SERVICE_SETS)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format=f"{role}: %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=f"{role}: %(levelname)s %(name)s: %(message)s")
     if role == "producer":
         return _producer_main(args)
     args.stats_json, args.report = None, 0.0

@@ -117,10 +117,13 @@ def register(sub: Any) -> None:
     add_source_arguments(e, default="", default_stream="bench",
                          default_help=f"the NTU sample video {NTU_VIDEO}; else give video:FILE or webcam:N")  # fmt: skip
     e.add_argument(
-        "--frames", type=int, default=100, help="stop after this many captured frames (default 100)"
+        "--frames",
+        type=int,
+        default=100,
+        help="stop after this many frames published (default 100; a video file starts over at its end)",
     )
-    e.add_argument("--warmup-frames", type=int, default=10,
-                   help="first frames left out of the per-frame figures (default 10)")  # fmt: skip
+    e.add_argument("--warmup-frames", type=int, default=5,
+                   help="first frames left out of the per-frame figures (default 5: MediaPipe's first calls)")  # fmt: skip
     e.add_argument(
         "--timeout", type=float, default=300.0, help="longest the run may take, seconds (default 300)"
     )

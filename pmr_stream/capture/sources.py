@@ -87,7 +87,7 @@ def open_source(
     ``stream``: stream id (default :func:`default_stream_id`; ``synthetic:N`` appends
     ``-0`` .. ``-N-1``). ``speed``: for video files, 1 = real time like a camera (the
     newest frame wins), 0 = every frame as fast as the pose estimator goes.
-    ``loop``: replays start over at the end. ``smoothing``: a
+    ``loop``: replays and video files start over at the end. ``smoothing``: a
     :class:`~pmr_stream.capture.smoothing.OneEuroOptions` for camera sources.
     ``mirrored``: the camera image is mirrored (selfie view, Kinect colour).
     """
@@ -102,7 +102,7 @@ def open_source(
         from pmr_stream.capture.pose import PoseOptions
 
         target: int | str = s.device if s.kind == "webcam" else s.arg
-        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=PoseOptions(mirrored=mirrored))
+        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=PoseOptions(mirrored=mirrored), loop=loop)
         return CameraSource(target, stream=sid, options=opts)
     from pmr_stream.capture.synthetic import SyntheticSource
 
@@ -130,7 +130,7 @@ def add_source_arguments(
     p.add_argument(
         "--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible"
     )
-    p.add_argument("--loop", action="store_true", help="replay: start over at the end")
+    p.add_argument("--loop", action="store_true", help="replay or video file: start over at the end")
     p.add_argument("--smooth", action="store_true", help="video/webcam: One-Euro smoothing of the joints")
     p.add_argument(
         "--smooth-min-cutoff", type=float, default=0.5, help="One-Euro min cut-off, Hz (default 0.5)"
