@@ -31,6 +31,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return data
 
 
+@pytest.mark.slow
+@pytest.mark.mediapipe
 def test_every_stage_has_sane_figures(report: dict) -> None:
     from pmr_tools.bench_e2e import PARTS, STAGES
 
@@ -54,6 +56,8 @@ def test_every_stage_has_sane_figures(report: dict) -> None:
     assert stages["pose"]["ms_p50"] > 1.0  # MediaPipe on a 1080p frame takes milliseconds, not nothing
 
 
+@pytest.mark.slow
+@pytest.mark.mediapipe
 def test_frame_counts_match_along_the_path(report: dict) -> None:
     f = report["frames"]
     assert f["published"] == FRAMES  # --speed 0: every frame of the video processed, none dropped
@@ -67,6 +71,8 @@ def test_frame_counts_match_along_the_path(report: dict) -> None:
     assert rates["published"] > 0 and rates["received"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.mediapipe
 def test_report_marks_load_and_names_the_run(report: dict) -> None:
     assert report["mode"] == "end-to-end"
     assert isinstance(report["loaded"], bool) and report["load_before"] is not None

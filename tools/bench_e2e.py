@@ -21,24 +21,19 @@ when it took each frame off its socket and when it published the anonymized one 
 are stamped just before the socket; subclasses that only read the clock), the subscriber
 when it arrived. Per frame:
 
-=========== ================================================================ =====================
-stage       what                                                              from
-=========== ================================================================ =====================
-pose        MediaPipe Pose on one frame                                       producer, per frame
-producer    capture -> sent on ``raw/`` (colour conversion, pose, NTU map,    producer, per frame
-            message; includes ``pose``)
-wire_in     producer -> service: ZeroMQ loopback, queued until taken           per frame
-window_wait a due window waits for its batch (``queue_wait_ms``)               service stats
-engine      one engine call (``engine_ms_per_batch``)                          service stats
-service     service: received -> anonymized frame published (includes         per frame
-            ``window_wait``, ``engine``, the bone step, the message)
-wire_out    service -> subscriber: ZeroMQ loopback, decode and checks          per frame
-total       capture -> anonymized frame received                               per frame
-=========== ================================================================ =====================
+* ``pose``: MediaPipe Pose on one frame (producer, per frame);
+* ``producer``: capture -> sent on ``raw/``: colour conversion, pose, NTU map, message (per frame);
+* ``wire_in``: producer -> service, ZeroMQ loopback, queued until taken (per frame);
+* ``window_wait``: a due window waits for its batch (the service's ``queue_wait_ms``);
+* ``engine``: one engine call (the service's ``engine_ms_per_batch``);
+* ``service``: received -> anonymized frame published: window, engine, bone step, message (per frame);
+* ``wire_out``: service -> subscriber, ZeroMQ loopback, decode and checks (per frame);
+* ``total``: capture -> anonymized frame received (per frame).
 
-``producer + wire_in + service + wire_out = total`` for every frame. The first
-``--warmup-frames`` frames (MediaPipe's first calls) are left out of the per-frame
-figures; the service's own figures cover all frames. Like :mod:`tools.bench` it records
+``producer + wire_in + service + wire_out = total`` for every frame. A video file starts
+over at its end, so ``--frames`` bounds the run; MediaPipe is warmed up before the stream
+starts, and the first ``--warmup-frames`` frames are left out of the per-frame figures (the
+service's own figures cover all frames). Like :mod:`tools.bench` it records
 the load average and marks a run started above ``--quiet-load`` as taken under load.
 A measuring tool, not a test; it needs no display.
 """
@@ -89,18 +84,13 @@ STAGES: Final[tuple[tuple[str, str, str], ...]] = (
 PARTS: Final[tuple[str, ...]] = ("producer", "wire_in", "service", "wire_out")
 
 
-def default_source() -> str:
-    """``video:`` the NTU sample video (it may not exist)."""
-    return f"video:{ntu_samples_dir() / NTU_VIDEO}"
-
-
 @dataclass
 class EndToEndOptions:
     """What :func:`run_end_to_end` runs.
 
     Attributes:
         source: ``video:FILE`` or ``webcam:N`` (``None``: the NTU sample video, :data:`NTU_VIDEO`).
-        frames: the producer stops after this many captured frames (a video file starts over at its end).
+        frames: the producer stops after publishing this many frames (a video file starts over at its end).
         warmup_frames: the first frames left out of the per-frame figures.
         speed: 1 = the video's frame rate, like a camera (the newest frame wins when pose is
             slower); 0 = every frame, as fast as pose goes.
@@ -148,9 +138,11 @@ def check_service_args(argv: Sequence[str]) -> None:
     p = argparse.ArgumentParser(prog="service", add_help=False, exit_on_error=False)
     add_service_arguments(p, skip=SERVICE_SETS)
     try:
-        ns = p.parse_args(list(argv))
+        ns, extra = p.parse_known_args(list(argv))
     except argparse.ArgumentError as exc:
         raise ValueError(f"service flags {' '.join(argv)}: {exc}") from None
+    if extra:
+        raise ValueError(f"not service flags: {' '.join(extra)}")
     ns.stats_json, ns.report = None, 0.0
     ServiceOptions.from_args(ns)
 
