@@ -91,6 +91,7 @@ def test_report_marks_load_and_names_the_run(report: dict) -> None:
     [
         (["--source", "video:/nonexistent/clip.avi"], "/nonexistent/clip.avi"),
         (["--source", "synthetic:1"], "use video:FILE or webcam:N"),
+        (["--source", "webcam:97"], "cannot open webcam 97"),
         (["--backend", "torch", "onnxruntime"], "give one --backend"),
         (["--frames", "0"], "--frames"),
         (["--policy", "sideways"], "sideways"),

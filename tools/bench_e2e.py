@@ -59,16 +59,12 @@ import numpy as np
 from pmr_stream.anonymizer.options import add_service_arguments
 from pmr_stream.backends.options import add_backend_arguments, backend_kwargs
 from pmr_stream.capture.sources import add_source_arguments, parse_source
-from pmr_stream.samples import ntu_samples_dir
+from pmr_stream.samples import NTU_SAMPLE_VIDEO, ntu_samples_dir
 from pmr_stream.stats import percentiles
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-#: The NTU RGB+D sample video the end-to-end bench runs by default (in :func:`ntu_samples_dir`).
-NTU_VIDEO: Final[str] = "S001C001P001R001A001_rgb.avi"
-#: The service flags the bench sets itself.
-SERVICE_SETS: Final[tuple[str, ...]] = ("--stats-json", "--report")
 #: The stages, in the order of a frame's path: (name, what, where the figure comes from).
 STAGES: Final[tuple[tuple[str, str, str], ...]] = (
     ("pose", "MediaPipe Pose, one frame", "producer, per frame"),
@@ -89,7 +85,7 @@ class EndToEndOptions:
     """What :func:`run_end_to_end` runs.
 
     Attributes:
-        source: ``video:FILE`` or ``webcam:N`` (``None``: the NTU sample video, :data:`NTU_VIDEO`).
+        source: ``video:FILE`` or ``webcam:N`` (``None``: the NTU sample video, :data:`NTU_SAMPLE_VIDEO`).
         frames: the producer stops after publishing this many frames (a video file starts over at its end).
         warmup_frames: the first frames left out of the per-frame figures.
         speed: 1 = the video's frame rate, like a camera (the newest frame wins when pose is
@@ -136,14 +132,13 @@ def check_service_args(argv: Sequence[str]) -> None:
     from pmr_stream.anonymizer.options import ServiceOptions
 
     p = argparse.ArgumentParser(prog="service", add_help=False, exit_on_error=False)
-    add_service_arguments(p, skip=SERVICE_SETS)
+    add_service_arguments(p)
     try:
         ns, extra = p.parse_known_args(list(argv))
     except argparse.ArgumentError as exc:
         raise ValueError(f"service flags {' '.join(argv)}: {exc}") from None
     if extra:
         raise ValueError(f"not service flags: {' '.join(extra)}")
-    ns.stats_json, ns.report = None, 0.0
     ServiceOptions.from_args(ns)
 
 
@@ -152,7 +147,7 @@ def resolve_source(source: str | None) -> str:
     from pmr_stream.demo import check_source
 
     if source is None:
-        path = ntu_samples_dir() / NTU_VIDEO
+        path = ntu_samples_dir() / NTU_SAMPLE_VIDEO
         if not path.is_file():
             raise ValueError(f"no video for the end-to-end bench: {path} not found "
                              "(set PMR_NTU_DIR, or pass --source video:FILE or --source webcam:N)")  # fmt: skip
@@ -245,7 +240,7 @@ def _service_main(args: argparse.Namespace) -> int:
                 recv[r.message.frame] = r.t_recv_mono_ns
             super().take(r)
 
-    opts = ServiceOptions.from_args(args, report_s=0.0)
+    opts = ServiceOptions.from_args(args)  # --stats-json FILE: the service's statistics there too
     backend = get_backend(args.backend, **backend_kwargs(args, max_batch=max(args.max_batch, 1)))
     backend.warmup((1, min(8, args.max_batch)))
     gc.collect()
@@ -541,12 +536,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         ap.add_argument("--raw", required=True, help="the producer's endpoint")
         add_backend_arguments(ap)
-        add_service_arguments(ap, skip=SERVICE_SETS)
+        add_service_arguments(ap)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"{role}: %(levelname)s %(name)s: %(message)s")
     if role == "producer":
         return _producer_main(args)
-    args.stats_json, args.report = None, 0.0
     return _service_main(args)
 
 

@@ -11,8 +11,7 @@ from pmr_stream.anonymizer.options import add_service_arguments
 from pmr_stream.backends.options import add_model_arguments
 from pmr_stream.capture.sources import add_source_arguments
 from pmr_stream.flags import forward_argv
-
-from .bench_e2e import NTU_VIDEO, SERVICE_SETS
+from pmr_stream.samples import NTU_SAMPLE_VIDEO
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -39,10 +38,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if report["cases"] else 1
 
 
-def _service_flags(p: argparse.ArgumentParser) -> None:
-    add_service_arguments(p, skip=SERVICE_SETS)
-
-
 def _source_flags(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, default="", default_help="")
 
@@ -60,7 +55,7 @@ def cmd_bench_end_to_end(args: argparse.Namespace) -> int:
         source_args=tuple(forward_argv(_source_flags, args, skip=("source", "speed"))),
         backend=args.backend[0] if args.backend else "auto", device=args.device, model_path=args.model_path,
         dummy=args.dummy, privacy=args.privacy, threads=args.threads,
-        service_args=tuple(forward_argv(_service_flags, args)), timeout_s=args.timeout,
+        service_args=tuple(forward_argv(add_service_arguments, args)), timeout_s=args.timeout,
         wait_quiet_s=args.wait_quiet, quiet_load=args.quiet_load, json_path=args.json, table_path=args.table,
     )  # fmt: skip
     report = run_end_to_end(opts)
@@ -115,7 +110,7 @@ def register(sub: Any) -> None:
         "--end-to-end", action="store_true", help="time the whole path of a frame instead of the engines"
     )
     add_source_arguments(e, default="", default_stream="bench",
-                         default_help=f"the NTU sample video {NTU_VIDEO}; else give video:FILE or webcam:N")  # fmt: skip
+                         default_help=f"the NTU sample video {NTU_SAMPLE_VIDEO}; else give video:FILE or webcam:N")  # fmt: skip
     e.add_argument(
         "--frames",
         type=int,
@@ -127,5 +122,5 @@ def register(sub: Any) -> None:
     e.add_argument(
         "--timeout", type=float, default=300.0, help="longest the run may take, seconds (default 300)"
     )
-    add_service_arguments(e, skip=SERVICE_SETS)
+    add_service_arguments(e)  # --stats-json FILE: the service writes its statistics there
     p.set_defaults(func=cmd_bench)
