@@ -1,5 +1,6 @@
-"""``pmr bench``: latency and throughput of the backends (``--end-to-end``: of the whole path of a frame). A plugin: setup.cfg registers
-:func:`register` under the ``pmr_stream.commands`` entry points."""
+"""``pmr bench``: latency and throughput of the backends; ``pmr bench --end-to-end``: of the whole
+path of a frame (:mod:`.bench_e2e`). A plugin: setup.cfg registers :func:`register` under the
+``pmr_stream.commands`` entry points."""
 
 from __future__ import annotations
 
