@@ -74,6 +74,7 @@ class CameraOptions:
         fps: frame rate to assume when OpenCV reports none (some webcams), frames per second.
         smoothing: One-Euro filter options, or ``None`` for no smoothing.
         pose: MediaPipe options (``mirrored`` for selfie-view webcams and Kinect colour).
+        loop: video files only: start over at the end (frame indices and media time go on).
     """
 
     speed: float = 1.0
@@ -81,6 +82,7 @@ class CameraOptions:
     fps: float = FPS
     smoothing: OneEuroOptions | None = None
     pose: PoseOptions = field(default_factory=PoseOptions)
+    loop: bool = False
 
     def __post_init__(self) -> None:
         if not (self.speed >= 0 and np.isfinite(self.speed)):
@@ -216,6 +218,8 @@ class CameraSource:
     # ------------------------------------------------------------------ capture thread
 
     def _capture_loop(self) -> None:
+        import cv2
+
         cap = self._cap
         o = self.options
         t0 = time.monotonic()
@@ -229,6 +233,9 @@ class CameraSource:
                     if delay > 0 and self._halt.wait(delay):
                         break
                 ok, bgr = cap.read()
+                if (not ok or bgr is None) and o.loop and i > 0 and not isinstance(self.target, int):
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)  # the end of the video: start over
+                    ok, bgr = cap.read()
                 mono, wall = time.monotonic_ns(), time.time_ns()
                 if not ok or bgr is None:
                     break

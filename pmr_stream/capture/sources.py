@@ -89,7 +89,7 @@ def open_source(
     ``stream``: stream id (default :func:`default_stream_id`; ``synthetic:N`` appends
     ``-0`` .. ``-N-1``). ``speed``: for video files, 1 = real time like a camera (the
     newest frame wins), 0 = every frame as fast as the pose estimator goes.
-    ``loop``: replays start over at the end. ``smoothing``: a
+    ``loop``: replays and video files start over at the end. ``smoothing``: a
     :class:`~pmr_stream.capture.smoothing.OneEuroOptions` for camera sources.
     ``mirrored``: the camera image is mirrored (selfie view, Kinect colour).
     ``persons``: video/webcam: persons detected and tracked at most, person ids ``0 .. persons-1``
@@ -117,7 +117,7 @@ def open_source(
         tracker = d if occlusion_frames is None else \
             TrackerOptions(max_missed=occlusion_frames, reuse_after=max(occlusion_frames, d.reuse_after))  # fmt: skip
         pose = PoseOptions(mirrored=mirrored, max_persons=persons, tracker=tracker)
-        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=pose)
+        opts = CameraOptions(speed=speed, smoothing=smoothing, pose=pose, loop=loop)
         return CameraSource(target, stream=sid, options=opts)
     from pmr_stream.capture.synthetic import SyntheticSource
 
@@ -128,19 +128,24 @@ def open_source(
 
 
 def add_source_arguments(
-    p: argparse.ArgumentParser, *, default: str | None = None, default_stream: str | None = None
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    default: str | None = None,
+    default_stream: str | None = None,
+    default_help: str = "the built-in demo recording",
 ) -> None:
-    """The source flags of every command that opens a source (``pmr produce``, ``pmr stream``):
-    ``--source`` (required unless ``default``), ``--stream``, ``--speed``, ``--loop``, the
+    """The source flags of every command that opens a source (``pmr produce``, ``pmr stream``,
+    ``pmr bench --end-to-end``): ``--source`` (required unless ``default``; ``default_help`` says
+    what the default is), ``--stream``, ``--speed``, ``--loop``, the
     One-Euro smoothing, ``--mirrored``, ``--persons``, ``--occlusion-frames`` and ``--seed``. Open it with :func:`open_source_from_args`."""
     p.add_argument("--source", required=default is None, default=default,
-                   help=SOURCE_USAGE + ("" if default is None else " (default: the built-in demo recording)"))  # fmt: skip
+                   help=SOURCE_USAGE + ("" if default is None else f" (default: {default_help})"))  # fmt: skip
     p.add_argument("--stream", default=default_stream,
                    help=f"stream id (default: {default_stream or 'the file stem, webcam0, syn'})")  # fmt: skip
     p.add_argument(
         "--speed", type=float, default=1.0, help="1 = real time, N = N times faster, 0 = as fast as possible"
     )
-    p.add_argument("--loop", action="store_true", help="replay: start over at the end")
+    p.add_argument("--loop", action="store_true", help="replay or video file: start over at the end")
     p.add_argument("--smooth", action="store_true", help="video/webcam: One-Euro smoothing of the joints")
     p.add_argument(
         "--smooth-min-cutoff", type=float, default=0.5, help="One-Euro min cut-off, Hz (default 0.5)"
