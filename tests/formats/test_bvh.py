@@ -293,3 +293,38 @@ def test_bad_recordings_are_refused(tmp_path: Path) -> None:
         bvh_text(synthetic("wave"), np.ones(88, bool), 0.0, BvhSkeleton.from_body(synthetic("wave")))
     with pytest.raises(ValueError, match="bones of zero length"):
         BvhSkeleton.from_body(np.zeros((2, 25, 3)))
+
+
+def test_cli_skeleton_of_the_shipped_dummy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--dummy shipped``: the bones are the shipped dummy's (the lengths ``--bones dummy`` sets)."""
+    from pmr_stream.assets import DEFAULT_DUMMY
+    from pmr_stream.backends.base import load_dummy_window
+
+    src = tmp_path / "raw.npz"
+    clip = synthetic("wave")
+    Recording.from_clip(clip).save(src)
+    out = tmp_path / "on_dummy.bvh"
+    assert main(["convert", "--input", str(src), "--output", str(out), "--dummy", "shipped"]) == 0
+    assert "the shipped dummy's skeleton, cm" in capsys.readouterr().out
+    back, _, _ = read_back(out)
+    lengths = np.linalg.norm(
+        back[:, [c for c, _ in NTU25.bones]] - back[:, [q for _, q in NTU25.bones]], axis=-1
+    )
+    dummy = median_bone_lengths(load_dummy_window(DEFAULT_DUMMY))
+    assert np.abs(dummy - median_bone_lengths(clip)).max() > 0.01  # a body other than the motion's
+    np.testing.assert_allclose(lengths, np.broadcast_to(dummy, lengths.shape), atol=1e-6)
+    assert angles_deg(back, clip).max() < 0.01  # the motion's bone directions on the dummy's bones
+
+
+def test_cli_overwrite_of_per_person_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "two.npz"
+    clip = synthetic("wave")
+    Recording.from_clip(np.stack([clip, clip + np.float32([1.0, 0.0, 0.0])], axis=1)).save(src)
+    (tmp_path / "out_person1.bvh").write_text("keep\n")
+    argv = ["convert", "--input", str(src), "--output", str(tmp_path / "out.bvh")]
+    assert main(argv) == 2
+    assert "out_person1.bvh: exists already; pass --overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out_person1.bvh", "two.npz"]  # nothing written
+    assert main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out_person0.bvh", "out_person1.bvh", "two.npz"]
+    assert (tmp_path / "out_person1.bvh").read_text().startswith("HIERARCHY\nROOT SpineBase\n")
