@@ -184,7 +184,7 @@ def check_fits(rec: Recording, path: str | os.PathLike[str], fmt: str | None = N
         if len(persons) > 1:
             raise ValueError(
                 f"{name}: a BVH file holds one skeleton, this recording has {len(persons)} persons; "
-                "write one file per person (pmr convert --to bvh) or pick one (--person)"
+                "pmr convert --to bvh writes a file per person (or one: --person N)"
             )
         return kind, 1
     if kind == "skeleton":
