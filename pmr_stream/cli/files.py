@@ -85,7 +85,7 @@ def _convert_bvh(args: argparse.Namespace) -> int:
     )
     for w in written:
         held = f", {w.held} absent frame(s) hold the last pose" if w.held else ""
-        print(f"wrote {w.path} (person {w.person}: {w.frames} frames at {rec.fps or 30.0:.1f} fps{held}; "
+        print(f"wrote {w.path} (person {w.person}: {w.frames} frames at {w.fps:.1f} fps{held}; "
               f"{skeleton} skeleton, {opts.unit})")  # fmt: skip
     if rec.metadata.get("anonymized") is not True:
         print(f"note: {args.input} is not an anonymized recording: the BVH carries this person's motion"

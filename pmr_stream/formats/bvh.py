@@ -266,12 +266,14 @@ def bvh_text(
 
 @dataclass(frozen=True)
 class BvhWritten:
-    """One file written: its path, the person (index in the recording), frames and held frames."""
+    """One file written: its path, the person (index in the recording), its frames, the absent
+    frames that hold a pose, and the frame rate (frames per second) it was written at."""
 
     path: str
     person: int
     frames: int
     held: int
+    fps: float
 
 
 def persons_present(rec: Recording) -> list[int]:
@@ -341,7 +343,7 @@ def write_bvh_files(
         text, held = bvh_text(rec.joints[:, p], pres, fps, skeleton, opts)
         with atomic_write(out, overwrite=overwrite) as fh:
             fh.write(text.encode("ascii"))
-        written.append(BvhWritten(path=out, person=p, frames=rec.num_frames, held=held))
+        written.append(BvhWritten(path=out, person=p, frames=rec.num_frames, held=held, fps=fps))
         logger.info("wrote %s: person %d, %d frames (%d held)", out, p, rec.num_frames, held)
     return written
 
