@@ -32,6 +32,7 @@ over frames.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import numpy as np
@@ -334,18 +335,29 @@ def euler_angles(rot: npt.ArrayLike, order: str) -> F64:
     second = first + np.array([np.pi, 0.0, np.pi])
     second[:, 1] = np.pi - mid
     locked = np.cos(mid) < 1e-7
-    out = np.empty_like(first)
-    prev = np.zeros(3)
-    for t in range(len(r)):
-        options = [first[t], second[t]]
-        if locked[t]:  # r = Ri(a) Rj(+-90) Rk(c): keep c, solve a from r Rk(c)^T = Ri(a) Rj(b)
-            m = r[t] @ _axis_matrix(k, prev[2]).T
-            a = np.arctan2(e * m[k, j], m[j, j])
-            options = [np.array([a, mid[t], prev[2]])]
-        near = [prev + (o - prev + np.pi) % (2 * np.pi) - np.pi for o in options]  # by whole turns
-        out[t] = min(near, key=lambda o: float(np.sum((o - prev) ** 2)))
-        prev = out[t]
-    return np.degrees(out)
+    cands = np.stack([first, second], axis=1)  # (T, 2, 3) the two triples of each frame
+    # squared distance, by whole turns, of each triple of frame t to each of frame t - 1
+    dist = _turn_distance(cands[1:, :, None, :], cands[:-1, None, :, :])  # (T - 1, 2, 2)
+    pick = [0] * len(r)
+    lock_rows = set(np.flatnonzero(locked).tolist())
+    for t in range(len(r)):  # the branch of each frame: the one nearer the previous frame's
+        if t in lock_rows or t == 0 or t - 1 in lock_rows:
+            before = cands[t - 1, pick[t - 1]] if t > 0 else np.zeros(3)
+            if t in lock_rows:  # r = Ri(a) Rj(+-90) Rk(c): keep c, solve a from r Rk(c)^T = Ri(a) Rj(b)
+                m = r[t] @ _axis_matrix(k, np.array(before[2])).T
+                cands[t, :] = [math.atan2(e * m[k, j], m[j, j]), mid[t], before[2]]
+            pick[t] = int(_turn_distance(cands[t, 1], before) < _turn_distance(cands[t, 0], before))
+        else:
+            b = pick[t - 1]
+            pick[t] = int(dist[t - 1, 1, b] < dist[t - 1, 0, b])
+    chosen = cands[np.arange(len(r)), pick]
+    return np.degrees(np.unwrap(chosen, axis=0))  # each step by whole turns to the nearest
+
+
+def _turn_distance(a: F64, b: F64) -> F64:
+    """Squared distance ``(...)`` of angle triples ``(..., 3)`` (radians), each angle modulo whole turns."""
+    d = (a - b + np.pi) % (2 * np.pi) - np.pi
+    return np.asarray(np.sum(d**2, axis=-1), dtype=np.float64)
 
 
 def joint_angles(local: npt.ArrayLike) -> F64:
