@@ -15,8 +15,8 @@ A BVH file holds one skeleton, so each person becomes a file of its own
   trunk, head and legs, ``Zrotation Xrotation Yrotation`` for the arms and hands: each joint's
   gimbal lock where it seldom turns, see :data:`.bvh_ik.ROTATION_ORDERS`), computed per frame by
   inverse kinematics from the joint positions (:mod:`.bvh_ik`).
-* ``MOTION``: one line per frame of the recording, ``Frame Time`` = 1 / its frame rate (30 fps
-  when it has fewer than two timestamps). Frames where the person is absent hold the pose of the
+* ``MOTION``: one line per frame of the recording, ``Frame Time`` = 1 / its mean frame rate (30
+  fps when it has fewer than two timestamps; uneven timestamps are not resampled). Frames where the person is absent hold the pose of the
   last frame they were present (before their first appearance: the first one), so every
   person's file has the recording's frame count and the files line up in time.
 
