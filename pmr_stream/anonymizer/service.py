@@ -42,10 +42,10 @@ import logging
 import secrets
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -56,12 +56,12 @@ from pmr_stream.anonymizer.arrivals import ArrivalRate
 from pmr_stream.anonymizer.heap import TRIM_AFTER, trim_heap
 from pmr_stream.anonymizer.http import QUANTILES, MetricsServer, prometheus_text
 from pmr_stream.anonymizer.options import ServiceOptions
+from pmr_stream.anonymizer.records import ServiceStats, _Slot, _StreamOut
 from pmr_stream.anonymizer.window import Due, WindowOptions, WindowStore
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
 from pmr_stream.stats import percentiles
 from pmr_stream.wire.checks import WireError
 from pmr_stream.wire.privacy import (
-    PersonIds,
     StreamIds,
     anon_end,
     anon_frame,
@@ -77,57 +77,8 @@ from pmr_stream.wire.subscriber import Received, Subscriber
 
 log = logging.getLogger(__name__)
 
-#: Samples kept for the latency / batch percentiles.
-_SAMPLES: Final[int] = 20000
 #: Streams whose lost-message count (``seq_missing``) is kept, the latest to lose any.
 _MAX_LOST_STREAMS: Final[int] = 1024
-
-
-@dataclass
-class _Slot:
-    """One message owed to ``anon/<stream>``, in input order. It is built when it is sent, under
-    the ``anon/`` stream's next sequence number: ``build(seq=...)`` for a control message, from
-    ``src`` (only its timing) and ``joints`` (the network's, ``(25, 3)`` metres) for a frame."""
-
-    build: Callable[..., Message] | None = None
-    src: FrameMessage | None = None  # the input frame (only its timing is used)
-    joints: np.ndarray | None = None  # None when done: failed, nothing goes out
-    done: bool = False
-    stream: str = ""  # the id on anon/
-    person: int = 0  # the fresh person id
-    session: str | None = None  # a start's anon/ session (a new one numbers from 0 again)
-
-
-@dataclass
-class _StreamOut:
-    slots: deque[_Slot] = field(default_factory=deque)
-    last_seen_ns: int = 0
-    ended: bool = False
-    session: str | None = None  # the raw session
-    anon_stream: str = ""  # the id on anon/ (pseudonym or declared public)
-    anon_session: str | None = None  # fresh, per raw session
-    persons: PersonIds = field(default_factory=PersonIds)  # raw person id -> fresh id, this session
-    seq: int = 0  # the next sequence number on anon/
-    published_session: str | None = None  # the anon/ session of the last start published
-    announced: StreamStart | None = None  # that start, re-sent to new subscriptions (None after the end)
-
-
-@dataclass
-class ServiceStats:
-    frames_in: int = 0
-    published_frames: int = 0
-    published_other: int = 0
-    announcements: int = 0  # starts re-sent at once to a new anon/ subscription
-    failed: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-    windows: int = 0
-    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    engine_ms_per_window: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    engine_ms_per_batch: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    queue_wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    service_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    max_queue: int = 0
-    t_start: float = field(default_factory=time.monotonic)
 
 
 class AnonymizerService:
