@@ -192,9 +192,12 @@ def _view_rerun(args: argparse.Namespace, rerun: Any, endpoints: list[str], topi
                   f"({', '.join(map(str, where))}; Ctrl-C stops)", flush=True)  # fmt: skip
             stats = run_rerun(sub, sink, stop, duration_s=args.duration, until_end=args.until_end,
                               wait_kind=wait_kind)  # fmt: skip
+            drops = dict(sub.drops)
     frames = ", ".join(f"{k} {v}" for k, v in stats.frames.items() if v or k == "anon")
     print(f"logged {sum(stats.frames.values())} person-frames to rerun ({frames}; {stats.gaps} gaps) "
           f"of {len(stats.streams)} stream(s)", flush=True)  # fmt: skip
+    if drops:
+        print(f"dropped messages: {drops}", flush=True)
     if rerun.rrd is not None:
         print(f"wrote {rerun.rrd} (open it with: rerun {rerun.rrd})", flush=True)
     return 0 if sum(stats.frames.values()) else 1
