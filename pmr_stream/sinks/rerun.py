@@ -60,7 +60,7 @@ FRAME_TIMELINE: Final[str] = "frame"
 COLORS: Final[dict[str, tuple[int, int, int]]] = {"anon": (230, 120, 30), "raw": (90, 130, 200)}
 #: Where ``rerun.spawn`` starts its viewer (rerun's own default port).
 DEFAULT_SPAWN_PORT: Final[int] = 9876
-_INSTALL_HINT: Final[str] = "pip install 'pmr-stream[rerun]' (rerun-sdk)"
+_INSTALL_HINT: Final[str] = "install the rerun extra: pip install 'pmr-stream[rerun]' (rerun-sdk==0.23.1)"
 
 
 class RerunUnavailable(RuntimeError):

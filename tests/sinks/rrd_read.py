@@ -25,7 +25,7 @@ class LoggedPerson:
 
 
 def _column(table: object, name: str) -> list[object]:
-    return table.column(name).to_pylist()  # type: ignore[attr-defined, no-any-return]
+    return table.column(name).to_pylist()  # type: ignore[attr-defined]
 
 
 def timelines(path: Path) -> set[str]:

@@ -138,6 +138,6 @@ def test_rerun_is_imported_only_when_used(tmp_path: Path) -> None:
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip() == (
         "pmr view: error: --rerun/--rrd need rerun-sdk, which does not import (import of rerun halted; None in "
-        "sys.modules): pip install 'pmr-stream[rerun]' (rerun-sdk)"
+        "sys.modules): install the rerun extra: pip install 'pmr-stream[rerun]' (rerun-sdk==0.23.1)"
     )
     assert not (tmp_path / "x.rrd").exists()
