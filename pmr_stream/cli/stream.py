@@ -230,9 +230,12 @@ def _add_view_command(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--until-end", action="store_true", help="stop when every anonymized stream has ended")
     add_socket_arguments(p, publisher=False, default_topic="anon/")
+    from pmr_stream.capture.pose import PoseOptions
     from pmr_stream.sinks.rerun import add_rerun_arguments
 
-    add_rerun_arguments(p)  # with --show-original, raw/ goes to rerun too (--topic raw/...: raw alone)
+    add_rerun_arguments(
+        p, default_fov_deg=PoseOptions().horizontal_fov_deg
+    )  # with --show-original, raw/ goes to rerun too (--topic raw/...: raw alone)
     p.set_defaults(func=cmd_view)
 
 

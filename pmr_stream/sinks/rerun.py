@@ -21,6 +21,11 @@ A person missing from a completed frame (and everyone on a :class:`~pmr_stream.w
 cleared at that frame, so the viewer never shows a pose that was not captured; the last frame of an ended
 stream stays. The world is declared right-handed, y up.
 
+With ``overlay_video`` (``--overlay-video FILE``: the file a ``video:`` stream was read from, on this host),
+the frame of each frame number goes to ``camera/image`` (JPEG) under a static pinhole ``camera`` at the
+origin with the producer's field of view (:mod:`pmr_stream.sinks.video_frames`): the 3D view shows the
+skeletons in front of the image, the ``camera`` view the image with the skeletons projected onto it.
+
 ``rerun`` (the ``rerun-sdk`` package, the ``rerun`` extra) is imported only when a sink is opened; without
 it :class:`RerunUnavailable` says how to install it. With both a viewer and an ``.rrd`` file every entry
 goes to both (two recording streams of one recording id: rerun-sdk 0.23 gives a stream one sink).
@@ -45,6 +50,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from pmr_stream.sinks.video_frames import VideoFrames
 from pmr_stream.skeleton import get_layout
 from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart
 
@@ -58,6 +64,8 @@ CAPTURE_TIMELINE: Final[str] = "capture_time"
 FRAME_TIMELINE: Final[str] = "frame"
 #: Colours (RGB) of the two kinds.
 COLORS: Final[dict[str, tuple[int, int, int]]] = {"anon": (230, 120, 30), "raw": (90, 130, 200)}
+#: The entity of the overlay's pinhole camera (its image at ``camera/image``).
+OVERLAY_CAMERA: Final[str] = "camera"
 #: Where ``rerun.spawn`` starts its viewer (rerun's own default port).
 DEFAULT_SPAWN_PORT: Final[int] = 9876
 _INSTALL_HINT: Final[str] = "install the rerun extra: pip install 'pmr-stream[rerun]' (rerun-sdk==0.23.1)"
@@ -126,6 +134,9 @@ class RerunOptions:
     reuse one already listening there. ``url``: connect to a running viewer or gRPC server instead.
     ``rrd``: also (or only) save the recording to this ``.rrd`` file. ``joint_radius_m``,
     ``bone_radius_m``: drawing sizes in metres. ``recording_id``: the recording's id (``None``: fresh).
+    ``overlay_video``: the file a ``video:`` stream was read from: its frames go to ``camera/image``
+    under a pinhole ``camera`` of ``overlay_fov_deg`` (the producer's), so the skeletons show on the
+    image; ``overlay_mirrored``: the producer ran with ``--mirrored`` (frames flipped to match).
     """
 
     spawn: bool = False
@@ -136,6 +147,9 @@ class RerunOptions:
     recording_id: str | None = None
     joint_radius_m: float = 0.025
     bone_radius_m: float = 0.012
+    overlay_video: Path | None = None
+    overlay_fov_deg: float = 70.0
+    overlay_mirrored: bool = False
 
     def __post_init__(self) -> None:
         if self.spawn and self.url is not None:
@@ -153,13 +167,19 @@ class RerunOptions:
     def from_args(cls, args: argparse.Namespace) -> RerunOptions | None:
         """The options of ``--rerun [URL]``/``--rrd FILE``/``--rerun-port`` (``None``: neither flag given)."""
         if args.rerun is None and args.rrd is None:
+            if args.overlay_video:
+                raise ValueError("--overlay-video goes with --rerun or --rrd (the overlay is drawn by rerun)")
             return None
-        return cls(spawn=args.rerun == "", url=args.rerun or None,
-                   rrd=Path(args.rrd) if args.rrd else None, spawn_port=args.rerun_port)  # fmt: skip
+        return cls(spawn=args.rerun == "", url=args.rerun or None, rrd=Path(args.rrd) if args.rrd else None,
+                   spawn_port=args.rerun_port, overlay_video=Path(args.overlay_video) if args.overlay_video else None,
+                   overlay_fov_deg=args.overlay_fov, overlay_mirrored=args.overlay_mirrored)  # fmt: skip
 
 
-def add_rerun_arguments(p: argparse.ArgumentParser) -> None:
-    """``--rerun [URL]``, ``--rrd FILE`` and ``--rerun-port``: the flags of :class:`RerunOptions`."""
+def add_rerun_arguments(p: argparse.ArgumentParser, default_fov_deg: float = 70.0) -> None:
+    """``--rerun [URL]``, ``--rrd FILE``, ``--rerun-port`` and the ``--overlay-*`` flags of :class:`RerunOptions`.
+
+    ``default_fov_deg``: the producer's pinhole field of view (the CLI passes the pose options' own).
+    """
     g = p.add_argument_group("rerun (needs the rerun extra: pip install 'pmr-stream[rerun]')")
     g.add_argument("--rerun", nargs="?", const="", default=None, metavar="URL",
                    help="log the skeletons to rerun: without URL spawn a viewer (needs a display), with "
@@ -168,6 +188,13 @@ def add_rerun_arguments(p: argparse.ArgumentParser) -> None:
                    help="save the rerun recording to FILE.rrd (alone or beside --rerun); open it with `rerun FILE.rrd`")  # fmt: skip
     g.add_argument("--rerun-port", type=int, default=DEFAULT_SPAWN_PORT, metavar="PORT",
                    help=f"with --rerun and no URL: the spawned viewer's port (default {DEFAULT_SPAWN_PORT})")  # fmt: skip
+    g.add_argument("--overlay-video", default=None, metavar="FILE",
+                   help="the video file a video: stream was read from (on this host): its frames are logged "
+                        "under camera/ with the producer's pinhole, the skeletons drawn on them (not for webcams)")  # fmt: skip
+    g.add_argument("--overlay-fov", type=float, default=default_fov_deg, metavar="DEG",
+                   help=f"with --overlay-video: the producer's horizontal field of view (default {default_fov_deg:g})")  # fmt: skip
+    g.add_argument("--overlay-mirrored", action="store_true",
+                   help="with --overlay-video: the producer ran with --mirrored (frames are flipped to match)")  # fmt: skip
 
 
 @dataclass
@@ -182,11 +209,12 @@ class _Track:
 
 @dataclass
 class RerunStats:
-    """What the sink logged: person-frames per kind, gaps, clears (vanished persons), streams."""
+    """What the sink logged: person-frames per kind, gaps, clears (vanished persons), camera images, streams."""
 
     frames: dict[str, int] = field(default_factory=lambda: {"anon": 0, "raw": 0})
     gaps: int = 0
     cleared: int = 0
+    images: int = 0
     streams: set[str] = field(default_factory=set)
 
 
@@ -202,36 +230,78 @@ class RerunSink:
         rr = self._rr = import_rerun()
         self.stats = RerunStats()
         self._tracks: dict[str, _Track] = {}
-        rid = options.recording_id or str(uuid.uuid4())
+        self._video: VideoFrames | None = None
+        self._imaged: set[int] = set()  # frame numbers whose camera image is logged
+        if options.overlay_video is not None:  # before any viewer or file: a bad video fails at once
+            self._video = VideoFrames(
+                options.overlay_video, options.overlay_fov_deg, options.overlay_mirrored
+            )
         self._recs: list[Any] = []
-        if options.spawn:
-            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-                raise RerunUnavailable("--rerun without a URL spawns a viewer window, but there is no display "
-                                       "(DISPLAY/WAYLAND_DISPLAY unset): give the URL of a running viewer, "
-                                       "or save with --rrd FILE and open it where there is a screen")  # fmt: skip
-            exe = viewer_binary()
-            if exe is None:
-                raise RerunUnavailable(f"--rerun: no `rerun` viewer binary on PATH nor beside {sys.executable}: "
-                                       f"{_INSTALL_HINT}")  # fmt: skip
-            folder = str(Path(exe).parent)
-            if shutil.which("rerun") is None:  # rerun.spawn looks the binary up on PATH
-                os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
-            rec = rr.RecordingStream(options.application_id, recording_id=rid)
-            rec.spawn(port=options.spawn_port)
-            self._recs.append(rec)
-            log.info("rerun: spawned (or reused) a viewer on port %d", options.spawn_port)
-        elif options.url is not None:
-            _check_reachable(options.url)
-            rec = rr.RecordingStream(options.application_id, recording_id=rid)
-            rec.connect_grpc(options.url)
-            self._recs.append(rec)
-            log.info("rerun: connected to %s", options.url)
-        if options.rrd is not None:
-            Path(options.rrd).parent.mkdir(parents=True, exist_ok=True)
-            rec = rr.RecordingStream(options.application_id, recording_id=rid)
-            rec.save(options.rrd)
-            self._recs.append(rec)
+        try:
+            rid = options.recording_id or str(uuid.uuid4())
+            if options.spawn:
+                if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+                    raise RerunUnavailable("--rerun without a URL spawns a viewer window, but there is no display "
+                                           "(DISPLAY/WAYLAND_DISPLAY unset): give the URL of a running viewer, "
+                                           "or save with --rrd FILE and open it where there is a screen")  # fmt: skip
+                exe = viewer_binary()
+                if exe is None:
+                    raise RerunUnavailable(f"--rerun: no `rerun` viewer binary on PATH nor beside {sys.executable}: "
+                                           f"{_INSTALL_HINT}")  # fmt: skip
+                folder = str(Path(exe).parent)
+                if shutil.which("rerun") is None:  # rerun.spawn looks the binary up on PATH
+                    os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
+                rec = rr.RecordingStream(options.application_id, recording_id=rid)
+                rec.spawn(port=options.spawn_port)
+                self._recs.append(rec)
+                log.info("rerun: spawned (or reused) a viewer on port %d", options.spawn_port)
+            elif options.url is not None:
+                _check_reachable(options.url)
+                rec = rr.RecordingStream(options.application_id, recording_id=rid)
+                rec.connect_grpc(options.url)
+                self._recs.append(rec)
+                log.info("rerun: connected to %s", options.url)
+            if options.rrd is not None:
+                Path(options.rrd).parent.mkdir(parents=True, exist_ok=True)
+                rec = rr.RecordingStream(options.application_id, recording_id=rid)
+                rec.save(options.rrd)
+                self._recs.append(rec)
+        except BaseException:
+            self.close()
+            raise
         self._log("", rr.ViewCoordinates.RIGHT_HAND_Y_UP, static=True)
+        if self._video is not None:
+            self._overlay_camera(self._video)
+
+    def _overlay_camera(self, video: VideoFrames) -> None:
+        """The producer's pinhole at ``camera`` (axes: x left, y up, z forward) and a layout showing it."""
+        rr = self._rr
+        import rerun.blueprint as rrb
+
+        pinhole = rr.Pinhole(focal_length=video.focal_px, width=video.width, height=video.height,
+                             camera_xyz=rr.ViewCoordinates.LUF, image_plane_distance=1.0)  # fmt: skip
+        self._log(OVERLAY_CAMERA, pinhole, static=True)
+        layout = rrb.Blueprint(rrb.Horizontal(
+            rrb.Spatial3DView(origin="/", name="3D"),
+            rrb.Spatial2DView(origin=f"/{OVERLAY_CAMERA}", name="camera",
+                              contents=[f"/{OVERLAY_CAMERA}/**", "/anon/**", "/raw/**"]),
+        ))  # fmt: skip
+        for rec in self._recs:
+            rec.send_blueprint(layout)
+
+    def _image(self, frame: int) -> None:
+        """The camera image of ``frame`` (once; the time is already set), when overlaying a video."""
+        if self._video is None or frame in self._imaged:
+            return
+        if len(self._imaged) >= 4096:  # frames only move forward: keep the recent ones
+            self._imaged = {f for f in self._imaged if f > frame - 2048}
+        self._imaged.add(frame)
+        jpeg = self._video.jpeg(frame)
+        if jpeg is None:
+            log.warning("--overlay-video %s has no frame %d", self._video.path, frame)
+            return
+        self._log(f"{OVERLAY_CAMERA}/image", self._rr.EncodedImage(contents=jpeg, media_type="image/jpeg"))
+        self.stats.images += 1
 
     # ------------------------------------------------------------------ logging
 
@@ -280,6 +350,9 @@ class RerunSink:
         if track.frame != frame:
             self._finish(kind, stream, track)
             track.frame, track.t_wall_ns = frame, t_wall_ns
+            if self._video is not None:
+                self._set_time(frame, t_wall_ns)
+                self._image(frame)
         return track
 
     def log(self, r: Received) -> None:
@@ -303,7 +376,10 @@ class RerunSink:
             self.stats.streams.add(f"{kind}/{m.stream}")
 
     def close(self) -> None:
-        """Flush every target; the ``.rrd`` file is complete afterwards."""
+        """Flush every target (the ``.rrd`` file is complete afterwards) and close the overlay's video."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
         for rec in self._recs:
             rec.flush(blocking=True)
             rec.disconnect()
@@ -349,5 +425,5 @@ def run_rerun(
     return sink.stats
 
 
-__all__ = ["CAPTURE_TIMELINE", "FRAME_TIMELINE", "RerunOptions", "RerunSink", "RerunStats", "RerunUnavailable",
+__all__ = ["CAPTURE_TIMELINE", "FRAME_TIMELINE", "OVERLAY_CAMERA", "RerunOptions", "RerunSink", "RerunStats", "RerunUnavailable",
            "add_rerun_arguments", "entity_path", "grpc_url", "import_rerun", "run_rerun", "viewer_binary"]  # fmt: skip

@@ -141,3 +141,18 @@ def test_rerun_is_imported_only_when_used(tmp_path: Path) -> None:
         "sys.modules): install the rerun extra: pip install 'pmr-stream[rerun]' (rerun-sdk==0.23.1)"
     )
     assert not (tmp_path / "x.rrd").exists()
+
+
+def test_overlay_flags_are_checked(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(["view", "--endpoint", "tcp://127.0.0.1:1", "--overlay-video", "clip.mp4"])
+    assert rc == 2 and "--overlay-video goes with --rerun or --rrd" in capsys.readouterr().err
+    missing = tmp_path / "nope.mp4"
+    rc = main(["view", "--endpoint", "tcp://127.0.0.1:1", "--rrd", str(tmp_path / "a.rrd"), "--overlay-video",
+               str(missing)])  # fmt: skip
+    assert rc == 2 and f"--overlay-video {missing}: no such file" in capsys.readouterr().err
+    not_video = tmp_path / "x.mp4"
+    not_video.write_text("not a video")
+    rc = main(["view", "--endpoint", "tcp://127.0.0.1:1", "--rrd", str(tmp_path / "a.rrd"), "--overlay-video",
+               str(not_video), "--overlay-fov", "200"])  # fmt: skip
+    assert rc == 2 and "--overlay-fov must be between 1 and 179 degrees" in capsys.readouterr().err
+    assert not (tmp_path / "a.rrd").exists()  # nothing was opened
