@@ -80,7 +80,7 @@ def test_overlay_of_a_real_video(ntu_dir: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(k, np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]), rtol=1e-6)
     images = rec.view(index="frame", contents="/camera/image").select().read_all()
     frames = [int(f) for f in images.column("frame").to_pylist()]
-    assert frames == list(range(FRAMES))  # one image per captured frame, by its number in the file
+    assert frames == list(range(FRAMES)), frames  # one image per captured frame, by its number in the file
 
     cap = cv2.VideoCapture(str(video))
     ok, first = cap.read()
@@ -94,14 +94,15 @@ def test_overlay_of_a_real_video(ntu_dir: Path, tmp_path: Path) -> None:
     got = logged_persons(out)
     raw = next(v for p, v in got.items() if p.startswith("/raw/"))
     anon = next(v for p, v in got.items() if p.startswith("/anon/"))
-    assert raw.frames[0] == anon.frames[0] == 0
+    assert raw.frames[0] == anon.frames[0] == 0, (raw.frames, anon.frames)
     with PoseEstimator(PoseOptions(tracking=False)) as pe:  # where MediaPipe sees the hips in frame 0
         pose = pe.process(np.ascontiguousarray(first[:, :, ::-1]))  # BGR -> RGB
     assert pose is not None
     hips = pose.image[[23, 24], :2].mean(axis=0) * [width, height]  # pixels
     # the raw skeleton's SpineBase (mid-hip) projects onto MediaPipe's hips; the anonymized one stays on the person
-    assert np.linalg.norm(_pixel(raw.joints[0, Joint.SPINE_BASE], width, height) - hips) < 0.02 * width
-    assert np.linalg.norm(_pixel(anon.joints[0, Joint.SPINE_BASE], width, height) - hips) < 0.06 * width
+    raw_off = np.linalg.norm(_pixel(raw.joints[0, Joint.SPINE_BASE], width, height) - hips)
+    anon_off = np.linalg.norm(_pixel(anon.joints[0, Joint.SPINE_BASE], width, height) - hips)
+    assert raw_off < 0.02 * width and anon_off < 0.06 * width, (raw_off, anon_off, hips)
     for person in (raw, anon):  # every joint of every frame lands inside the picture
         px = np.stack([[_pixel(j, width, height) for j in frame] for frame in person.joints])  # (N, 25, 2)
         assert (px[..., 0] > 0).all() and (px[..., 0] < width).all()
