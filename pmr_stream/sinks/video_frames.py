@@ -8,7 +8,8 @@ A webcam's images exist only inside the producer: no overlay for ``webcam:`` str
 The producer placed each person with a pinhole camera of ``horizontal_fov_deg``
 (:func:`pmr_stream.capture.mediapipe_map.estimate_root_position`: focal length
 ``(width / 2) / tan(fov / 2)`` pixels, principal point at the image centre, Kinect camera axes:
-x to the image's left, y up, z forward). :class:`VideoFrames` describes that camera, so a viewer
+x to the image's left, y up, z forward: a joint at ``(x, y, z)`` lands on pixel
+``(W / 2 - f x / z, H / 2 - f y / z)``). :class:`VideoFrames` describes that camera, so a viewer
 projects the 3D joints onto the image the same way.
 
 cv2 is imported when a file is opened.
@@ -28,16 +29,6 @@ import numpy.typing as npt
 def focal_length_px(width: int, horizontal_fov_deg: float) -> float:
     """Focal length in pixels of a pinhole camera ``width`` pixels wide with that horizontal field of view."""
     return (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
-
-
-def project(
-    joints: npt.ArrayLike, width: int, height: int, horizontal_fov_deg: float
-) -> npt.NDArray[np.float64]:
-    """Pixel positions ``(..., 2)`` (x right, y down) of camera-frame joints ``(..., 3)`` in metres."""
-    j = np.asarray(joints, dtype=np.float64)
-    f = focal_length_px(width, horizontal_fov_deg)
-    z = np.maximum(j[..., 2], 1e-6)
-    return np.stack([width / 2.0 - f * j[..., 0] / z, height / 2.0 - f * j[..., 1] / z], axis=-1)
 
 
 class VideoFrames:
@@ -104,4 +95,4 @@ class VideoFrames:
         self.close()
 
 
-__all__ = ["VideoFrames", "focal_length_px", "project"]
+__all__ = ["VideoFrames", "focal_length_px"]
