@@ -1,0 +1,107 @@
+"""The triton backend against a real Triton server (``pmr serve`` on loopback): the same outputs as the
+in-process backend, batches split at the server's limit, bad addresses refused, a dead server fails
+at once and a wrong model is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pmr_stream.backends import BackendUnavailable, get_backend, unavailable_reason
+from pmr_stream.backends.base import relative_error
+from pmr_stream.backends.triton_backend import grpc_address, is_loopback_host
+from tests.triton_server import TritonProcess, free_port, skip_reason, triton_server
+
+
+@pytest.fixture(scope="module")
+def server(model_files: tuple[str, str]) -> Iterator[TritonProcess]:
+    model, dummy = model_files
+    with triton_server(["--model-path", model, "--dummy", dummy, "--max-batch", "4"]) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def triton(server: TritonProcess, model_files: tuple[str, str]) -> Iterator[Any]:
+    model, dummy = model_files
+    b = get_backend("triton", triton_url=server.url, model_path=model, dummy=dummy, triton_timeout_ms=5000)
+    yield b
+    b.close()
+
+
+def test_same_outputs_as_the_in_process_backend(triton: Any, model_files: tuple[str, str],
+                                                real_windows: np.ndarray, cache: str) -> None:  # fmt: skip
+    model, dummy = model_files
+    local = get_backend("onnxruntime", model_path=model, dummy=dummy, cache_dir=cache, threads=1)
+    assert triton.server_max_batch == 4 and triton.max_batch == 4
+    for x in (real_windows[:1], real_windows[:7]):  # 7: two requests (4 + 3), sent together
+        out = triton.anonymize(x)
+        assert out.shape == x.shape and out.dtype == np.float32
+        assert relative_error(out, local.anonymize(x)) < 1e-5
+    assert triton.failures == 0 and triton.connections == 1
+
+
+def test_the_server_counts_one_request_per_batch(triton: Any, server: TritonProcess,
+                                                 real_windows: np.ndarray) -> None:  # fmt: skip
+    before = server.metrics()
+    triton.anonymize(real_windows[:3])
+    after = server.metrics()
+    assert after["nv_inference_request_success"] - before["nv_inference_request_success"] == 1
+    assert after["nv_inference_count"] - before["nv_inference_count"] == 3  # windows
+
+
+def test_a_server_with_another_model_is_refused(server: TritonProcess, tmp_path: Any) -> None:
+    from pmr_stream.backends import ModelCheckError
+    from tests.backends.conftest import make_model_files
+
+    other, dummy = make_model_files(tmp_path, seed=1)  # other weights than the server's
+    with pytest.raises(ModelCheckError, match=f"Triton model 'pmr_stream' on {server.url}"):
+        get_backend("triton", triton_url=server.url, model_path=other, dummy=dummy)
+
+
+def test_nothing_listening_fails_at_once_and_counts(
+    model_files: tuple[str, str], real_windows: np.ndarray
+) -> None:
+    if skip_reason() is not None:
+        pytest.skip(str(skip_reason()))
+    from pmr_stream.backends import BackendOptions, load_source
+    from pmr_stream.backends.triton_backend import TritonBackend
+
+    model, dummy = model_files
+    opts = BackendOptions(
+        model_path=model, dummy=dummy, triton_url=f"127.0.0.1:{free_port()}", triton_timeout_ms=300
+    )
+    b = TritonBackend(load_source(opts), opts)  # made without its start-up wait: a server gone later
+    with pytest.raises(BackendUnavailable, match="Triton server 127.0.0.1:"):
+        b.anonymize(real_windows[:2])
+    with pytest.raises(BackendUnavailable, match="batch dropped, reconnecting"):
+        b.anonymize(real_windows[:2])  # within RETRY_S: no new attempt
+    assert b.failures == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8000", "expected host:port or grpc://host:port"),
+        ("127.0.0.1", "expected host:port"),
+        ("10.1.2.3:8001", "is not a loopback address; use TLS"),
+    ],
+)
+def test_bad_urls_are_refused(model_files: tuple[str, str], url: str, message: str) -> None:
+    if skip_reason() is not None:
+        pytest.skip(str(skip_reason()))
+    model, dummy = model_files
+    with pytest.raises(ValueError, match=message):
+        get_backend("triton", triton_url=url, model_path=model, dummy=dummy)
+
+
+def test_address_helpers_and_registry() -> None:
+    assert grpc_address("grpc://[::1]:8001") == "[::1]:8001" and is_loopback_host("[::1]:8001")
+    assert (
+        is_loopback_host("localhost:1") and is_loopback_host("127.0.0.2:1") and not is_loopback_host("pool:1")
+    )
+    if skip_reason() is None:
+        assert "--triton-url" in str(unavailable_reason("triton"))
+        assert unavailable_reason("triton", triton_url="127.0.0.1:1") is None
