@@ -113,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tls |= {"grpc_use_ssl_mutual": True, "grpc_root_cert": args.tls_ca}
     config = TritonConfig(grpc_address=args.host, grpc_port=args.grpc_port, http_address=args.host,
                           http_port=args.http_port, metrics_address=args.host, metrics_port=args.metrics_port,
-                          exit_on_error=True, **tls)  # fmt: skip
+                          exit_on_error=True, exit_timeout_secs=5, **tls)  # fmt: skip
     shape = (75, 25, 3)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
