@@ -18,7 +18,15 @@ from pmr_stream.formats.io import load_recording
 from pmr_stream.wire.schema import FrameMessage
 from pmr_stream.wire.sockets import Publisher
 from pmr_stream.wire.subscriber import Subscriber
-from tests.service.conftest import announce, collect, end_msg, frame_msg, running_service, start_msg, wait_connected
+from tests.service.conftest import (
+    announce,
+    collect,
+    end_msg,
+    frame_msg,
+    running_service,
+    start_msg,
+    wait_connected,
+)
 from tests.triton_server import triton_server
 from tests.waiting import wait_until
 
@@ -47,7 +55,9 @@ class Feed:
             self.got.append(r)
 
     def frames(self, after_seq: int = 0) -> list[FrameMessage]:
-        return [r.message for r in self.got if isinstance(r.message, FrameMessage) and r.message.seq > after_seq]
+        return [
+            r.message for r in self.got if isinstance(r.message, FrameMessage) and r.message.seq > after_seq
+        ]
 
 
 def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray) -> None:
@@ -55,7 +65,10 @@ def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray
         backend = get_backend("triton", triton_url=server.url, triton_timeout_ms=300)
         with Publisher("tcp://127.0.0.1:*") as raw:
             opts = ServiceOptions(max_batch=8, report_s=0)
-            with running_service(raw.endpoint, backend, opts) as svc, Subscriber(svc.anon_endpoint, [""]) as sub:
+            with (
+                running_service(raw.endpoint, backend, opts) as svc,
+                Subscriber(svc.anon_endpoint, [""]) as sub,
+            ):
                 wait_connected(raw)
                 feed = Feed(raw, sub, "cam1", clip)
                 feed.got += announce(raw, sub, "cam1")
@@ -81,7 +94,9 @@ def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray
     frames = feed.frames()
     dropped = stats["failed"].get("backend_error", 0)
     assert dropped > 0 and backend.connections >= 2
-    assert dropped + stats["failed"].get("non_finite", 0) + len(frames) == len(feed.sent)  # every frame accounted
+    assert dropped + stats["failed"].get("non_finite", 0) + len(frames) == len(
+        feed.sent
+    )  # every frame accounted
     assert not [m for m in frames if killed_at + 1 < m.seq < restarted_at]  # nothing while it was down
     assert all(r.topic.startswith("anon/") for r in feed.got)
     for m in frames:  # only what the model returned: no input joints copied out
@@ -122,4 +137,6 @@ def test_two_shards_share_one_server_and_its_batcher(clip: np.ndarray) -> None:
     windows = after["nv_inference_count"] - before["nv_inference_count"]
     assert windows >= 2 * 3 * 40
     # each shard has one request in flight at a time, so an execution serving two requests joined both shards
-    assert executions < requests, f"{executions} executions for {requests} requests: no batching across shards"
+    assert executions < requests, (
+        f"{executions} executions for {requests} requests: no batching across shards"
+    )
