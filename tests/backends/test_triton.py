@@ -105,3 +105,51 @@ def test_address_helpers_and_registry() -> None:
     if skip_reason() is None:
         assert "--triton-url" in str(unavailable_reason("triton"))
         assert unavailable_reason("triton", triton_url="127.0.0.1:1") is None
+
+
+def test_pmr_bench_times_the_server(server: TritonProcess, model_files: tuple[str, str], tmp_path: Any,
+                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import json
+
+    from pmr_stream.cli import main
+
+    model, dummy = model_files
+    js = tmp_path / "bench.json"
+    assert main(["bench", "--backend", "triton", "--triton-url", server.url, "--batch-sizes", "1,4", "--seconds",
+                 "0.05", "--no-paper", "--model-path", model, "--dummy", dummy, "--json", str(js)]) == 0  # fmt: skip
+    cases = json.loads(js.read_text())["cases"]
+    assert [(c["backend"], c["batch"]) for c in cases] == [("triton", 1), ("triton", 4)]
+    assert all(c["p50_ms"] > 0 for c in cases) and "triton" in capsys.readouterr().out
+
+
+def test_the_backend_flags_carry_the_triton_options() -> None:
+    import argparse
+
+    from pmr_stream.backends.options import add_backend_arguments, backend_kwargs
+
+    p = argparse.ArgumentParser()
+    add_backend_arguments(p)
+    args = p.parse_args(["--backend", "triton", "--triton-url", "pool:8001", "--triton-timeout-ms", "80",
+                         "--triton-tls-ca", "ca.pem"])  # fmt: skip
+    assert backend_kwargs(args) == {"triton_url": "pool:8001", "triton_timeout_ms": 80.0, "triton_tls_ca": "ca.pem",
+                                    "spin": False}  # fmt: skip
+    assert "triton_url" not in backend_kwargs(p.parse_args([]))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--backend", "triton"], "pmr serve hosts an engine of this host"),
+        (["--host", "0.0.0.0"], "a non-loopback address needs TLS"),
+        (["--host", "pool"], "expected an IP address"),
+        (["--host", "0.0.0.0", "--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+    ],
+)
+def test_pmr_serve_refuses_bad_flags(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pmr_engines.serve import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pmr serve: error:") and message in err and len(err.strip().splitlines()) == 1
