@@ -41,23 +41,23 @@ class Feed:
 
     def __init__(self, raw: Publisher, sub: Subscriber, stream: str, clip: np.ndarray) -> None:
         self.raw, self.sub, self.stream, self.clip = raw, sub, stream, clip
-        self.seq = 1
-        self.sent: dict[int, np.ndarray] = {}
+        self.seq = 1  # the raw sequence number; the frame number is seq - 1 (anon/ numbers its own seq)
+        self.sent: dict[int, np.ndarray] = {}  # by frame number
         self.got: list[Any] = []
 
     def step(self, wait_s: float = 0.01) -> None:
         joints = self.clip[(self.seq - 1) % len(self.clip)]
         self.raw.send(frame_msg(self.stream, self.seq, self.seq - 1, joints))
-        self.sent[self.seq] = joints
+        self.sent[self.seq - 1] = joints
         self.seq += 1
         deadline = time.monotonic() + wait_s
         while (r := self.sub.receive(max(deadline - time.monotonic(), 0.0))) is not None:
             self.got.append(r)
 
-    def frames(self, after_seq: int = 0) -> list[FrameMessage]:
-        return [
-            r.message for r in self.got if isinstance(r.message, FrameMessage) and r.message.seq > after_seq
-        ]
+    def frames(self, after_frame: int = -1) -> list[FrameMessage]:
+        """The anonymized frames received, of frame numbers above ``after_frame``."""
+        got = [r.message for r in self.got if isinstance(r.message, FrameMessage)]
+        return [m for m in got if m.frame > after_frame]
 
 
 def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray) -> None:
@@ -75,12 +75,12 @@ def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray
                 wait_until(lambda: feed.step() or len(feed.frames()) >= 10, timeout_s=60, interval_s=0,
                            what="frames anonymized through Triton")  # fmt: skip
                 server.kill()
-                killed_at = feed.seq
+                killed_at = feed.seq - 1  # the next frame's number
                 wait_until(lambda: feed.step() or backend.failures > 0, timeout_s=60, interval_s=0,
                            what="the dead server to fail a batch")  # fmt: skip
                 for _ in range(20):  # down: frames dropped at once (no wait per batch)
                     feed.step()
-                restarted_at = feed.seq
+                restarted_at = feed.seq - 1
                 # same ports: the service reconnects by itself; the camera goes on meanwhile (an idle stream
                 # would be evicted)
                 restart = threading.Thread(target=server.start)
@@ -94,13 +94,14 @@ def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray
     frames = feed.frames()
     dropped = stats["failed"].get("backend_error", 0)
     assert dropped > 0 and backend.connections >= 2
-    assert dropped + stats["failed"].get("non_finite", 0) + len(frames) == len(
-        feed.sent
-    )  # every frame accounted
-    assert not [m for m in frames if killed_at + 1 < m.seq < restarted_at]  # nothing while it was down
+    accounted = dropped + stats["failed"].get("non_finite", 0) + len(frames)
+    assert accounted == len(feed.sent)  # every frame published or counted as dropped
+    assert not [
+        m.frame for m in frames if killed_at + 1 < m.frame < restarted_at
+    ]  # nothing while it was down
     assert all(r.topic.startswith("anon/") for r in feed.got)
     for m in frames:  # only what the model returned: no input joints copied out
-        assert m.anonymized and not np.allclose(m.joints, feed.sent[m.seq], atol=1e-4)
+        assert m.anonymized and not np.allclose(m.joints, feed.sent[m.frame], atol=1e-4)
 
 
 def test_two_shards_share_one_server_and_its_batcher(clip: np.ndarray) -> None:
