@@ -153,3 +153,13 @@ def test_pmr_serve_refuses_bad_flags(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("pmr serve: error:") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_pmr_stream_preflight_takes_the_triton_url() -> None:
+    if skip_reason() is not None:
+        pytest.skip(str(skip_reason()))
+    from pmr_stream.demo import check_backend
+
+    check_backend("triton", None, "127.0.0.1:8001")  # nothing is contacted before the processes start
+    with pytest.raises(ValueError, match="--backend triton: needs the Triton server's gRPC address"):
+        check_backend("triton", None)
