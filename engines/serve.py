@@ -13,7 +13,8 @@ the same way. Triton's dynamic batcher joins the requests of every shard (``--ma
 before our engine sees them; ``--instances`` runs that many engines side by side.
 
 Inputs are raw skeletons: the server listens on loopback unless ``--host`` says otherwise, and a
-non-loopback ``--host`` needs TLS (``--tls-cert``/``--tls-key``; ``--tls-ca`` for mutual TLS).
+non-loopback ``--host`` needs TLS (``--tls-cert``/``--tls-key``; ``--tls-ca`` for mutual TLS) and
+applies to gRPC (what shards use) and metrics; the HTTP port, which has no TLS here, stays on 127.0.0.1.
 Prometheus metrics (Triton's own: queue and compute times, batch executions) are on
 ``http://HOST:METRICS_PORT/metrics``. A plugin: setup.cfg registers :func:`register`.
 """
@@ -111,7 +112,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tls = {"grpc_use_ssl": True, "grpc_server_cert": args.tls_cert, "grpc_server_key": args.tls_key}
         if args.tls_ca is not None:
             tls |= {"grpc_use_ssl_mutual": True, "grpc_root_cert": args.tls_ca}
-    config = TritonConfig(grpc_address=args.host, grpc_port=args.grpc_port, http_address=args.host,
+    # HTTP has no TLS here: it stays on loopback (pytriton's own client uses it); shards use gRPC
+    config = TritonConfig(grpc_address=args.host, grpc_port=args.grpc_port, http_address="127.0.0.1",
                           http_port=args.http_port, metrics_address=args.host, metrics_port=args.metrics_port,
                           exit_on_error=True, exit_timeout_secs=5, **tls)  # fmt: skip
     shape = (75, 25, 3)
@@ -128,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         triton.run()
         e = engines[0]
         print(f"serve: Triton {args.triton_model!r} on grpc {args.host}:{args.grpc_port} "
-              f"({'TLS' if tls else 'clear text, loopback'}), http :{args.http_port}, "
+              f"({'TLS' if tls else 'clear text, loopback'}), http 127.0.0.1:{args.http_port}, "
               f"metrics http://{args.host}:{args.metrics_port}/metrics; {len(engines)} x {e.name} on {e.device} "
               f"({e.source.model_id}), max batch {args.max_batch}, queue delay <= {args.max_queue_delay_us} us",
               flush=True)  # fmt: skip

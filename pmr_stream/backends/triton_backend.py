@@ -73,8 +73,11 @@ def is_loopback_host(address: str) -> bool:
         return False
 
 
-def _read(path: str | None) -> bytes | None:
-    return None if path is None else Path(path).read_bytes()
+def _pem(path: str | None, flag: str) -> str | None:
+    """``path`` (tritonclient reads the file itself), checked to exist."""
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"--{flag} {path}: not found")
+    return path
 
 
 class TritonBackend(Backend):
@@ -98,7 +101,8 @@ class TritonBackend(Backend):
         self._grpc, self._error_type = grpcclient, InferenceServerException
         self.model = opts.triton_model
         self.timeout_s = opts.triton_timeout_ms / 1000.0
-        self._tls = (_read(opts.triton_tls_ca), _read(opts.triton_tls_key), _read(opts.triton_tls_cert))
+        self._tls = (_pem(opts.triton_tls_ca, "triton-tls-ca"), _pem(opts.triton_tls_key, "triton-tls-key"),
+                     _pem(opts.triton_tls_cert, "triton-tls-cert"))  # fmt: skip
         self._client: Any = None
         self._verified = False
         self._retry_at = 0.0
