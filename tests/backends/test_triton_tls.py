@@ -34,6 +34,7 @@ def make_certificates(folder: Path) -> dict[str, str]:
     return {n: str(folder / n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
 
 
+@pytest.mark.slow  # starts a Triton server (5-30 s on a busy 2-core host)
 def test_mutual_tls_between_shard_and_server(model_files: tuple[str, str], real_windows: np.ndarray,
                                              tmp_path: Path) -> None:  # fmt: skip
     model, dummy = model_files

@@ -60,6 +60,7 @@ class Feed:
         return [m for m in got if m.frame > after_frame]
 
 
+@pytest.mark.slow  # starts a Triton server (5-30 s on a busy 2-core host)
 def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray) -> None:
     with triton_server() as server:
         backend = get_backend("triton", triton_url=server.url, triton_timeout_ms=300)
@@ -104,6 +105,7 @@ def test_a_killed_server_fails_closed_then_the_service_recovers(clip: np.ndarray
         assert m.anonymized and not np.allclose(m.joints, feed.sent[m.frame], atol=1e-4)
 
 
+@pytest.mark.slow  # starts a Triton server (5-30 s on a busy 2-core host)
 def test_two_shards_share_one_server_and_its_batcher(clip: np.ndarray) -> None:
     # 20 ms of queue delay: requests of the two shards that arrive that close together run as one batch (a
     # server batch of 64 has room for several shard batches of at most 8)
