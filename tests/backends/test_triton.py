@@ -163,3 +163,34 @@ def test_pmr_stream_preflight_takes_the_triton_url() -> None:
     check_backend("triton", None, "127.0.0.1:8001")  # nothing is contacted before the processes start
     with pytest.raises(ValueError, match="--backend triton: needs the Triton server's gRPC address"):
         check_backend("triton", None)
+
+
+def test_a_frozen_server_times_out_then_recovers(server: TritonProcess, model_files: tuple[str, str],
+                                                 real_windows: np.ndarray) -> None:  # fmt: skip
+    import os
+    import signal
+    import time
+
+    from tests.waiting import wait_until
+
+    model, dummy = model_files
+    b = get_backend("triton", triton_url=server.url, model_path=model, dummy=dummy, triton_timeout_ms=300)
+    assert server.proc is not None
+    os.killpg(server.proc.pid, signal.SIGSTOP)  # a server that answers nothing: the slowest kind
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="Deadline|no answer within 300 ms"):
+            b.anonymize(real_windows[:2])
+        assert time.monotonic() - t0 < 3.0 and b.failures == 1  # bounded by the timeout, not hung
+    finally:
+        os.killpg(server.proc.pid, signal.SIGCONT)
+
+    def works() -> bool:
+        try:
+            return b.anonymize(real_windows[:2]).shape == (2, 75, 25, 3)
+        except BackendUnavailable:
+            return False
+
+    wait_until(works, timeout_s=60, interval_s=0.3, what="the thawed server to answer again")
+    assert b.connections >= 2
+    b.close()
