@@ -32,12 +32,16 @@ def _add_train_arguments(p: Any) -> None:
                    help="stand-in .npz (generated if missing) or a folder of NTU-60 .skeleton files")  # fmt: skip
     p.add_argument("--genders", default=None, help="NTU-60: CSV of performer genders")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=None, help="windows per step (paper 32)")
     p.add_argument("--lr", type=float, default=None, help="autoencoder learning rate (paper 1e-5)")
     p.add_argument("--adv-lr", type=float, default=None, help="classifier/Q learning rate (paper 1e-5)")
     p.add_argument(
-        "--epochs-scale", type=float, default=None, help="multiply every stage's epochs (0.1: quick run)"
-    )
+        "--epochs-scale", type=float, default=None,
+        help="multiply every stage's epochs (at least 1 each); below 1 every epoch shrinks too, to that "
+        "fraction of its samples (at least one batch): 0.02 on a small set is a smoke test of a few batches",
+    )  # fmt: skip
     p.add_argument(
         "--stage-epochs", default=None, help="six comma-separated epoch counts (default 5,20,20,50,100,100)"
     )
