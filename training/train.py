@@ -24,6 +24,7 @@ import csv
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -554,6 +555,14 @@ def configure(args: Any) -> Config:
     return cfg
 
 
+def warn_if_busy() -> None:
+    """A hint when the machine is busier than its cores and torch runs several threads (they then
+    wait for each other: on 2 cores at load 7-8 a quick run took 2-7 times longer than with 1)."""
+    load, cores = (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0), os.cpu_count() or 1
+    if load > cores and torch.get_num_threads() > 1:
+        log.warning("the machine is busy (load %.1f on %d cores): --threads 1 is often faster", load, cores)
+
+
 def train_command(args: Any) -> int:
     """``pmr train``: see ``pmr train --help``."""
     from .data import DataConfig, load_clips
@@ -561,6 +570,8 @@ def train_command(args: Any) -> int:
     cfg = configure(args)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+    else:
+        warn_if_busy()
     data_path = Path(args.data)
     if cfg.data.dataset == "standin":
         data_path = ensure_standin(data_path, seed=0)
