@@ -68,13 +68,14 @@ def _cli(*args: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
-def measure(rounds: int, frames: int, announce_s: float, seed: int = 0) -> dict[str, Any]:
+def measure(rounds: int, frames: int, announce_s: float, seed: int = 0, workers: int = 1) -> dict[str, Any]:
     """Run the producer and the service, and ``rounds`` late subscriptions to each topic."""
     rng = random.Random(seed)
     raw_ep, anon_ep = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
     keys = tempfile.TemporaryDirectory()  # a throw-away stream key: the deployment's is not touched
     service = _cli("anonymizer", "--raw", raw_ep, "--anon", anon_ep, "--backend", "onnxruntime",
-                   "--device", "cpu", "--report", "0", "--stream-key", str(Path(keys.name) / "key"))  # fmt: skip
+                   "--device", "cpu", "--report", "0", "--stream-key", str(Path(keys.name) / "key"),
+                   "--workers", str(workers))  # fmt: skip
     producer = _cli("produce", "--source", "synthetic", "--stream", "late", "--endpoint", raw_ep,
                     "--announce", str(announce_s), "--wait-subscribers", "1", "--wait-timeout", "120",
                     "--report", "0")  # fmt: skip
@@ -119,7 +120,7 @@ def measure(rounds: int, frames: int, announce_s: float, seed: int = 0) -> dict[
                 "no_start": sum(r["start_after_ms"] is None for r in rows),
                 "other_drops": sum(sum(r["other_drops"].values()) for r in rows)}  # fmt: skip
 
-    return {"announce_s": announce_s, "frames": frames, "raw": summary("raw/"), "anon": summary("anon/"),
+    return {"announce_s": announce_s, "workers": workers, "frames": frames, "raw": summary("raw/"), "anon": summary("anon/"),
             "early_anon_subscriber": {"drops": early_drops, "seq_missing": early_missing, "starts": early_starts}}  # fmt: skip
 
 
@@ -142,13 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=30, help="frames each late subscriber reads (default 30)")
     ap.add_argument("--announce", type=float, default=1.0,
                     help="the producer's re-announcement period, seconds (default 1; 0: never)")  # fmt: skip
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the anonymizer's --workers (2+: through its ZeroMQ proxies; default 1)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the random subscription moments")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.frames < 1:
         ap.error("--rounds and --frames must be >= 1")
     load_before = [round(x, 2) for x in os.getloadavg()]
-    res = measure(args.rounds, args.frames, args.announce, args.seed)
+    res = measure(args.rounds, args.frames, args.announce, args.seed, args.workers)
     res["env"] = {"cpus": os.cpu_count(), "load_before": load_before,
                   "load_after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     print(_table(res))
