@@ -108,7 +108,7 @@ def find_inputs(inputs: Sequence[str], exclude: str | os.PathLike[str] | None = 
     seen: set[str] = set()
     unique = []
     for d in out:  # the same file named twice (a folder and a glob inside it) is done once
-        key = os.path.realpath(d.path)
+        key = os.path.abspath(d.path)
         if key not in seen:
             seen.add(key)
             unique.append(d)

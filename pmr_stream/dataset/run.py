@@ -226,7 +226,7 @@ class _Run:
             if self.bar is not None:
                 self.bar.write(self.failures[-1])
             else:
-                log.warning("%s", self.failures[-1])
+                log.info("%s", self.failures[-1])
             error = error if keep else _scrub(error, job)
         self.entries[i] = FileEntry(
             job.output, status, frames, persons, error, job.input.path if keep else None
@@ -253,7 +253,7 @@ class _Run:
     # -- the engine's part
     def add(self, i: int, rec: Recording, kind: str | None) -> None:
         job = self.jobs[i]
-        fmt = job.fmt if job.fmt is not None or not job.path.lower().endswith(".npy") else kind
+        fmt = job.fmt if job.fmt is not None or kind not in ("sgn", "stgcn") else kind  # arrays stay arrays
         try:
             from pmr_stream.formats.io import check_fits
 
