@@ -177,7 +177,7 @@ def _last_plan(x: npt.NDArray[np.float32], opts: AnonymizeOptions) -> TrackPlan:
     :class:`~pmr_stream.anonymizer.window.WindowStore` (a test compares them bit for bit)."""
     padded = np.concatenate([np.repeat(x[:1], T - 1, axis=0), x])  # (N + 74, 25, 3)
     windows = np.lib.stride_tricks.sliding_window_view(padded, T, axis=0).transpose(0, 3, 1, 2)
-    normed, offsets = center_windows(np.ascontiguousarray(windows))  # (N, 75, 25, 3), (N, 1, 1, 3)
+    normed, offsets = center_windows(windows)  # one pass over the view: (N, 75, 25, 3), (N, 1, 1, 3)
 
     def finish(res: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return _bones(uncenter_windows(res[:, -1], offsets[:, 0]).astype(np.float32), opts)
@@ -333,6 +333,7 @@ def default_window_fn(
     device: str | None = "cpu",
     privacy: str | None = None,
     backend: str = "torch",
+    **options: Any,
 ) -> tuple[Backend, str]:
     """The shipped default model and dummy (or the given ones) as a backend, and a model id.
 
@@ -342,14 +343,15 @@ def default_window_fn(
     cannot drift: the backend passes the same start-up check (non-finite weights or dummy and a
     bad reference output are refused with :class:`~pmr_stream.backends.base.ModelCheckError`
     naming the file). ``privacy``: the privacy dial's level (``None``: the model's default); a
-    model without a dial refuses a level in one line naming the file.
+    model without a dial refuses a level in one line naming the file. ``options``: more
+    :class:`~pmr_stream.backends.base.BackendOptions` fields (``threads``, ``spin``).
     """
     from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
     from pmr_stream.backends import get_backend
 
     mp = Path(model_path) if model_path else DEFAULT_MODEL
     dp = Path(dummy_path) if dummy_path else DEFAULT_DUMMY
-    kwargs: dict[str, Any] = {"model_path": str(mp), "dummy": str(dp), "privacy": privacy}
+    kwargs: dict[str, Any] = {"model_path": str(mp), "dummy": str(dp), "privacy": privacy, **options}
     if device is not None:
         kwargs["device"] = device
     engine = get_backend(backend, **kwargs)

@@ -8,7 +8,10 @@ or ``$PMR_NTU_DIR``; copies, under made-up NTU names so the pseudonym names are 
 replicated to ``--files`` files, and times the real command (``python -m pmr_stream.cli
 anonymize --input DIR --output OUT``, default mode and bones) as a subprocess from start to exit,
 once per ``--workers`` value. Reports frames, seconds, frames/s, the command's own figure (which
-leaves out the interpreter's start-up) and the load average before and after: a run that starts
+leaves out the interpreter's start-up), the CPU seconds of the command and its workers, the
+engine's own windows/s measured just before and after the run (the yardstick of how much of the
+machine the run had: the run's frames/s over it, times the quiet machine's 7,628, is the *quiet
+estimate*: an estimate, not a measurement) and the load average before and after: a run that starts
 above ``--quiet-load`` is marked ``loaded`` (other work on the machine; figures are then lower
 bounds). ``--profile`` also runs one in-process pass under cProfile and prints where time goes
 (parsing, windows, engine, bones, writing). Nothing is written into the project.
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +41,9 @@ if __package__ in (None, ""):  # run as a file: make the repository importable, 
 
 from pmr_stream.samples import ntu_sample_files  # noqa: E402
 
+#: The engine's windows/s on the quiet 2-core machine (README, "Engines and backends": onnxruntime,
+#: folded graph, batch 256): a run's frames per engine window times this estimates its quiet figure.
+QUIET_ENGINE = 7628.0
 _RATE_RE = re.compile(r"anonymized (\d+) file\(s\), (\d+) frames .* in ([0-9.]+) s")
 
 
@@ -63,16 +70,39 @@ def time_command(data: Path, out: Path, workers: int, extra: Sequence[str]) -> d
            "--workers", str(workers), "--quiet", "--keep-dir-names", *extra]  # fmt: skip
     env = dict(os.environ, PMR_STREAM_KEY=str(data.parent / "key"))
     load_before = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     m = _RATE_RE.search(p.stdout)
     files, frames, inner = (int(m[1]), int(m[2]), float(m[3])) if m else (0, 0, float("nan"))
     return {"workers": workers, "rc": p.returncode, "files": files, "frames": frames, "wall_s": round(wall, 2),
             "frames_per_s": round(frames / wall, 1) if wall > 0 else 0.0,
+            "cpu_s": round(cpu, 2), "frames_per_cpu_s": round(frames / cpu, 1) if cpu > 0 else 0.0,
             "inner_s": inner, "inner_frames_per_s": round(frames / inner, 1) if inner > 0 else 0.0,
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "stderr_tail": p.stderr[-400:] if p.returncode else ""}  # fmt: skip
+
+
+def engine_rate(seconds: float = 3.0) -> float:
+    """Windows/s of the engine alone now (ONNX Runtime, batch 256, as the runs use it): the yardstick
+    that says how much of the machine the runs had (7,628 on the quiet machine, README)."""
+    import numpy as np
+
+    from pmr_stream.backends import get_backend
+
+    be = get_backend("onnxruntime", device="cpu", spin=False)
+    w = (np.random.default_rng(0).standard_normal((256, 75, 25, 3)) * 0.1).astype(np.float32)
+    be.anonymize(w)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        be.anonymize(w)
+        n += len(w)
+    rate = n / (time.perf_counter() - t0)
+    be.close()
+    return rate
 
 
 def profile(data: Path, out: Path) -> str:
@@ -95,11 +125,13 @@ def profile(data: Path, out: Path) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
-    rows = ["| workers | files | frames | wall s (incl. start-up) | frames/s | frames/s (after start-up) | load |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| workers | files | frames | wall s (incl. start-up) | frames/s | frames/s (after start-up) "
+            "| CPU s (all processes) | engine windows/s meanwhile | quiet estimate frames/s | load |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in report["runs"]:
         rows.append(f"| {r['workers']} | {r['files']} | {r['frames']} | {r['wall_s']:.1f} | "
-                    f"**{r['frames_per_s']:,.0f}** | {r['inner_frames_per_s']:,.0f} | "
+                    f"**{r['frames_per_s']:,.0f}** | {r['inner_frames_per_s']:,.0f} | {r['cpu_s']:.1f} | "
+                    f"{r['engine_windows_per_s']:,.0f} | {r['quiet_estimate_frames_per_s']:,.0f} | "
                     f"{r['load_before']:.2f} -> {r['load_after']:.2f} |")  # fmt: skip
     mark = " (taken under load: other work on the machine)" if report["loaded"] else ""
     return "\n".join(rows) + f"\n\ntarget >= {report['target']:,} frames/s{mark}"
@@ -126,7 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pmr_bench_dataset_") as tmp:
         data = Path(tmp) / "data"
         frames = build_dataset(data, args.files, samples)
-        runs = [time_command(data, Path(tmp) / f"out{w}", w, args.extra) for w in args.workers]
+        runs = []
+        for w in args.workers:
+            before = engine_rate()
+            run = time_command(data, Path(tmp) / f"out{w}", w, args.extra)
+            run["engine_windows_per_s"] = round((before + engine_rate()) / 2, 1)  # around the run
+            run["frames_per_engine_window"] = round(run["frames_per_s"] / run["engine_windows_per_s"], 3)
+            run["quiet_estimate_frames_per_s"] = round(run["frames_per_engine_window"] * QUIET_ENGINE, 0)
+            runs.append(run)
         report = {"tool": "bench_dataset", "files": args.files, "frames": frames, "cpus": os.cpu_count(),
                   "samples": [s.name for s in samples], "target": 3000, "runs": runs,
                   "loaded": any(r["load_before"] >= args.quiet_load for r in runs),

@@ -116,10 +116,13 @@ def plan_jobs(inputs: list[DatasetInput], opts: DatasetOptions) -> list[Job]:
     names = output_names([(d.rel, s) for d, s in zip(inputs, suffixes, strict=True)], opts.names)
     jobs = []
     for d, name in zip(inputs, names, strict=True):
+        path = os.path.join(opts.output, *name.split("/"))
+        if os.path.realpath(path) == os.path.realpath(d.path):
+            raise ValueError(f"output {path}: is the input file {d.path}; write into another folder")
         fmt = opts.output_format
         if fmt is None and name.lower().endswith(".npy"):
             fmt = opts.input_format  # a new .npy: the input's array kind (found when it is read)
-        jobs.append(Job(d, name, os.path.join(opts.output, *name.split("/")), fmt, _frame_hint(d.path)))
+        jobs.append(Job(d, name, path, fmt, _frame_hint(d.path)))
     return jobs
 
 

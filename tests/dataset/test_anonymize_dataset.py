@@ -197,3 +197,14 @@ def test_inputs_that_name_nothing_are_one_line(tmp_path: Path, capsys: pytest.Ca
     )
     assert "matches no file" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_input_folder_is_never_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, key = _tree(tmp_path), tmp_path / "key"
+    before = _files(data)
+    assert _run("--input", str(data), "--output", str(data), key=key) == 2
+    assert "is the input folder" in capsys.readouterr().err
+    assert _run("--input", str(data / SAMPLES[0]), str(data / SAMPLES[1]), "--output", str(data), "--names", "keep",
+                key=key) == 2  # fmt: skip
+    assert "is the input file" in capsys.readouterr().err
+    assert _files(data) == before
