@@ -77,7 +77,12 @@ def cmd_anonymize_dataset(args: argparse.Namespace) -> int:
         return Engine(backend.anonymize, model_id, opts,
                       {"model_id": model_id, "backend": backend.name, "privacy": backend.source.privacy})  # fmt: skip
 
-    report = run_dataset(jobs, base, engine, settings)
+    try:
+        report = run_dataset(jobs, base, engine, settings)
+    except KeyboardInterrupt:
+        print(f"pmr anonymize: interrupted; what was finished is in {out} (and its manifest.json): run the "
+              "same command again to do the rest", file=sys.stderr)  # fmt: skip
+        return 130
     done = sum(e.status == "done" for e in report.entries)
     skipped = sum(e.status == "skipped" for e in report.entries)
     rate = report.frames / report.seconds if report.seconds > 0 else 0.0

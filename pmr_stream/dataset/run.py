@@ -50,7 +50,7 @@ class DatasetOptions:
     ``overwrite``: redo files whose output exists (default: skip them, which is also how an
     interrupted run resumes); ``workers``: processes that read and write (1: this one);
     ``batch_size``: windows per engine call; ``flush_windows``: windows gathered across files
-    before they go to the engine; ``progress``: a progress bar on stderr (tqdm, frames, ETA)."""
+    before they go to the engine (default ``8 * batch_size``); ``progress``: a progress bar on stderr (tqdm, frames, ETA)."""
 
     output: str
     names: NameOptions
@@ -59,14 +59,19 @@ class DatasetOptions:
     overwrite: bool = False
     workers: int = 1
     batch_size: int = 256
-    flush_windows: int = 2048
+    flush_windows: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
-        if self.batch_size < 1 or self.flush_windows < 1:
+        if self.batch_size < 1 or (self.flush_windows is not None and self.flush_windows < 1):
             raise ValueError("batch_size and flush_windows must be >= 1")
+
+    @property
+    def flush_at(self) -> int:
+        """Windows gathered before an engine round: ``flush_windows`` or ``8 * batch_size``."""
+        return self.flush_windows if self.flush_windows is not None else 8 * self.batch_size
 
 
 @dataclass(frozen=True)
@@ -395,7 +400,7 @@ def run_dataset(
                 run.record(i, "failed", None, None, error)
                 continue
             run.add(i, rec, kind)
-            if run.pending_windows >= opts.flush_windows:
+            if run.pending_windows >= opts.flush_at:
                 run.flush(window_fn, model_id)
         run.flush(window_fn, model_id)
         run.collect_writes(block=True)
