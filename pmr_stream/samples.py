@@ -13,6 +13,8 @@ import numpy.typing as npt
 
 #: The variable that names another folder of NTU ``.skeleton`` samples.
 NTU_DIR_ENV = "PMR_NTU_DIR"
+#: The NTU RGB+D sample's colour video in :func:`ntu_samples_dir` (1920x1080, 30 fps, 103 frames; may be absent).
+NTU_SAMPLE_VIDEO = "S001C001P001R001A001_rgb.avi"
 
 
 def ntu_samples_dir() -> Path:
@@ -49,4 +51,4 @@ def recorded_windows(
     return np.stack(windows[:n]).astype(np.float32), origin
 
 
-__all__ = ["NTU_DIR_ENV", "ntu_samples_dir", "ntu_sample_files", "recorded_windows"]
+__all__ = ["NTU_DIR_ENV", "NTU_SAMPLE_VIDEO", "ntu_samples_dir", "ntu_sample_files", "recorded_windows"]

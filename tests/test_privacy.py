@@ -38,6 +38,7 @@ from pmr_stream.wire.privacy import (
     is_pseudonym,
     load_stream_key,
     pseudonym,
+    reannounce,
     service_metadata,
 )
 from pmr_stream.wire.schema import FIELDS, FrameGap, FrameMessage, StreamEnd, StreamStart, pack
@@ -113,18 +114,28 @@ def test_anonymized_control_messages_carry_nothing_of_the_raw_ones() -> None:
     ids = StreamIds(KEY)
     sid = ids.anon(RAW_ID)
     meta = service_metadata("dummy", "last", False)
-    start = anon_start(raw, stream=sid, session=fresh_session(raw.session), model_id="m", metadata=meta)
+    start = anon_start(
+        raw, stream=sid, seq=0, session=fresh_session(raw.session), model_id="m", metadata=meta
+    )
     assert start.anonymized and start.model_id == "m" and start.source == ANON_SOURCE
     assert start.metadata == meta and start.session != raw.session and start.max_persons == 6
-    gap = anon_gap(FrameGap(RAW_ID, 3, 2, 0.06, now_m, now_w, reason="P001 left via /home/alice"), stream=sid)
-    end = anon_end(StreamEnd(RAW_ID, 9, now_m, now_w, reason=PATH, frames=8), stream=sid)
+    gap = anon_gap(
+        FrameGap(RAW_ID, 3, 2, 0.06, now_m, now_w, reason="P001 left via /home/alice"), stream=sid, seq=2
+    )
+    end = anon_end(StreamEnd(RAW_ID, 9, now_m, now_w, reason=PATH, frames=8), stream=sid, seq=3)
     assert gap.reason == "other" and end.reason == "other" and end.frames == 8
-    assert anon_gap(FrameGap(RAW_ID, 3, 2, 0.06, now_m, now_w), stream=sid).reason == "no_person"
-    assert anon_end(StreamEnd(RAW_ID, 9, now_m, now_w, reason="eof"), stream=sid).reason == "eof"
+    assert anon_gap(FrameGap(RAW_ID, 3, 2, 0.06, now_m, now_w), stream=sid, seq=2).reason == "no_person"
+    assert anon_end(StreamEnd(RAW_ID, 9, now_m, now_w, reason="eof"), stream=sid, seq=3).reason == "eof"
     src = FrameMessage(RAW_ID, 5, 4, 3, 0.1, now_m, now_w, pose, np.full(25, 0.37, np.float32))
-    frame = anon_frame(src, stream=sid, person=0, joints=pose + 0.5, model_id="m")
+    frame = anon_frame(src, stream=sid, seq=1, person=0, joints=pose + 0.5, model_id="m")
     assert np.array_equal(frame.confidence, CONFIDENCE) and frame.person == 0
-    for m in (start, gap, end, frame):
+    # the anon/ stream's own numbers, never the raw ones (which also count what never reached anon/)
+    assert [m.seq for m in (start, frame, gap, end)] == [0, 1, 2, 3] and src.seq == 4
+    again = reannounce(start, seq=4)  # to a new subscription: the same start, the next number
+    assert again.seq == 4 and pack(again) == pack(start).replace(b"\xa3seq\x00", b"\xa3seq\x04")
+    with pytest.raises(ValueError, match="anon/ start"):
+        reannounce(raw, seq=1)
+    for m in (start, gap, end, frame, again):
         blob = pack(m)
         assert not any(s in blob for s in raw_strings()), m.kind
         assert b"producer-7f3a" not in blob and b"kinect:" not in blob

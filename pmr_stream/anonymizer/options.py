@@ -18,6 +18,7 @@ from typing import Any, Final
 from pmr_stream.anonymizer.window import POLICY_HELP, WindowPolicy
 from pmr_stream.wire.checks import MAX_METADATA_BYTES
 from pmr_stream.wire.privacy import StreamIds
+from pmr_stream.wire.shard import parse_shard
 
 #: How output bones are sized: the dummy's lengths, or whatever the network gave (``--bones``).
 BONES: Final[tuple[str, ...]] = ("dummy", "model")
@@ -63,6 +64,9 @@ class ServiceOptions:
             random key for this service only (pseudonyms then change when it restarts).
         public_stream_ids: raw stream ids the operator declared harmless: they go to ``anon/``
             unchanged.
+        shard: ``(index, count)``: serve only the streams whose topic hashes to ``index`` of
+            ``count`` shards (:mod:`pmr_stream.wire.shard`; ``pmr anonymizer --workers N`` sets it
+            for its workers, and shards on several hosts can set it by hand). ``None``: all.
     """
 
     policy: WindowPolicy = field(default_factory=WindowPolicy)
@@ -82,8 +86,11 @@ class ServiceOptions:
     engine_thread: bool = False
     stream_key: bytes | None = field(default=None, repr=False)
     public_stream_ids: frozenset[str] = frozenset()
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.shard is not None:
+            parse_shard(f"{self.shard[0]}/{self.shard[1]}")  # raises, naming it, when out of range
         if self.bones not in BONES:
             raise ValueError(f"bones must be one of {', '.join(BONES)}, got {self.bones!r}")
         if self.max_batch < 1:
@@ -114,6 +121,7 @@ class ServiceOptions:
             "max_persons": args.max_persons, "stats_json": Path(args.stats_json) if args.stats_json else None,
             "metrics_port": args.metrics_port, "metrics_host": args.metrics_host, "bones": args.bones,
             "engine_thread": args.engine_thread,
+            "shard": parse_shard(args.shard) if getattr(args, "shard", None) else None,
         }  # fmt: skip
         fields.update(extra)
         return cls(**fields)
@@ -194,6 +202,12 @@ def add_service_arguments(
     p.add_argument(
         "--metrics-host", default=d.metrics_host, help="address the metrics endpoint binds (default loopback)"
     )
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run N service processes behind the same endpoints, each serving the streams that "
+                        "hash to it (a dead one is restarted); default 1: one process serves")  # fmt: skip
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="serve only the streams of shard I of N (a stable hash of the stream id); "
+                        "--workers sets it for its workers; shards on several hosts set it by hand")  # fmt: skip
 
 
 #: The defaults the flags show.

@@ -12,17 +12,24 @@ One loop (one thread) does everything, so there are no locks and no reordering:
    next frame is not expected before the oldest due window has waited ``max_wait_ms``
    (the expected gap is ``1 / rate`` from the measured frame arrival rate, so a single
    30 fps stream never waits, while many streams fill their batches);
-4. publish, per stream and in sequence order, one anonymized
-   :class:`~pmr_stream.wire.schema.FrameMessage` per input frame (same ``seq``,
-   ``frame``, ``pts_s`` and capture timestamps, ``anonymized=True``, ``model_id``), and
-   the stream's start / gap / end messages rebuilt from the allow-list of
-   :mod:`pmr_stream.wire.privacy` (never a copy: no raw metadata, source or session), all under
-   the stream's keyed pseudonym, persons renumbered 0, 1.. by first appearance,
-   confidence 1.0. Internal bookkeeping stays keyed by the raw stream id.
+4. publish, per stream and in input order, one anonymized
+   :class:`~pmr_stream.wire.schema.FrameMessage` per input frame (same ``frame``,
+   ``pts_s`` and capture timestamps, ``anonymized=True``, ``model_id``), and the stream's
+   start / gap / end messages rebuilt from the allow-list of :mod:`pmr_stream.wire.privacy`
+   (never a copy: no raw metadata, source or session), all under the stream's keyed
+   pseudonym, persons renumbered 0, 1.. by first appearance, confidence 1.0. Internal
+   bookkeeping stays keyed by the raw stream id.
+
+Sequence numbers on ``anon/`` are the service's own: each ``anon/`` stream counts what is
+*published* on it, 0 at the start of each anonymized session, +1 per message (the number is
+given when the message is sent). Raw numbers never reach ``anon/``. So the service can
+announce to a late subscriber as producers do: when the ``anon/`` XPUB socket reports a new
+subscription, every live stream it covers gets its last start again at once, under the next
+number (:func:`~pmr_stream.wire.privacy.reannounce`), and nobody sees a number go backwards.
 
 Fails closed: an output frame is built only from what the backend returned; when a
 batch raises, returns the wrong shape or non-finite numbers, the frames it covered are
-not published (their sequence numbers are skipped) and counted under ``failed``.
+not published (they use no ``anon/`` sequence number) and counted under ``failed``.
 Input joints are never copied into an output message.
 
 The backend (and with it the dummy's privacy code) is made once, before the loop.
@@ -35,103 +42,43 @@ import logging
 import secrets
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
 from pmr_stream.anonymizer.arrivals import ArrivalRate
+from pmr_stream.anonymizer.heap import TRIM_AFTER, trim_heap
 from pmr_stream.anonymizer.http import QUANTILES, MetricsServer, prometheus_text
 from pmr_stream.anonymizer.options import ServiceOptions
+from pmr_stream.anonymizer.records import ServiceStats, _Slot, _StreamOut
 from pmr_stream.anonymizer.window import Due, WindowOptions, WindowStore
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
 from pmr_stream.stats import percentiles
 from pmr_stream.wire.checks import WireError
 from pmr_stream.wire.privacy import (
-    PersonIds,
     StreamIds,
     anon_end,
     anon_frame,
     anon_gap,
     anon_start,
     fresh_session,
+    reannounce,
     service_metadata,
 )
-from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart
+from pmr_stream.wire.schema import ANON, FrameGap, FrameMessage, Message, StreamEnd, StreamStart
 from pmr_stream.wire.sockets import Publisher, SocketOptions
 from pmr_stream.wire.subscriber import Received, Subscriber
 
 log = logging.getLogger(__name__)
 
-#: Samples kept for the latency / batch percentiles.
-_SAMPLES: Final[int] = 20000
 #: Streams whose lost-message count (``seq_missing``) is kept, the latest to lose any.
 _MAX_LOST_STREAMS: Final[int] = 1024
-
-
-@dataclass
-class _Slot:
-    """One message owed to ``anon/<stream>``, in input order."""
-
-    msg: Message | None = None
-    src: FrameMessage | None = None  # the input frame (only its timing is used)
-    done: bool = False
-    stream: str = ""  # the id on anon/
-    person: int = 0  # the fresh person id
-
-
-@dataclass
-class _StreamOut:
-    slots: deque[_Slot] = field(default_factory=deque)
-    last_seen_ns: int = 0
-    ended: bool = False
-    session: str | None = None  # the raw session
-    anon_stream: str = ""  # the id on anon/ (pseudonym or declared public)
-    anon_session: str | None = None  # fresh, per raw session
-    persons: PersonIds = field(default_factory=PersonIds)  # raw person id -> fresh id, this session
-
-
-@dataclass
-class ServiceStats:
-    frames_in: int = 0
-    published_frames: int = 0
-    published_other: int = 0
-    failed: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-    windows: int = 0
-    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    engine_ms_per_window: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    engine_ms_per_batch: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    queue_wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    service_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    max_queue: int = 0
-    t_start: float = field(default_factory=time.monotonic)
-
-
-_malloc_trim: Callable[[int], int] | None = None
-#: Trim the heap once this many person tracks (about 23 KB each; a stream's state counts 16) were freed.
-_TRIM_AFTER: Final[int] = 64
-
-
-def _trim_heap() -> None:
-    """Give freed heap memory back to the OS (glibc ``malloc_trim``; a no-op where there is none).
-
-    Window buffers (23 KB) and decoded metadata come from the C heap, which otherwise keeps
-    the pages of everything freed below its top: the resident size would not come down
-    after persons and streams are evicted."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = lambda pad: 0  # noqa: E731 - not glibc
-    _malloc_trim(0)
 
 
 class AnonymizerService:
@@ -169,11 +116,15 @@ class AnonymizerService:
                                                  max_persons=o.max_persons))  # fmt: skip
         # the subscriber holds every stream's state: it gets the service's limits and idle time
         subscriber.options = replace(subscriber.options, max_streams=o.max_streams, idle_s=o.idle_s,
-                                     max_metadata_bytes=o.max_metadata_bytes, ended_grace_s=min(o.idle_s, 1.0))  # fmt: skip
+                                     max_metadata_bytes=o.max_metadata_bytes, ended_grace_s=min(o.idle_s, 1.0),
+                                     shard=o.shard)  # fmt: skip
         self.out: dict[str, _StreamOut] = {}
         self.due: list[Due] = []
         self.stats = ServiceStats()
         self.streams_seen = 0  # streams opened (one evicted and heard of again counts again)
+        self._quiet: dict[
+            str, None
+        ] = {}  # streams forgotten as idle without an end, oldest first (max_streams)
         self._untrimmed = 0  # streams forgotten since the heap was last trimmed (x16)
         self._dropped_at_trim = 0  # the window store's tracks dropped then
         self.arrivals = ArrivalRate()
@@ -210,11 +161,12 @@ class AnonymizerService:
         if s is None:
             s = self.out[stream] = _StreamOut(anon_stream=self.ids.anon(stream))
             self.streams_seen += 1
+            self._quiet.pop(stream, None)
         s.last_seen_ns = now
         return s
 
-    def _control(self, s: _StreamOut, msg: Message) -> None:
-        s.slots.append(_Slot(msg=msg, done=True))
+    def _control(self, s: _StreamOut, build: Callable[..., Message], session: str | None = None) -> None:
+        s.slots.append(_Slot(build=build, done=True, session=session))
 
     def take(self, r: Received) -> None:
         """Handle one accepted raw message."""
@@ -235,8 +187,8 @@ class AnonymizerService:
             s.ended = False
             public = s.anon_stream in self.ids.public
             meta = service_metadata(self.options.bones, self.options.policy.name, public)
-            self._control(s, anon_start(m, stream=s.anon_stream, session=s.anon_session, model_id=self.model_id,
-                                        metadata=meta))  # fmt: skip
+            self._control(s, partial(anon_start, m, stream=s.anon_stream, session=s.anon_session,
+                                     model_id=self.model_id, metadata=meta), s.anon_session)  # fmt: skip
         elif isinstance(m, FrameMessage):
             self.stats.frames_in += 1
             if not self.windows.admit(m.stream, m.person):
@@ -249,10 +201,10 @@ class AnonymizerService:
             s.slots.append(slot)
             self.due.append(due)
         elif isinstance(m, FrameGap):
-            self._control(s, anon_gap(m, stream=s.anon_stream))
+            self._control(s, partial(anon_gap, m, stream=s.anon_stream))
         elif isinstance(m, StreamEnd):
             self._flush_stream(m.stream)
-            self._control(s, anon_end(m, stream=s.anon_stream))
+            self._control(s, partial(anon_end, m, stream=s.anon_stream))
             s.ended = True
             s.persons.reset()  # the session is over: its fresh ids are freed
             s.anon_session = None
@@ -330,7 +282,7 @@ class AnonymizerService:
         self._resolve(done)
 
     def _resolve(self, done: list[tuple[Any, np.ndarray | None]]) -> None:
-        """Build the output messages of finished frames (``None``: fail closed, nothing published)."""
+        """Hand the network's joints to the slots of finished frames (``None``: fail closed, nothing published)."""
         if self.bone_target is not None:
             # after the window policy's blending, so what is published has exactly the dummy's bones
             ok = [i for i, (_, j) in enumerate(done) if j is not None]
@@ -339,32 +291,62 @@ class AnonymizerService:
                 for n, i in enumerate(ok):
                     done[i] = (done[i][0], fixed[n])
         for slot, joints in done:
-            src = slot.src
             slot.done = True
-            if joints is None or src is None:
-                continue
-            try:  # the allow-list: network joints, fresh person id, pseudonym, constant confidence, timing
-                slot.msg = anon_frame(
-                    src, stream=slot.stream, person=slot.person, joints=joints, model_id=self.model_id
-                )
-            except WireError as exc:  # e.g. coordinates out of range: fail closed
-                self.stats.failed[f"bad_output_{exc.reason}"] += 1
+            slot.joints = joints
 
     # ------------------------------------------------------------------ output
 
+    def _build(self, slot: _Slot, seq: int) -> Message | None:
+        """The message of a finished slot under ``seq``, or ``None`` when nothing goes out for it."""
+        if slot.build is not None:
+            return slot.build(seq=seq)
+        if slot.src is None or slot.joints is None:
+            return None  # failed (counted where it failed)
+        try:  # the allow-list: network joints, fresh person id, pseudonym, constant confidence, timing
+            return anon_frame(slot.src, stream=slot.stream, seq=seq, person=slot.person, joints=slot.joints,
+                              model_id=self.model_id)  # fmt: skip
+        except WireError as exc:  # e.g. coordinates out of range: fail closed
+            self.stats.failed[f"bad_output_{exc.reason}"] += 1
+            return None
+
+    def _send(self, s: _StreamOut, msg: Message) -> None:
+        """Publish ``msg`` (numbered ``s.seq``) and count the number as used."""
+        self.pub.send(msg)
+        s.seq = msg.seq + 1
+
+    def _announce_to_new_subscriptions(self) -> None:
+        """Re-send the last start of every live stream a new ``anon/`` subscription covers, at once."""
+        subs = self.pub.poll_subscriptions()
+        if not subs:
+            return
+        for s in self.out.values():
+            if s.announced is not None:
+                topic = f"{ANON}/{s.anon_stream}\0".encode()
+                if any(topic.startswith(sub) for sub in subs):
+                    self._send(s, reannounce(s.announced, seq=s.seq))
+                    self.stats.announcements += 1
+
     def _publish_ready(self) -> None:
+        self._announce_to_new_subscriptions()
         now_wall = time.time_ns()
         for s in self.out.values():
             while s.slots and s.slots[0].done:
                 slot = s.slots.popleft()
-                if slot.msg is None:
-                    continue  # failed: nothing goes out for it
-                self.pub.send(slot.msg)
-                if isinstance(slot.msg, FrameMessage):
+                if slot.session is not None and slot.session != s.published_session:
+                    s.seq = 0  # a new anonymized session numbers from 0
+                msg = self._build(slot, s.seq)
+                if msg is None:
+                    continue  # failed: nothing goes out for it, no number used
+                self._send(s, msg)
+                if isinstance(msg, FrameMessage):
                     self.stats.published_frames += 1
-                    self.stats.service_latency_ms.append((now_wall - slot.msg.t_wall_ns) / 1e6)
-                else:
-                    self.stats.published_other += 1
+                    self.stats.service_latency_ms.append((now_wall - msg.t_wall_ns) / 1e6)
+                    continue
+                self.stats.published_other += 1
+                if isinstance(msg, StreamStart):
+                    s.published_session, s.announced = msg.session, msg
+                elif isinstance(msg, StreamEnd):
+                    s.announced = None
 
     def _evict(self, now: int) -> None:
         """Free idle persons, ended or idle streams (here and in the subscriber), and give the memory back."""
@@ -379,11 +361,15 @@ class AnonymizerService:
         for name, s in list(self.out.items()):
             if (s.ended or now - s.last_seen_ns > limit) and not s.slots and not self.windows.keys_of(name):
                 del self.out[name]
+                if not s.ended:  # gone quiet, not ended: --until-end waits for it (or for --duration)
+                    self._quiet[name] = None
+                    while len(self._quiet) > self.options.max_streams:
+                        del self._quiet[next(iter(self._quiet))]
         self._untrimmed += 16 * len(self.sub.expire(now))  # a stream's state is worth about 16 person tracks
         # a trim takes milliseconds: only when megabytes were freed (tracks evicted, ended or reset)
-        if self._untrimmed + self.windows.dropped - self._dropped_at_trim >= _TRIM_AFTER:
+        if self._untrimmed + self.windows.dropped - self._dropped_at_trim >= TRIM_AFTER:
             self._untrimmed, self._dropped_at_trim = 0, self.windows.dropped
-            _trim_heap()
+            trim_heap()
 
     # ------------------------------------------------------------------ loop
 
@@ -436,7 +422,12 @@ class AnonymizerService:
             if next_report is not None and now >= next_report:
                 self._emit()
                 next_report = now + self.options.report_s
-            if until_end and self.streams_seen and all(s.ended for s in self.out.values()):
+            if (
+                until_end
+                and self.streams_seen
+                and not self._quiet
+                and all(s.ended for s in self.out.values())
+            ):
                 break
         self._run_due()
         for name in list(self.out):
@@ -486,10 +477,13 @@ class AnonymizerService:
             "policy": self.options.policy.name, "max_batch": self.options.max_batch,
             "max_wait_ms": self.options.max_wait_ms, "backend": getattr(self.backend, "name", "?"),
             "model_id": self.model_id, "elapsed_s": round(elapsed, 2),
+            "shard": None if self.options.shard is None else "{}/{}".format(*self.options.shard),
+            "shard_skipped": self.sub.shard_skipped,
             "streams": len(self.out), "streams_seen": self.streams_seen, "persons": len(self.windows.tracks),
             "streams_tracked": len(self.sub.streams), "streams_forgotten": self.sub.forgotten,
             "refused": {**self.sub.refused, **self.windows.counters.refused},
             "frames_in": s.frames_in, "published_frames": s.published_frames, "published_other": s.published_other,
+            "announcements": s.announcements,
             "failed": dict(s.failed), "out_of_date": w.out_of_date, "interpolated": w.interpolated,
             "resets": w.resets, "evicted": w.evicted, "wire_drops": dict(self.sub.drops),
             "seq_missing_total": self.sub.seq_missing, "seq_missing": self._seq_missing_by_stream(),

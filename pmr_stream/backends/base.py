@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from pmr_stream.cache import cache_dir as cache_dir  # re-exported: the one definition is in pmr_stream.cache
 from pmr_stream.model.pmr import AnonymizerGraph, PMRModel
 from pmr_stream.skeleton import C, J, T, median_bone_lengths
 
@@ -77,17 +78,6 @@ class BackendUnavailable(RuntimeError):
 
 class ModelCheckError(ValueError):
     """A model, dummy, ONNX graph or engine failed the start-up check; one line naming the file and why."""
-
-
-def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """Where exported graphs and engines are kept: ``override``, ``$PMR_STREAM_CACHE``, or ``~/.cache/pmr-stream``."""
-    if override:
-        return Path(override)
-    env = os.environ.get("PMR_STREAM_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pmr-stream"
 
 
 @dataclass(frozen=True)

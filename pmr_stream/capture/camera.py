@@ -14,6 +14,12 @@ Two threads, so that capture and pose estimation never stall each other:
   per-joint confidences and, optionally, smooths it with a One-Euro filter. A frame
   without a person is yielded with no persons (a gap), never filled in.
 
+Several persons (``PoseOptions(max_persons=N)``, N > 1, ``--persons N``): the worker runs
+:class:`~pmr_stream.capture.multipose.MultiPoseEstimator` instead (MediaPipe Tasks'
+``PoseLandmarker`` and a tracker), yields one :class:`PersonPose` per tracked person with its
+stable id, and keeps one One-Euro filter per id. A person missing from a frame is missing
+from that frame's persons (a gap for that person); the filter of that id starts afresh.
+
 cv2 and mediapipe are imported when a source is opened.
 """
 
@@ -47,6 +53,15 @@ class PoseFn(Protocol):
     def close(self) -> None: ...
 
 
+def _estimate(estimator: PoseFn, rgb: npt.NDArray[np.uint8], item: _Captured) -> list[tuple[int, PoseResult]]:
+    """``(person id, pose)`` for every person the estimator found in one frame."""
+    multi = getattr(estimator, "process_persons", None)
+    if multi is not None:
+        return [(tp.person, tp.pose) for tp in multi(rgb, item.index, item.t_mono_ns // 1_000_000)]
+    res = estimator.process(rgb)
+    return [] if res is None else [(0, res)]
+
+
 @dataclass(frozen=True)
 class CameraOptions:
     """Options of :class:`CameraSource`.
@@ -59,6 +74,7 @@ class CameraOptions:
         fps: frame rate to assume when OpenCV reports none (some webcams), frames per second.
         smoothing: One-Euro filter options, or ``None`` for no smoothing.
         pose: MediaPipe options (``mirrored`` for selfie-view webcams and Kinect colour).
+        loop: video files only: start over at the end (frame indices and media time go on).
     """
 
     speed: float = 1.0
@@ -66,6 +82,7 @@ class CameraOptions:
     fps: float = FPS
     smoothing: OneEuroOptions | None = None
     pose: PoseOptions = field(default_factory=PoseOptions)
+    loop: bool = False
 
     def __post_init__(self) -> None:
         if not (self.speed >= 0 and np.isfinite(self.speed)):
@@ -123,6 +140,17 @@ class _Mailbox:
             self._cond.notify_all()
 
 
+def _pose_metadata(o: PoseOptions) -> dict[str, Any]:
+    """What the stream announces about its pose estimator."""
+    meta: dict[str, Any] = {"model_complexity": o.model_complexity, "tracking": o.tracking, "mirrored": o.mirrored,
+                            "max_persons": o.max_persons}  # fmt: skip
+    if o.max_persons == 1:
+        return {"estimator": "mediapipe.solutions.pose", **meta}
+    t = o.tracker
+    return {"estimator": "mediapipe.tasks.vision.PoseLandmarker", **meta,
+            "tracker": {"gate": t.gate, "max_missed": t.max_missed, "reuse_after": t.reuse_after}}  # fmt: skip
+
+
 def _plausible(joints: npt.NDArray[np.float32]) -> bool:
     """Finite and within the wire's range (a root-depth estimate can blow up on a tiny figure)."""
     return bool(np.isfinite(joints).all() and np.abs(joints).max() <= MAX_ABS_METRES)
@@ -169,13 +197,12 @@ class CameraSource:
         h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         meta: dict[str, Any] = {
             "capture": {"width": w, "height": h, "fps": self.fps, "latest_wins": self.latest_wins},
-            "pose": {"estimator": "mediapipe.solutions.pose", "model_complexity": o.pose.model_complexity,
-                     "tracking": o.pose.tracking, "mirrored": o.pose.mirrored},
+            "pose": _pose_metadata(o.pose),
             "smoothing": None if o.smoothing is None else {
                 "filter": "one_euro", "min_cutoff": o.smoothing.min_cutoff, "beta": o.smoothing.beta,
                 "d_cutoff": o.smoothing.d_cutoff},
         }  # fmt: skip
-        self.streams = [StreamInfo(stream, self.fps, f"{kind}:{label}", 1, meta)]
+        self.streams = [StreamInfo(stream, self.fps, f"{kind}:{label}", o.pose.max_persons, meta)]
         self._box = _Mailbox()
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,6 +218,8 @@ class CameraSource:
     # ------------------------------------------------------------------ capture thread
 
     def _capture_loop(self) -> None:
+        import cv2
+
         cap = self._cap
         o = self.options
         t0 = time.monotonic()
@@ -204,6 +233,9 @@ class CameraSource:
                     if delay > 0 and self._halt.wait(delay):
                         break
                 ok, bgr = cap.read()
+                if (not ok or bgr is None) and o.loop and i > 0 and not isinstance(self.target, int):
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)  # the end of the video: start over
+                    ok, bgr = cap.read()
                 mono, wall = time.monotonic_ns(), time.time_ns()
                 if not ok or bgr is None:
                     break
@@ -226,6 +258,10 @@ class CameraSource:
     def _make_estimator(self) -> PoseFn:
         if self._pose_factory is not None:
             return self._pose_factory()
+        if self.options.pose.max_persons > 1:
+            from pmr_stream.capture.multipose import MultiPoseEstimator
+
+            return MultiPoseEstimator(self.options.pose)
         from pmr_stream.capture.pose import PoseEstimator
 
         return PoseEstimator(self.options.pose)
@@ -234,7 +270,8 @@ class CameraSource:
         import cv2
 
         estimator = self._make_estimator()
-        smoother = OneEuroFilter(self.options.smoothing) if self.options.smoothing is not None else None
+        smoothing = self.options.smoothing
+        smoothers: dict[int, OneEuroFilter] = {}  # person id -> its filter, while the person is seen
         self._thread = threading.Thread(target=self._capture_loop, name=f"capture-{self.stream}", daemon=True)
         self._thread.start()
         try:
@@ -247,7 +284,7 @@ class CameraSource:
                 rgb = np.ascontiguousarray(cv2.cvtColor(item.bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
                 t = time.perf_counter()
                 try:
-                    res = estimator.process(rgb)
+                    found = _estimate(estimator, rgb, item)
                 except ValueError as exc:  # e.g. NaN landmarks refused by the NTU map
                     log.warning(
                         "%s frame %d: pose estimate refused (%s); reported as a gap",
@@ -255,25 +292,33 @@ class CameraSource:
                         item.index,
                         exc,
                     )
-                    res = None
+                    found = []
                     self.invalid += 1
                 pose_s = time.perf_counter() - t
                 self.processed += 1
-                persons: tuple[PersonPose, ...] = ()
-                if res is not None and not _plausible(res.joints):
-                    log.warning("%s frame %d: implausible skeleton (non-finite or > %g m); reported as a gap",
-                                self.stream, item.index, MAX_ABS_METRES)  # fmt: skip
-                    res = None
-                    self.invalid += 1
-                if res is not None:
+                persons: list[PersonPose] = []
+                for pid, res in found:
+                    if not _plausible(res.joints):
+                        log.warning("%s frame %d, person %d: implausible skeleton (non-finite or > %g m); "
+                                    "reported as a gap", self.stream, item.index, pid, MAX_ABS_METRES)  # fmt: skip
+                        self.invalid += 1
+                        continue
                     joints = res.joints
-                    if smoother is not None:
-                        joints = smoother.filter(joints, item.t_mono_ns / 1e9)
-                    persons = (PersonPose(0, joints, res.confidence),)
-                elif smoother is not None:
-                    smoother.reset()  # the person is lost; do not smooth across the gap
+                    if smoothing is not None:
+                        joints = smoothers.setdefault(pid, OneEuroFilter(smoothing)).filter(
+                            joints, item.t_mono_ns / 1e9
+                        )
+                    persons.append(PersonPose(pid, joints, res.confidence))
+                for pid in set(smoothers) - {p.person for p in persons}:
+                    del smoothers[pid]  # the person is lost; do not smooth across the gap
                 yield SourceFrame(
-                    self.stream, item.index, item.pts_s, persons, item.t_mono_ns, item.t_wall_ns, pose_s
+                    self.stream,
+                    item.index,
+                    item.pts_s,
+                    tuple(persons),
+                    item.t_mono_ns,
+                    item.t_wall_ns,
+                    pose_s,
                 )
             if self.error is not None:
                 raise RuntimeError(f"capture from {self.target} failed: {self.error}") from self.error

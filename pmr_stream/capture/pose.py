@@ -2,7 +2,10 @@
 
 Turns RGB images into MediaPipe's 33 landmarks and, through
 :func:`pmr_stream.capture.mediapipe_map.mediapipe_to_ntu`, into NTU-25 skeletons in the Kinect
-camera convention. MediaPipe is imported lazily so that the rest of the package
+camera convention (:func:`pose_result`, shared with the multi-person path of
+:mod:`pmr_stream.capture.multipose`). :class:`PoseEstimator` finds one person;
+``PoseOptions(max_persons=N)`` with N > 1 is for
+:class:`~pmr_stream.capture.multipose.MultiPoseEstimator`. MediaPipe is imported lazily so that the rest of the package
 works on hosts without the capture stack.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pmr_stream.capture.mediapipe_map import estimate_root_position, mediapipe_to_ntu
+from pmr_stream.capture.person_tracker import TrackerOptions
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,14 @@ class PoseOptions:
     machines cannot). ``tracking`` runs MediaPipe in video mode (landmarks
     tracked from frame to frame); ``False`` treats every image on its own.
     ``mirrored`` says the images are mirrored (Kinect colour, selfie webcams).
+    ``horizontal_fov_deg``: the camera's horizontal field of view, degrees (places the
+    persons in metres, :func:`~pmr_stream.capture.mediapipe_map.estimate_root_position`).
+
+    ``max_persons``: persons detected and tracked at most, each with a stable person id in
+    ``0 .. max_persons - 1`` (the stream announces it as ``StreamInfo.max_persons``). 1 = the
+    legacy single-person ``mediapipe.solutions.pose``; more = MediaPipe Tasks'
+    ``PoseLandmarker`` with ``num_poses=max_persons`` and :mod:`~pmr_stream.capture.person_tracker`
+    (``tracker``: its gate, occlusion frames and slot rest).
     """
 
     model_complexity: int = 1
@@ -41,8 +53,12 @@ class PoseOptions:
     min_tracking_confidence: float = 0.5
     mirrored: bool = False
     horizontal_fov_deg: float = 70.0
+    max_persons: int = 1
+    tracker: TrackerOptions = field(default_factory=TrackerOptions)
 
     def __post_init__(self) -> None:
+        if type(self.max_persons) is not int or not 1 <= self.max_persons <= 64:
+            raise ValueError(f"max_persons must be an integer in 1..64, got {self.max_persons!r}")
         if self.model_complexity != 1:
             raise ValueError(
                 "model_complexity must be 1: mediapipe 0.10.21 bundles only that pose model "
@@ -71,6 +87,23 @@ class PoseResult:
     joints: npt.NDArray[np.float32]
     confidence: npt.NDArray[np.float32]
     seconds: float
+
+
+def pose_result(
+    world: npt.NDArray[np.float32],
+    image: npt.NDArray[np.float32],
+    visibility: npt.NDArray[np.float32],
+    image_size: tuple[int, int],
+    options: PoseOptions,
+    seconds: float,
+) -> PoseResult:
+    """One person's landmarks ``(33, 3)`` world and image, ``(33,)`` visibility, placed in the camera
+    frame and mapped to NTU-25: the one placement convention of the single- and multi-person paths."""
+    origin = estimate_root_position(world, image, image_size, options.horizontal_fov_deg)
+    if options.mirrored:
+        origin = origin * np.array([-1.0, 1.0, 1.0])
+    joints, conf = mediapipe_to_ntu(world, visibility, kind="world", mirrored=options.mirrored, origin=origin)
+    return PoseResult(world, image, visibility, joints, conf, seconds)
 
 
 class PoseEstimator:
@@ -119,13 +152,7 @@ class PoseEstimator:
         image = np.array([[p.x, p.y, p.z] for p in res.pose_landmarks.landmark], np.float32)
         vis = np.array([p.visibility for p in res.pose_landmarks.landmark], np.float32)
         h, w = rgb.shape[:2]
-        origin = estimate_root_position(world, image, (w, h), self.options.horizontal_fov_deg)
-        if self.options.mirrored:
-            origin = origin * np.array([-1.0, 1.0, 1.0])
-        joints, conf = mediapipe_to_ntu(
-            world, vis, kind="world", mirrored=self.options.mirrored, origin=origin
-        )
-        return PoseResult(world, image, vis, joints, conf, seconds)
+        return pose_result(world, image, vis, (w, h), self.options, seconds)
 
 
 def open_capture(target: int | str | Path) -> Any:

@@ -65,6 +65,7 @@ _ENVIRONMENT_ERRORS: tuple[tuple[str, str], ...] = (
     ("pmr_stream.backends.artifacts.onnx_export", "ExportError"),
     ("pmr_stream.backends.artifacts.tensorrt_build", "EngineBuildError"),
     ("pmr_stream.backends.artifacts.tensorrt_build", "EngineMismatch"),
+    ("pmr_stream.sinks.rerun", "RerunUnavailable"),
 )
 
 

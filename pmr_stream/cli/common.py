@@ -6,13 +6,15 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from pmr_stream.formats.io import FORMATS
+from pmr_stream.formats.io import FORMATS, OUTPUT_FORMATS
 
 if TYPE_CHECKING:  # the socket and drawing stacks are imported lazily by the commands that need them
     from pmr_stream.render import RenderOptions
 
 #: The recording formats a file command reads and writes.
 FORMAT_CHOICES = FORMATS
+#: The formats a file command writes (also BVH, written only).
+OUTPUT_FORMAT_CHOICES = OUTPUT_FORMATS
 
 
 def add_render_flags(p: argparse.ArgumentParser) -> None:

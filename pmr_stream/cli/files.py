@@ -10,7 +10,8 @@ from typing import Any
 from pmr_stream.anonymizer.options import BONES, BONES_HELP
 from pmr_stream.backends.options import add_model_arguments
 from pmr_stream.cli.anonymize_dataset import add_dataset_arguments
-from pmr_stream.cli.common import FORMAT_CHOICES, add_render_flags, render_options
+from pmr_stream.cli.common import FORMAT_CHOICES, OUTPUT_FORMAT_CHOICES, add_render_flags, render_options
+from pmr_stream.formats.bvh import add_bvh_arguments
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
@@ -40,12 +41,56 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from pmr_stream.formats.files import check_output_file
-    from pmr_stream.formats.io import load_recording, save_recording
+    from pmr_stream.formats.io import load_recording, output_format, save_recording
 
+    if output_format(args.output, args.output_format) == "bvh":
+        return _convert_bvh(args)
+    given = [f"--{n}" for n in ("person", "dummy", "unit") if getattr(args, n) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only for BVH output (--to bvh or a .bvh output)")
     check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input])  # before reading anything
     rec = load_recording(args.input, args.input_format)
     written = save_recording(rec, args.output, args.output_format, overwrite=args.overwrite)
     print(f"wrote {written.path} ({written.frames} frames, {written.persons} person(s))")
+    return 0
+
+
+def _convert_bvh(args: argparse.Namespace) -> int:
+    """``pmr convert`` to BVH: a file per person (or ``--person``), the skeleton of ``--dummy``
+    or of the motion itself."""
+    import sys
+
+    from pmr_stream.formats.bvh import BvhOptions, bvh_paths, check_bvh, write_bvh_files
+    from pmr_stream.formats.files import check_output_file
+    from pmr_stream.formats.io import load_recording
+
+    opts = BvhOptions(unit=args.unit or "cm")
+    check_output_file(args.output, overwrite=True, inputs=[args.input])  # its folder, before reading
+    rec = load_recording(args.input, args.input_format)
+    persons = check_bvh(rec, args.person)
+    for path in bvh_paths(args.output, persons):
+        check_output_file(path, overwrite=args.overwrite, inputs=[args.input])
+    body = None
+    if args.dummy is not None:
+        from pmr_stream.assets import DEFAULT_DUMMY
+        from pmr_stream.backends.base import load_dummy_window
+
+        body = load_dummy_window(DEFAULT_DUMMY if args.dummy == "shipped" else args.dummy)  # (75, 25, 3) m
+    written = write_bvh_files(
+        rec, args.output, person=args.person, body=body, opts=opts, overwrite=args.overwrite
+    )
+    skeleton = (
+        ("the shipped dummy's" if args.dummy == "shipped" else f"dummy {args.dummy}'s")
+        if body is not None
+        else "the motion's own"
+    )
+    for w in written:
+        held = f", {w.held} absent frame(s) hold the last pose" if w.held else ""
+        print(f"wrote {w.path} (person {w.person}: {w.frames} frames at {w.fps:.1f} fps{held}; "
+              f"{skeleton} skeleton, {opts.unit})")  # fmt: skip
+    if rec.metadata.get("anonymized") is not True:
+        print(f"note: {args.input} is not an anonymized recording: the BVH carries this person's motion"
+              + ("" if body is not None else " and bone lengths (--dummy takes the dummy's)"), file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -137,18 +182,20 @@ def register(sub: Any) -> None:
     add_render_flags(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("convert", help="convert between .skeleton, .npz, SGN and ST-GCN arrays")
+    p = sub.add_parser("convert", help="convert between .skeleton, .npz, SGN and ST-GCN arrays; export BVH")
     p.add_argument("--input", required=True, help="recording: .skeleton, .npz, or an SGN/ST-GCN array file")
     p.add_argument("--output", required=True, help="output file; its format by its extension unless --to")
     p.add_argument("--from", dest="input_format", choices=FORMAT_CHOICES, default=None,
                    help="input format (default: guessed from the file)")  # fmt: skip
-    p.add_argument("--to", dest="output_format", choices=FORMAT_CHOICES, default=None,
-                   help="output format (default: by the output's extension)")  # fmt: skip
+    p.add_argument("--to", dest="output_format", choices=OUTPUT_FORMAT_CHOICES, default=None,
+                   help="output format (default: by the output's extension; bvh: a Biovision "
+                   "Hierarchy file per person, for Blender, Unity, MotionBuilder)")  # fmt: skip
     p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an existing output file (never the input itself); written atomically",
     )
+    add_bvh_arguments(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("make-dataset", help="generate the deterministic stand-in motion dataset")

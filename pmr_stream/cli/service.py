@@ -11,6 +11,10 @@ from pmr_stream.wire.options import add_anonymizer_socket_arguments, anonymizer_
 
 
 def cmd_anonymizer(args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        return cmd_anonymizer_shards(args)
+    if args.workers < 1:
+        raise SystemExit(f"pmr anonymizer: --workers must be >= 1, got {args.workers}")
     from pmr_stream.anonymizer.options import ServiceOptions
     from pmr_stream.anonymizer.service import serve
     from pmr_stream.backends import get_backend
@@ -46,6 +50,61 @@ def cmd_anonymizer(args: argparse.Namespace) -> int:
         )  # fmt: skip
     print(f"anonymizer stopped: {final['published_frames']} of {final['frames_in']} frames published, "
           f"failed {final['failed']}", flush=True)  # fmt: skip
+    return 0
+
+
+def _worker_flags(p: argparse.ArgumentParser) -> None:
+    from pmr_stream.anonymizer.options import add_service_arguments
+    from pmr_stream.wire.privacy import add_stream_id_arguments
+
+    add_backend_arguments(p)
+    add_service_arguments(p)
+    add_stream_id_arguments(p)
+    p.add_argument("--duration", type=float, default=None)
+
+
+def cmd_anonymizer_shards(args: argparse.Namespace) -> int:
+    """``pmr anonymizer --workers N``: the supervisor of :mod:`pmr_stream.anonymizer.shards`."""
+    from pathlib import Path
+
+    from pmr_stream.anonymizer.options import ServiceOptions
+    from pmr_stream.anonymizer.shards import ShardPlan, ShardSupervisor, WorkerFailed
+    from pmr_stream.flags import forward_argv
+    from pmr_stream.wire.privacy import stream_ids_from_args
+    from pmr_stream.wire.sockets import stop_on_signals
+
+    if args.shard:
+        raise SystemExit("pmr anonymizer: --shard is set by --workers for its workers; give one of them")
+    raw_sockets, anon_sockets = anonymizer_socket_options(args, args.raw)
+    ids = stream_ids_from_args(args, create=True)  # made here once, so that every worker reads the same key
+    ServiceOptions.from_args(args, stream_key=ids.key, public_stream_ids=ids.public)  # bad flags fail here
+    argv = forward_argv(
+        _worker_flags, args, skip=("stats_json", "metrics_port", "shard", "report", "stream_key", "workers")
+    )
+    if ids.key_path is not None:
+        argv += ["--stream-key", str(ids.key_path)]
+    plan = ShardPlan(
+        workers=args.workers, raw=list(args.raw), anon=args.anon, raw_options=raw_sockets,
+        anon_options=anon_sockets, worker_argv=argv, report_s=args.report,
+        stats_json=Path(args.stats_json) if args.stats_json else None, metrics_port=args.metrics_port,
+        until_end=args.until_end, wait_subscribers=args.wait_subscribers, wait_timeout_s=args.wait_timeout,
+    )  # fmt: skip
+    sup = ShardSupervisor(plan)
+    with stop_on_signals() as stop:
+        try:
+            ep = sup.start(stop=stop)
+            print(f"anonymizer: {args.workers} workers ({args.backend}, shards by stream id), raw/ from "
+                  f"{', '.join(args.raw)}{link(raw_sockets)}, anon/ on {ep}{link(anon_sockets)} "
+                  f"(stream ids: pseudonyms keyed by {ids.key_path})", flush=True)  # fmt: skip
+            final = sup.run(stop, args.duration)
+        except WorkerFailed as exc:
+            sup.close()
+            raise SystemExit(f"pmr anonymizer: error: {exc}") from None
+        except BaseException:
+            sup.close()
+            raise
+    print(f"anonymizer stopped: {final['published_frames']} of {final['frames_in']} frames published, "
+          f"failed {final['failed']}, {final['workers']} workers, {final['restarts']} restarts", flush=True)  # fmt: skip
     return 0
 
 

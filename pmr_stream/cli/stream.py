@@ -131,18 +131,29 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    from pmr_stream.sinks.rerun import RerunOptions
+
+    rerun = RerunOptions.from_args(args)
+    endpoints = list(args.endpoint) + (
+        [args.raw_endpoint] if args.show_original and args.raw_endpoint else []
+    )
+    # rerun may take raw/ topics alone, when asked for explicitly
+    raw_ok = rerun is not None and args.show_original
+    if any(not t.startswith("anon/") for t in args.topic or []) and not raw_ok:
+        raise ValueError(
+            "pmr view shows anonymized streams: --topic must start with anon/ (use --show-original for raw)"
+        )
+    topics = list(dict.fromkeys(list(args.topic or ["anon/"]) + (["raw/"] if args.show_original else [])))
+    if rerun is not None:
+        if args.output is not None:
+            raise ValueError(
+                "--output writes pictures; with --rerun/--rrd the skeletons go to rerun: use one"
+            )
+        return _view_rerun(args, rerun, endpoints, topics)
     from pmr_stream.sinks.viewer import Viewer, ViewerOptions, run_viewer
     from pmr_stream.wire.sockets import stop_on_signals
     from pmr_stream.wire.subscriber import Subscriber
 
-    endpoints = list(args.endpoint) + (
-        [args.raw_endpoint] if args.show_original and args.raw_endpoint else []
-    )
-    topics = list(args.topic or ["anon/"]) + (["raw/"] if args.show_original else [])
-    if any(not t.startswith("anon/") for t in args.topic or []):
-        raise ValueError(
-            "pmr view shows anonymized streams: --topic must start with anon/ (use --show-original for raw)"
-        )
     stream_ids = None
     if args.show_original:  # raw ids go to anon/ as keyed pseudonyms: pair them with the anonymizer's key
         from pmr_stream.wire.privacy import stream_ids_from_args
@@ -164,10 +175,43 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _view_rerun(args: argparse.Namespace, rerun: Any, endpoints: list[str], topics: list[str]) -> int:
+    """``pmr view --rerun [URL]`` / ``--rrd FILE``: the skeletons as they arrive, to rerun."""
+    from pmr_stream.sinks.rerun import RerunSink, run_rerun
+    from pmr_stream.wire.sockets import stop_on_signals
+    from pmr_stream.wire.subscriber import Subscriber
+
+    wait_kind = "anon" if any(t.startswith("anon/") for t in topics) else "raw"
+    with RerunSink(rerun) as sink:  # before subscribing: a missing rerun or viewer fails at once
+        with (
+            Subscriber(endpoints, topics, socket_options_from_args(args), bind=args.bind) as sub,
+            stop_on_signals() as stop,
+        ):
+            where = [w for w in (rerun.url, "a spawned viewer" if rerun.spawn else None, rerun.rrd) if w]
+            print(f"logging {', '.join(topics)} from {', '.join(sub.socket.endpoints)} to rerun "
+                  f"({', '.join(map(str, where))}; Ctrl-C stops)", flush=True)  # fmt: skip
+            stats = run_rerun(sub, sink, stop, duration_s=args.duration, until_end=args.until_end,
+                              wait_kind=wait_kind)  # fmt: skip
+            drops = dict(sub.drops)
+    frames = ", ".join(f"{k} {v}" for k, v in stats.frames.items() if v or k == "anon")
+    print(f"logged {sum(stats.frames.values())} person-frames to rerun ({frames}; {stats.gaps} gaps) "
+          f"of {len(stats.streams)} stream(s)", flush=True)  # fmt: skip
+    if drops:
+        print(f"dropped messages: {drops}", flush=True)
+    if rerun.rrd is not None:
+        print(f"wrote {rerun.rrd} (open it with: rerun {rerun.rrd})", flush=True)
+    return 0 if sum(stats.frames.values()) else 1
+
+
 def _add_view_command(sub: Any) -> None:
-    p = sub.add_parser("view", help="show anonymized streams live, or write them to MP4/GIF (the writer)")
+    p = sub.add_parser(
+        "view", help="show anonymized streams live, write them to MP4/GIF (the writer), or log them to rerun"
+    )
     p.add_argument(
-        "--show-original", action="store_true", help="draw the raw skeleton beside it (explicit only)"
+        "--show-original",
+        action="store_true",
+        help="draw the raw skeleton beside it (explicit only); with --rerun/--rrd log raw/ too "
+        "(--topic may then name raw/ topics: raw alone)",
     )
     p.add_argument(
         "--raw-endpoint", default=None, help="with --show-original: the producer's endpoint (raw/)"
@@ -186,6 +230,12 @@ def _add_view_command(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--until-end", action="store_true", help="stop when every anonymized stream has ended")
     add_socket_arguments(p, publisher=False, default_topic="anon/")
+    from pmr_stream.capture.pose import PoseOptions
+    from pmr_stream.sinks.rerun import add_rerun_arguments
+
+    add_rerun_arguments(
+        p, default_fov_deg=PoseOptions().horizontal_fov_deg
+    )  # with --show-original, raw/ goes to rerun too (--topic raw/...: raw alone)
     p.set_defaults(func=cmd_view)
 
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 WindowFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 #: Output format -> the suffix its files get when ``--output-format`` asks for it.
-FORMAT_SUFFIX = {"skeleton": ".skeleton", "npz": ".npz", "sgn": ".npy", "stgcn": ".npy"}
+FORMAT_SUFFIX = {"skeleton": ".skeleton", "npz": ".npz", "sgn": ".npy", "stgcn": ".npy", "bvh": ".bvh"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""Skeleton file formats: NTU ``.skeleton``, pmr-stream recordings, SGN and ST-GCN arrays.
+"""Skeleton file formats: NTU ``.skeleton``, pmr-stream recordings, SGN and ST-GCN arrays, BVH (written).
 
 Use :func:`load_recording`, :func:`save_recording` and :func:`convert` for any format;
-the modules :mod:`.ntu`, :mod:`.recording` and :mod:`.arrays` hold the details.
+the modules :mod:`.ntu`, :mod:`.recording`, :mod:`.arrays` and :mod:`.bvh` hold the details.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ from pmr_stream.formats.arrays import (
     sgn_to_recording,
     stgcn_to_recording,
 )
-from pmr_stream.formats.io import FORMATS, Written, convert, guess_format, load_recording, save_recording
+from pmr_stream.formats.bvh import BvhOptions, write_bvh_files
+from pmr_stream.formats.io import (
+    FORMATS,
+    OUTPUT_FORMATS,
+    Written,
+    convert,
+    guess_format,
+    load_recording,
+    save_recording,
+)
 from pmr_stream.formats.ntu import (
     NtuBody,
     NtuFrame,
@@ -34,5 +43,5 @@ __all__ = [
     "Recording", "FORMAT_VERSION",
     "recording_to_sgn", "sgn_to_recording", "recording_to_stgcn", "stgcn_to_recording",
     "load_array_file", "save_array_file",
-    "FORMATS", "Written", "guess_format", "load_recording", "save_recording", "convert",
+    "FORMATS", "OUTPUT_FORMATS", "Written", "BvhOptions", "write_bvh_files", "guess_format", "load_recording", "save_recording", "convert",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ skeleton   NTU RGB+D ``.skeleton`` text                 :mod:`.ntu`
 npz        pmr-stream recording ``.npz``                :mod:`.recording`
 sgn        SGN ``(T, 150)`` / ``(N, T, 150)`` .npy/.npz  :mod:`.arrays`
 stgcn      ST-GCN ``(3, T, 25, M)`` (+ batch) .npy/.npz  :mod:`.arrays`
+bvh        Biovision Hierarchy ``.bvh`` (written only)   :mod:`.bvh`
 ========== ============================================ =========================
 """
 
@@ -22,6 +23,7 @@ from typing import Final
 import numpy as np
 
 from pmr_stream.formats.arrays import NPZ_KEY, check_array_capacity, load_array_file, save_array_file
+from pmr_stream.formats.bvh import check_bvh, write_bvh_files
 from pmr_stream.formats.files import atomic_write, check_input_file
 from pmr_stream.formats.ntu import read_skeleton, write_skeleton
 from pmr_stream.formats.ntu_text import format_arrays
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Format names accepted by :func:`load_recording`, :func:`save_recording` and :func:`convert`.
 FORMATS: Final[tuple[str, ...]] = ("skeleton", "npz", "sgn", "stgcn")
+#: Format names :func:`save_recording` writes: :data:`FORMATS` and BVH (one person a file).
+OUTPUT_FORMATS: Final[tuple[str, ...]] = FORMATS + ("bvh",)
 
 
 def _unknown(path: str, why: str) -> ValueError:
@@ -97,6 +101,8 @@ def guess_format(path: str | os.PathLike[str]) -> str:
     suffix = Path(name).suffix.lower()
     if suffix == ".skeleton":
         return "skeleton"
+    if suffix == ".bvh":
+        raise ValueError(f"{name}: BVH files are written, not read (pmr convert --to bvh)")
     if suffix not in (".npz", ".npy"):
         raise _unknown(name, f"cannot tell the format from the extension {suffix or '(none)'!r}")
     if not os.path.exists(name):
@@ -120,11 +126,12 @@ def guess_format(path: str | os.PathLike[str]) -> str:
 
 def _resolve(path: str, fmt: str | None, writing: bool = False) -> str:
     if fmt is None:
-        if writing and Path(path).suffix.lower() == ".npz":
-            return "npz"  # writing a .npz means a recording, whatever an old file there held
+        if writing and Path(path).suffix.lower() in (".npz", ".bvh"):
+            return Path(path).suffix.lower()[1:]  # a .npz written is a recording, whatever was there
         return guess_format(path)
-    if fmt not in FORMATS:
-        raise ValueError(f"{path}: unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
+    known = OUTPUT_FORMATS if writing else FORMATS
+    if fmt not in known:
+        raise ValueError(f"{path}: unknown format {fmt!r}; known formats: {', '.join(known)}")
     return fmt
 
 
@@ -173,6 +180,14 @@ def check_fits(rec: Recording, path: str | os.PathLike[str], fmt: str | None = N
     kind = _resolve(name, fmt, writing=True)
     if kind == "npz":
         return kind, rec.num_persons
+    if kind == "bvh":
+        persons = check_bvh(rec)
+        if len(persons) > 1:
+            raise ValueError(
+                f"{name}: a BVH file holds one skeleton, this recording has {len(persons)} persons; "
+                "pmr convert --to bvh writes a file per person (or one: --person N)"
+            )
+        return kind, 1
     if kind == "skeleton":
         if rec.layout != "ntu25":
             raise ValueError(
@@ -192,7 +207,8 @@ def save_recording(
     hold is refused before anything is written (see :func:`check_fits`): every format holds
     every frame; ``.npz`` holds everything; ``.skeleton`` any number of bodies (confidence as
     Kinect tracking states, no timestamps); ST-GCN every person (``M`` = persons present, at
-    least 2); SGN two persons. The file is written to a temporary file beside ``path`` and
+    least 2); SGN two persons; ``.bvh`` one person (:mod:`.bvh`; several persons:
+    :func:`~pmr_stream.formats.bvh.write_bvh_files`, a file each). The file is written to a temporary file beside ``path`` and
     renamed into place; ``overwrite=False`` refuses an existing file.
 
     Returns:
@@ -207,6 +223,8 @@ def save_recording(
         else:
             with atomic_write(name, overwrite=overwrite) as fh:
                 fh.write(text.encode("ascii"))
+    elif kind == "bvh":
+        write_bvh_files(rec, name, overwrite=overwrite)  # the motion's own skeleton, centimetres
     elif kind == "npz":
         rec.save(name, overwrite=overwrite)
     else:
@@ -236,5 +254,5 @@ def convert(
 
 
 __all__ = [
-    "FORMATS", "Written", "guess_format", "load_recording", "save_recording", "convert", "check_fits", "output_format",
+    "FORMATS", "OUTPUT_FORMATS", "Written", "guess_format", "load_recording", "save_recording", "convert", "check_fits", "output_format",
 ]  # fmt: skip

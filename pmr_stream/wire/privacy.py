@@ -14,7 +14,11 @@ kind      field          value on ``anon/`` and why it cannot identify
 all       stream         keyed pseudonym of the raw id (:class:`StreamIds`), or an id the
                          operator declared public: a labelled id (``S001C001P001...``) never
                          passes
-all       seq            the raw counter: message order/loss bookkeeping, no person data
+all       seq            the service's own counter of the ``anon/`` stream (0 at the start
+                         of each anonymized session, +1 per message *published*), never the
+                         raw one: raw numbers would count what never reached ``anon/``
+                         (refused persons, failed or out-of-date frames) and match a raw
+                         recording message for message
 all       t_mono_ns,     capture (or send) times: *when*, not *who*; needed for latency
           t_wall_ns
 all       anonymized     constant ``True``
@@ -35,7 +39,9 @@ start     fps            nominal frame rate of the source
 start     source         constant :data:`ANON_SOURCE` (the raw one names files and devices)
 start     max_persons    the raw declared capacity: fresh person ids are dense, so they stay
                          below it whenever the producer's own ids do; a count, not an id
-start     announce_s     re-announcement period
+start     announce_s     re-announcement period (the service also re-sends the stream's last
+                         start, under the next ``seq``, to each new subscription at once:
+                         :func:`reannounce`)
 start     metadata       built by the service from :data:`ANON_METADATA` only
 gap       reason         one of :data:`GAP_REASONS`, anything else becomes ``other``
 end       reason         one of :data:`END_REASONS`, anything else becomes ``other``
@@ -72,6 +78,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -103,28 +110,29 @@ CONFIDENCE: Final[npt.NDArray[np.float32]] = np.ones(J, np.float32)
 CONFIDENCE.setflags(write=False)
 
 _SERVICE: Final[str] = "set by the service"
+_ANON_SEQ: Final[str] = "the service's anon/ counter"
 #: Every wire field of each anonymized message kind -> where its value comes from (see the module doc).
 WIRE_ALLOW: Final[dict[str, dict[str, str]]] = {
     "frame": {
         "stream": "pseudonym or declared-public id", "person": "fresh id by first appearance",
-        "seq": "raw counter", "frame": "raw frame number", "pts_s": "raw media time",
+        "seq": _ANON_SEQ, "frame": "raw frame number", "pts_s": "raw media time",
         "t_mono_ns": "raw capture time", "t_wall_ns": "raw capture time",
         "joints": "network output", "confidence": "constant 1.0", "layout": "validated layout",
         "anonymized": "True", "model_id": _SERVICE,
     },
     "gap": {
-        "stream": "pseudonym or declared-public id", "seq": "raw counter", "frame": "raw frame number",
+        "stream": "pseudonym or declared-public id", "seq": _ANON_SEQ, "frame": "raw frame number",
         "pts_s": "raw media time", "t_mono_ns": "raw capture time", "t_wall_ns": "raw capture time",
         "reason": "allow-listed word", "anonymized": "True",
     },
     "start": {
-        "stream": "pseudonym or declared-public id", "seq": "raw counter", "session": "fresh random",
+        "stream": "pseudonym or declared-public id", "seq": _ANON_SEQ, "session": "fresh random",
         "t_mono_ns": "raw send time", "t_wall_ns": "raw send time", "fps": "raw nominal rate",
         "source": "constant", "max_persons": "raw declared capacity", "layout": "validated layout",
         "announce_s": "raw period", "metadata": "ANON_METADATA only", "anonymized": "True", "model_id": _SERVICE,
     },
     "end": {
-        "stream": "pseudonym or declared-public id", "seq": "raw counter", "t_mono_ns": "raw send time",
+        "stream": "pseudonym or declared-public id", "seq": _ANON_SEQ, "t_mono_ns": "raw send time",
         "t_wall_ns": "raw send time", "reason": "allow-listed word", "frames": "raw count", "anonymized": "True",
     },
 }  # fmt: skip
@@ -353,37 +361,47 @@ def service_metadata(bones: str, policy: str, public: bool) -> dict[str, Any]:
 
 
 def anon_start(
-    raw: StreamStart, *, stream: str, session: str, model_id: str, metadata: dict[str, Any]
+    raw: StreamStart, *, stream: str, seq: int, session: str, model_id: str, metadata: dict[str, Any]
 ) -> StreamStart:
-    """The ``anon/`` start for a raw one (see :data:`WIRE_ALLOW`; ``metadata`` from :func:`service_metadata`)."""
+    """The ``anon/`` start for a raw one (see :data:`WIRE_ALLOW`; ``seq``: the ``anon/`` stream's
+    counter; ``metadata`` from :func:`service_metadata`)."""
     return StreamStart(
-        stream=stream, seq=raw.seq, session=session, t_mono_ns=raw.t_mono_ns, t_wall_ns=raw.t_wall_ns,
+        stream=stream, seq=seq, session=session, t_mono_ns=raw.t_mono_ns, t_wall_ns=raw.t_wall_ns,
         fps=raw.fps, source=ANON_SOURCE, max_persons=raw.max_persons, layout=raw.layout,
         announce_s=raw.announce_s, metadata=metadata, anonymized=True, model_id=model_id,
     )  # fmt: skip
 
 
-def anon_gap(raw: FrameGap, *, stream: str) -> FrameGap:
-    """The ``anon/`` gap for a raw one."""
+def reannounce(start: StreamStart, *, seq: int) -> StreamStart:
+    """``start`` (an ``anon/`` start, made by :func:`anon_start`) again, under ``seq``: what a new
+    subscription is sent at once. Nothing else changes (its times stay the raw send time)."""
+    if not start.anonymized:
+        raise ValueError(f"reannounce takes an anon/ start, got a raw one of stream {start.stream}")
+    return replace(start, seq=seq)
+
+
+def anon_gap(raw: FrameGap, *, stream: str, seq: int) -> FrameGap:
+    """The ``anon/`` gap for a raw one (``seq``: the ``anon/`` stream's counter)."""
     reason = raw.reason if raw.reason in GAP_REASONS else "other"
-    return FrameGap(stream=stream, seq=raw.seq, frame=raw.frame, pts_s=raw.pts_s, t_mono_ns=raw.t_mono_ns,
+    return FrameGap(stream=stream, seq=seq, frame=raw.frame, pts_s=raw.pts_s, t_mono_ns=raw.t_mono_ns,
                     t_wall_ns=raw.t_wall_ns, reason=reason, anonymized=True)  # fmt: skip
 
 
-def anon_end(raw: StreamEnd, *, stream: str) -> StreamEnd:
-    """The ``anon/`` end for a raw one."""
+def anon_end(raw: StreamEnd, *, stream: str, seq: int) -> StreamEnd:
+    """The ``anon/`` end for a raw one (``seq``: the ``anon/`` stream's counter)."""
     reason = raw.reason if raw.reason in END_REASONS else "other"
-    return StreamEnd(stream=stream, seq=raw.seq, t_mono_ns=raw.t_mono_ns, t_wall_ns=raw.t_wall_ns,
+    return StreamEnd(stream=stream, seq=seq, t_mono_ns=raw.t_mono_ns, t_wall_ns=raw.t_wall_ns,
                      reason=reason, frames=raw.frames, anonymized=True)  # fmt: skip
 
 
 def anon_frame(
-    src: FrameMessage, *, stream: str, person: int, joints: npt.ArrayLike, model_id: str
+    src: FrameMessage, *, stream: str, seq: int, person: int, joints: npt.ArrayLike, model_id: str
 ) -> FrameMessage:
     """The ``anon/`` frame: ``joints`` ``(25, 3)`` metres from the network, timing from ``src``,
-    ``person`` fresh, confidence :data:`CONFIDENCE`. Raises ``WireError`` for out-of-range joints."""
+    ``person`` fresh, ``seq`` the ``anon/`` stream's counter, confidence :data:`CONFIDENCE`.
+    Raises ``WireError`` for out-of-range joints."""
     return FrameMessage(
-        stream=stream, person=person, seq=src.seq, frame=src.frame, pts_s=src.pts_s, t_mono_ns=src.t_mono_ns,
+        stream=stream, person=person, seq=seq, frame=src.frame, pts_s=src.pts_s, t_mono_ns=src.t_mono_ns,
         t_wall_ns=src.t_wall_ns, joints=np.asarray(joints), confidence=CONFIDENCE, layout=src.layout,
         anonymized=True, model_id=model_id,
     )  # fmt: skip
@@ -413,5 +431,5 @@ __all__ = [
     "END_REASONS", "CONFIDENCE", "WIRE_ALLOW", "ANON_METADATA", "FILE_METADATA",
     "default_key_path", "load_stream_key", "pseudonym", "keyed_token", "is_pseudonym", "StreamIds", "check_public_ids",
     "add_stream_id_arguments", "stream_ids_from_args", "PersonIds", "fresh_session", "service_metadata",
-    "anon_start", "anon_gap", "anon_end", "anon_frame", "file_metadata", "fresh_person_order",
+    "anon_start", "reannounce", "anon_gap", "anon_end", "anon_frame", "file_metadata", "fresh_person_order",
 ]  # fmt: skip

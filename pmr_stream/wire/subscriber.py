@@ -8,8 +8,9 @@ each frame that arrives it
 2. looks up the stream by topic. A stream becomes known through its
    :class:`~pmr_stream.wire.schema.StreamStart`; frames of a stream that has not
    announced itself (or has ended) are dropped as ``unknown_stream``. Producers
-   re-announce every second and the moment a new subscription reaches them, so a
-   late subscriber loses at most the frames before the next announcement;
+   re-announce every second and the moment a new subscription reaches them (the
+   anonymizer does the same on ``anon/``), so a late subscriber loses at most the frames
+   before the next announcement;
 3. checks the sequence number: a number not above the last one accepted is dropped as
    ``seq_backwards`` (duplicates included); a jump forward is accepted and the
    missing numbers are counted as ``seq_missing`` (lost on the way). A start with a
@@ -42,6 +43,7 @@ from typing import Any, Final
 from pmr_stream.stats import percentile_values, percentiles
 from pmr_stream.wire.checks import MAX_METADATA_BYTES, REASONS, MetadataTooLarge, WireError
 from pmr_stream.wire.schema import FrameGap, FrameMessage, Message, StreamEnd, StreamStart, split, unpack
+from pmr_stream.wire.shard import ShardFilter
 from pmr_stream.wire.sockets import SocketOptions, SubscriberSocket
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class SubscriberOptions:
         ended_grace_s: seconds an ended stream stays in :attr:`Subscriber.streams` (its counters
             visible) before it is forgotten.
         idle_s: forget a stream that sent nothing accepted for this long (``None``: never).
+        shard: ``(index, count)``: keep only the streams of that shard
+            (:mod:`pmr_stream.wire.shard`); the others' frames are skipped unread, counted in
+            :attr:`Subscriber.shard_skipped`, never as drops. ``None``: every stream.
     """
 
     require_start: bool = True
@@ -89,8 +94,11 @@ class SubscriberOptions:
     max_metadata_bytes: int = MAX_METADATA_BYTES
     ended_grace_s: float = 10.0
     idle_s: float | None = None
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.shard is not None:
+            ShardFilter(*self.shard)  # raises on a bad index
         if self.max_streams < 1:
             raise ValueError(f"max_streams must be >= 1, got {self.max_streams}")
         if self.max_metadata_bytes < 0:
@@ -252,6 +260,7 @@ class Subscriber:
         self._gone: OrderedDict[str, _Gone] = OrderedDict()  # tombstones of forgotten streams, oldest first
         self._ended: dict[str, int] = {}  # topic -> monotonic ns of its end, tracked streams that ended
         self._next_expire_ns = 0
+        self._shard: ShardFilter | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -294,6 +303,12 @@ class Subscriber:
         """Check one frame as it came off the socket; the :class:`Received` or ``None`` if dropped."""
         wall = time.time_ns() if t_recv_wall_ns is None else t_recv_wall_ns
         mono = time.monotonic_ns() if t_recv_mono_ns is None else t_recv_mono_ns
+        shard = self.options.shard
+        if shard is not None:
+            if self._shard is None or (self._shard.index, self._shard.count) != shard:
+                self._shard = ShardFilter(*shard)
+            if not self._shard.accepts(data):
+                return None
         self.received += 1
         if mono >= self._next_expire_ns:
             self.expire(mono)
@@ -532,6 +547,11 @@ class Subscriber:
                 yield got
 
     # ------------------------------------------------------------------ reporting
+
+    @property
+    def shard_skipped(self) -> int:
+        """Frames of other shards' streams skipped (``options.shard``)."""
+        return 0 if self._shard is None else self._shard.skipped
 
     @property
     def decode_errors(self) -> int:

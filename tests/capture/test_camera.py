@@ -125,6 +125,33 @@ def test_video_is_paced_like_a_camera() -> None:
     assert n + src.drops == 103
 
 
+def test_looped_video_starts_over_and_keeps_counting() -> None:
+    class Seen(FakePose):
+        def __init__(self) -> None:
+            super().__init__()
+            self.images: list[np.ndarray] = []
+
+        def process(self, rgb: np.ndarray) -> PoseResult | None:
+            self.images.append(rgb[::60, ::60].copy())  # enough of the image to tell frames apart
+            return super().process(rgb)
+
+    video = ntu_file(VIDEO)
+    pose = Seen()
+    src = CameraSource(video, "v", CameraOptions(speed=0, loop=True), pose_factory=lambda: pose)
+    stop = threading.Event()
+    frames = []
+    for f in src.frames(stop):
+        frames.append(f)
+        if len(frames) == 110:
+            stop.set()
+    src.close()
+    assert [f.frame for f in frames] == list(range(110))  # indices go on past the end of the file
+    np.testing.assert_allclose([f.pts_s for f in frames], np.arange(110) / 30.0)
+    np.testing.assert_array_equal(pose.images[103], pose.images[0])  # frame 103 is the video's first again
+    np.testing.assert_array_equal(pose.images[105], pose.images[2])
+    assert not np.array_equal(pose.images[102], pose.images[0])
+
+
 def test_smoothing_is_applied_to_the_joints() -> None:
     video = ntu_file(VIDEO)
     raw = [f.persons[0].joints for f in _frames(video, None)]

@@ -88,8 +88,10 @@ def test_guess_format_errors(tmp_path: Path) -> None:
     ):
         load_recording(tmp_path / "x.npz", "bvh")
     rec = Recording.from_clip(np.ones((2, 25, 3)))
-    with pytest.raises(ValueError, match="unknown format 'bvh'"):
-        save_recording(rec, tmp_path / "x.npz", "bvh")
+    with pytest.raises(
+        ValueError, match="unknown format 'fbx'; known formats: skeleton, npz, sgn, stgcn, bvh"
+    ):
+        save_recording(rec, tmp_path / "x.npz", "fbx")
     with pytest.raises(ValueError, match="new.npy: a new .npy file can be sgn or stgcn"):
         save_recording(rec, tmp_path / "new.npy")
 

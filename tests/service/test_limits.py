@@ -105,3 +105,26 @@ def test_limit_flags_and_their_defaults() -> None:
         (2048, 8, 4, 16)  # fmt: skip
     with pytest.raises(ValueError, match="max_streams"):
         ServiceOptions(max_streams=0)
+
+
+def test_until_end_waits_for_a_stream_forgotten_as_idle(backend: Any) -> None:
+    """A stream that announces itself and then stays quiet past ``--idle`` is forgotten, but it has
+    not ended: ``--until-end`` keeps serving until it comes back and ends (a slow camera start)."""
+    joints = np.zeros((25, 3), np.float32)
+    joints[:, 2] = 2.5
+    with Publisher("tcp://127.0.0.1:*") as raw:
+        opts = ServiceOptions(report_s=0.1, idle_s=0.3)
+        with running_service(raw.endpoint, backend, opts, wait_subscribers=0, until_end=True) as svc:
+            wait_connected(raw)
+            raw.send(start_msg("slow-cam", 0))
+            wait_until(lambda: svc.summary.get("streams_seen") == 1 and svc.summary.get("streams") == 0,
+                       timeout_s=20, interval_s=0.05, what="the quiet stream to be forgotten")  # fmt: skip
+            assert not svc.result, "the service stopped although no stream had ended"
+            raw.send(start_msg("slow-cam", 1))
+            for t in range(3):
+                raw.send(frame_msg("slow-cam", t + 2, t, joints))
+            raw.send(end_msg("slow-cam", 5, 3))
+            wait_until(
+                lambda: svc.result, timeout_s=20, interval_s=0.05, what="the service to stop at the end"
+            )
+    assert svc.result["frames_in"] == 3

@@ -44,7 +44,7 @@ def clip() -> np.ndarray:
 def replay(pub: Publisher, stream: str, joints: np.ndarray, seq0: int = 0, session: str = "s1",
            person: int = 0, pace_s: float = 0.0, announced: bool = False) -> dict[int, FrameMessage]:  # fmt: skip
     """Send a start (unless ``announced`` already), the frames of ``joints`` and an end; returns
-    the frames sent by sequence number."""
+    the frames sent by frame number."""
     sent = {}
     if not announced:
         pub.send(start_msg(stream, seq0, session))
@@ -52,7 +52,7 @@ def replay(pub: Publisher, stream: str, joints: np.ndarray, seq0: int = 0, sessi
     for i, j in enumerate(joints):
         m = frame_msg(stream, seq, i, j, person)
         pub.send(m)
-        sent[seq] = m
+        sent[i] = m
         seq += 1
         if pace_s:
             time.sleep(pace_s)  # a live source's pace: what the service's batching reacts to
@@ -82,9 +82,11 @@ def test_one_anonymized_frame_per_input_frame(
     assert all(r.topic.startswith("anon/") and r.message.anonymized for r in got)  # nothing raw on anon/
     assert isinstance(got[0].message, StreamStart) and got[0].message.model_id == "test-model"
     assert isinstance(got[-1].message, StreamEnd)
-    assert [m.seq for m in frames] == sorted(sent)  # one per input frame, in order, same seq
+    assert [m.frame for m in frames] == sorted(sent)  # one per input frame, in order
+    # the anon/ stream's own numbers: 0 at its start, +1 per message published, through the end
+    assert [r.message.seq for r in got] == list(range(len(got)))
     for m in frames:
-        src = sent[m.seq]
+        src = sent[m.frame]
         assert (m.frame, m.t_wall_ns, m.t_mono_ns, m.pts_s) == (
             src.frame,
             src.t_wall_ns,
@@ -146,6 +148,8 @@ def test_backend_failures_fail_closed(backend: Any, clip: np.ndarray, engine_thr
         assert m.anonymized and np.isfinite(m.joints).all()
         assert not any(np.allclose(m.joints, rj, atol=1e-4) for rj in raw_joints)
     assert all(r.topic.startswith("anon/") for r in got)
+    # what failed used no anon/ number: a subscriber sees no loss on the wire (the frame numbers jump)
+    assert [r.message.seq for r in got] == list(range(len(got))) and sub.seq_missing == 0
 
 
 @pytest.mark.parametrize("engine_thread", [False, True])
@@ -201,7 +205,11 @@ def test_bad_messages_restart_and_late_subscriber(backend: Any, clip: np.ndarray
                 got = collect(sub)
         stats = svc.result
     frames = [r.message for r in got if isinstance(r.message, FrameMessage)]
-    assert [m.seq for m in frames] == sorted(sent)
+    assert [m.frame for m in frames] == sorted(sent)
+    # the restart is a new anon/ session numbered from 0 (the late subscriber's start included)
+    cam = [r.message for r in got if r.message.stream == frames[0].stream]
+    assert isinstance(cam[0], StreamStart) and [m.seq for m in cam] == list(range(len(cam)))
+    assert not sub.drops.get("seq_backwards")
     assert stats["wire_drops"].get("not_msgpack", 0) + stats["wire_drops"].get("framing", 0) == 2
 
 
@@ -395,8 +403,10 @@ def test_a_stalled_subscriber_does_not_hold_up_the_others(backend: Any, clip: np
         assert m.anonymized and np.array_equal(m.joints, frames[(m.stream, m.seq)].joints)
     missing = 0
     for s in streams:
+        sent = [r.message.seq for r in got if r.message.stream == anon_id(s)]  # all the service published
+        assert sent == list(range(n + more + 2))  # start, frames, end: the anon/ stream's own numbers
         seqs = [r.message.seq for r in late if r.message.stream == anon_id(s)]
-        assert seqs == sorted(set(seqs)) and seqs[-1] == n + more + 1  # in order, up to the stream's end
-        assert set(range(n + 1, n + more + 1)) <= set(seqs)  # everything after it read again
-        missing += n + more + 2 - len(seqs)
+        assert seqs == sorted(set(seqs)) and seqs[-1] == sent[-1]  # in order, up to the stream's end
+        assert set(sent[-more - 1 :]) <= set(seqs)  # everything after it read again
+        missing += len(sent) - len(seqs)
     assert missing > 0 and stalled_missing == missing  # every loss counted
