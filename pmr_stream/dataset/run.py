@@ -143,19 +143,22 @@ def _frame_hint(path: str) -> int | None:
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]+\.tmp$")
 
 
-def remove_stale_temporaries(jobs: list[Job]) -> int:
-    """Remove the temporary files an interrupted run left beside its outputs (``.NAME.PID.HEX.tmp``,
-    from :func:`~pmr_stream.formats.files.atomic_write`, whose process is gone); returns how many."""
-    names: dict[str, set[str]] = {}
+def remove_stale_temporaries(jobs: list[Job], output: str) -> int:
+    """Remove the temporary files an interrupted run left beside its outputs and its manifest in
+    ``output`` (``.NAME.PID.HEX.tmp``, from :func:`~pmr_stream.formats.files.atomic_write`, whose
+    process is gone); returns how many."""
+    names: dict[str, set[str]] = {os.path.normpath(output): set()}
     for j in jobs:
-        names.setdefault(os.path.dirname(j.path), set()).add(os.path.basename(j.path))
-    names.setdefault(os.path.dirname(jobs[0].path) if jobs else ".", set())
+        names.setdefault(os.path.normpath(os.path.dirname(j.path)), set()).add(os.path.basename(j.path))
     removed = 0
     for folder, ours in names.items():
         with contextlib.suppress(OSError):
             for entry in os.scandir(folder):
                 m = _TMP_RE.match(entry.name)
-                if m and (m["name"] in ours or m["name"] == MANIFEST_NAME) and not _alive(int(m["pid"])):
+                ours_here = m is not None and (
+                    m["name"] in ours or (m["name"] == MANIFEST_NAME and folder == os.path.normpath(output))
+                )
+                if m and ours_here and not _alive(int(m["pid"])):
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
                         removed += 1
@@ -376,7 +379,7 @@ def run_dataset(
     """
     t0 = time.perf_counter()
     os.makedirs(opts.output, exist_ok=True)
-    removed = remove_stale_temporaries(jobs)
+    removed = remove_stale_temporaries(jobs, opts.output)
     if removed:
         log.info("removed %d temporary file(s) an interrupted run left", removed)
     ctx = multiprocessing.get_context("fork") if opts.workers > 1 else None
