@@ -219,10 +219,25 @@ def test_an_interrupted_run_resumes(tmp_path: Path) -> None:
     data, out, key = tmp_path / "data", tmp_path / "out", tmp_path / "key"
     data.mkdir()
     names = [f"S001C001P{p:03d}R001A{a:03d}.skeleton" for p in range(1, 5) for a in range(1, 7)]
-    for i, name in enumerate(names):  # 24 files: small engine rounds, so files get written early
+    for i, name in enumerate(
+        names
+    ):  # 24 files, engine rounds of 8 windows: files written early, the run slow
         (data / name).symlink_to(ntu_file(SAMPLES[i % len(SAMPLES)]))
-    cmd = [sys.executable, "-m", "pmr_stream.cli", "anonymize", "--input", str(data), "--output", str(out),
-           "--stream-key", str(key), "--batch-size", "16", "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pmr_stream.cli",
+        "anonymize",
+        "--input",
+        str(data),
+        "--output",
+        str(out),
+        "--stream-key",
+        str(key),
+        "--batch-size",
+        "1",
+        "--quiet",
+    ]  # fmt: skip (one window per call: slow)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
