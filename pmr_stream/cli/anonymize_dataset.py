@@ -28,9 +28,9 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stream-key", default=None, metavar="FILE",
                    help=f"the deployment key the name tokens are made with (the stream pseudonyms' key; "
                    f"default ${KEY_ENV}, else ~/.config/pmr-stream/stream_key, created mode 0600 when missing)")  # fmt: skip
-    g.add_argument("--workers", type=int, default=1,
-                   help="processes that read and write files (default 1: all in this process); the "
-                   "engine runs here, on windows batched across files")  # fmt: skip
+    g.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes that read and write files (default 2, 1 on a 1-core host; 1: all in this "
+                   "process); the engine runs in this one, on windows batched across files")  # fmt: skip
     g.add_argument("--batch-size", type=int, default=256, help="windows per engine call (default 256)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
