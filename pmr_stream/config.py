@@ -102,6 +102,8 @@ class TrainingSection:
     lr: float = 1e-5
     adv_lr: float = 1e-5
     weight_decay: float = 1e-2
+    #: multiplies every stage's epochs (at least 1 each, see :meth:`stage_epochs`); below 1 it
+    #: also shortens every epoch (:meth:`epoch_samples`); 1.0 is the recipe as published
     epochs_scale: float = 1.0
     seed: int = 0
     device: str = "cpu"
@@ -115,6 +117,20 @@ class TrainingSection:
         if stage.epochs == 0:
             return 0
         return max(1, round(stage.epochs * self.epochs_scale))
+
+    def epoch_samples(self, n: int) -> int:
+        """Samples one epoch draws out of ``n`` (training windows, paired quadruplets per epoch
+        or validation pairs) after ``epochs_scale``.
+
+        At ``epochs_scale >= 1`` an epoch is the recipe's: all ``n``. Below 1 (a quick run) an
+        epoch shrinks too, to ``round(n * epochs_scale)`` samples but at least one batch
+        (``min(n, batch_size)``): the epochs of short stages are rounded up to one
+        (:meth:`stage_epochs`), and without this a paired epoch of 2000 quadruplets would stay
+        whole, however small the set and the scale.
+        """
+        if self.epochs_scale >= 1 or n <= 0:
+            return n
+        return max(min(n, self.batch_size), round(n * self.epochs_scale))
 
 
 @dataclass

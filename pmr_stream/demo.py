@@ -135,14 +135,17 @@ def check_source(source: str) -> None:
         raise ValueError(f"--source {source}: {msg}") from exc
 
 
-def check_backend(backend: str, device: str | None) -> None:
-    """``ValueError`` saying why ``--backend``/``--device`` cannot run here (nothing is built)."""
+def check_backend(backend: str, device: str | None, triton_url: str | None = None) -> None:
+    """``ValueError`` saying why ``--backend``/``--device`` (``--triton-url``) cannot run here (nothing is built)."""
     from pmr_stream.backends.registry import unavailable_reason
 
     if backend == "auto":  # auto always finds torch on the CPU; on CUDA it needs CUDA
         reason = unavailable_reason("torch", device=device) if device and device.startswith("cuda") else None
     else:
-        reason = unavailable_reason(backend, **({"device": device} if device else {}))
+        options = {"device": device} if device else {}
+        if triton_url is not None:
+            options["triton_url"] = triton_url
+        reason = unavailable_reason(backend, **options)
     if reason is not None:
         raise ValueError(f"--backend {backend}{f' --device {device}' if device else ''}: {reason}")
 
@@ -167,7 +170,7 @@ def preflight(args: argparse.Namespace) -> None:
     check_source(args.source)
     WindowPolicy.parse(args.policy)
     check_port(args.metrics_port, "--metrics-port")
-    check_backend(args.backend, args.device)
+    check_backend(args.backend, args.device, getattr(args, "triton_url", None))
 
 
 #: The roles of a ``pmr stream`` key set: one CurveZMQ key pair each.

@@ -14,21 +14,27 @@ Short tracks are padded by repeating their end frames and trimmed back afterward
 
 The network call is a ``WindowFn``: windows ``(B, 75, 25, 3)`` normalised ->
 anonymized ``(B, 75, 25, 3)``: a backend (:mod:`pmr_stream.backends`, the same
-interface the streaming service runs; :func:`default_window_fn` builds the shipped one) or
-any function of that shape (the evaluation's baselines).
+interface the streaming service runs; :func:`default_window_fn` builds the shipped one), its
+``anonymize`` method, or any function of that shape (the evaluation's baselines).
+
+Bones: as ``pmr anonymize`` and the service, by default (``bones="dummy"``,
+:data:`~pmr_stream.anonymizer.options.DEFAULT_BONES`) every output bone is set to the dummy's
+length: ``bone_lengths`` if given, else the backend's dummy's. A plain function has no dummy:
+give it ``bone_lengths`` or ``bones="model"`` (the network's output as it is).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from pmr_stream.anonymizer.options import BONES, DEFAULT_BONES
 from pmr_stream.anonymizer.window import POLICY_HELP, WindowOptions, WindowPolicy, WindowStore
 from pmr_stream.backends.base import Backend
 from pmr_stream.formats.recording import Recording
@@ -47,6 +53,8 @@ from pmr_stream.wire.privacy import file_metadata, fresh_person_order
 log = logging.getLogger(__name__)
 
 WindowFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+#: What the functions here take as the network: a :class:`Backend` or a ``WindowFn``.
+Network = Backend | WindowFn
 
 
 def blend_weights(length: int = T) -> npt.NDArray[np.float64]:
@@ -79,16 +87,20 @@ class AnonymizeOptions:
     no streaming policy can read there without 37 frames (1.2 s) of delay.
     ``mode="blend"``: windows ``stride`` frames apart blended with a Hann taper
     (75 = no overlap; 25 = each frame in 3 windows); fewer network calls, more jitter.
-    ``bone_lengths``: ``(24,)`` metres (e.g. :func:`~pmr_stream.skeleton.median_bone_lengths` of the dummy): every
-    output bone is set to that length by forward kinematics, directions kept, after the
-    policy's blending, as the streaming service does by default; ``None`` keeps the
-    network's output as it is.
+    ``bones``: ``"dummy"`` (default, as ``pmr anonymize --bones`` and the service): every output
+    bone is set to the dummy's length by forward kinematics, directions kept, after the
+    policy's blending; the lengths are ``bone_lengths`` if given, else the backend's dummy's
+    (the network given as a :class:`Backend` or its ``anonymize``). ``"model"``: the network's
+    output as it is.
+    ``bone_lengths``: ``(24,)`` metres (e.g. :func:`~pmr_stream.skeleton.median_bone_lengths` of
+    the dummy), for ``bones="dummy"``; ``None``: the backend's dummy's.
     """
 
     mode: str = "last"
     stride: int = 25
     batch_size: int = 256
     bone_lengths: tuple[float, ...] | None = None
+    bones: str = DEFAULT_BONES
 
     def __post_init__(self) -> None:
         if self.mode not in OFFLINE_MODES:
@@ -102,6 +114,24 @@ class AnonymizeOptions:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.bone_lengths is not None and len(self.bone_lengths) != J - 1:
             raise ValueError(f"bone_lengths must hold {J - 1} lengths, got {len(self.bone_lengths)}")
+        if self.bones not in BONES:
+            raise ValueError(f"bones must be one of {', '.join(BONES)}, got {self.bones!r}")
+        if self.bones == "model" and self.bone_lengths is not None:
+            raise ValueError("bone_lengths are for bones='dummy'; bones='model' keeps the network's bones")
+
+    def lengths_for(self, network: Network) -> tuple[float, ...] | None:
+        """The ``(24,)`` bone lengths (metres) the output is set to with ``network``, or None (no bone step)."""
+        if self.bones == "model":
+            return None
+        if self.bone_lengths is not None:
+            return self.bone_lengths
+        owner = network if isinstance(network, Backend) else getattr(network, "__self__", None)
+        if isinstance(owner, Backend):
+            return tuple(float(v) for v in owner.source.dummy_bone_lengths())
+        raise ValueError(
+            "bones='dummy' (the default) needs the dummy's bone lengths: pass a backend (e.g. from "
+            "default_window_fn), bone_lengths=..., or bones='model' for the network's output as it is"
+        )
 
     @property
     def policy(self) -> WindowPolicy | None:
@@ -136,6 +166,8 @@ class TrackPlan:
 def plan_track(joints: npt.ArrayLike, options: AnonymizeOptions | None = None) -> TrackPlan:
     """The windows of one person's continuous track ``(N, 25, 3)`` metres (see :class:`TrackPlan`)."""
     opts = options or AnonymizeOptions()
+    if opts.bones == "dummy" and opts.bone_lengths is None:
+        raise ValueError("plan_track with bones='dummy' needs the dummy's bone_lengths (or bones='model')")
     x = check_clip(joints, "track")
     n = len(x)
     if n == 0:
@@ -151,14 +183,19 @@ def plan_track(joints: npt.ArrayLike, options: AnonymizeOptions | None = None) -
 
 
 def anonymize_track(
-    joints: npt.ArrayLike, window_fn: WindowFn, options: AnonymizeOptions | None = None
+    joints: npt.ArrayLike, network: Network, options: AnonymizeOptions | None = None
 ) -> npt.NDArray[np.float32]:
     """Anonymize one person's continuous track ``(N, 25, 3)`` metres -> ``(N, 25, 3)`` metres.
 
-    Output frames are in the scene where the input was (each window's normalisation is undone
-    before blending); the network sees ``batch_size`` windows per call.
+    ``network``: a :class:`Backend` or a ``WindowFn``. Output frames are in the scene where the
+    input was (each window's normalisation is undone before blending); the network sees
+    ``batch_size`` windows per call.
     """
     opts = options or AnonymizeOptions()
+    lengths = opts.lengths_for(network)
+    if lengths is not opts.bone_lengths:
+        opts = replace(opts, bone_lengths=lengths)
+    window_fn: WindowFn = network.anonymize if isinstance(network, Backend) else network
     plan = plan_track(joints, opts)
     w, b = plan.windows, opts.batch_size
     if len(w) == 0:
@@ -255,9 +292,12 @@ def _segments(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
 
 
 def anonymize_recording(
-    rec: Recording, window_fn: WindowFn, options: AnonymizeOptions | None = None, model_id: str = "pmr"
+    rec: Recording, network: Network, options: AnonymizeOptions | None = None, model_id: str = "pmr"
 ) -> Recording:
     """Anonymize every person of a recording; frames where a person is absent stay absent.
+
+    ``network``: a :class:`Backend` (e.g. the shipped one from :func:`default_window_fn`) or a
+    ``WindowFn``; ``options``: default :class:`AnonymizeOptions` (mode ``last``, the dummy's bones).
 
     The result carries only what :mod:`pmr_stream.wire.privacy` allows in a file: the anonymized
     joints, presence and timestamps, confidence 1.0 where present (0 where absent), persons
@@ -267,12 +307,15 @@ def anonymize_recording(
     gets fresh body ids and neutral per-body fields.
     """
     opts = options or AnonymizeOptions()
+    lengths = opts.lengths_for(network)  # once, and a plain function without lengths fails here
+    if lengths is not opts.bone_lengths:
+        opts = replace(opts, bone_lengths=lengths)
     order = fresh_person_order(rec.present)  # new person p is the input's slot order[p]
     n_t, n_j = rec.num_frames, rec.joints.shape[2]
     joints = np.zeros((n_t, len(order), n_j, 3), np.float32)
     for new, p in enumerate(order):
         for a, b in _segments(rec.present[:, p]):
-            joints[a:b, new] = anonymize_track(rec.joints[a:b, p], window_fn, opts)
+            joints[a:b, new] = anonymize_track(rec.joints[a:b, p], network, opts)
     return _anonymized(rec, order, joints, opts, model_id)
 
 

@@ -37,7 +37,7 @@ def identity(windows: np.ndarray) -> np.ndarray:
 )
 def test_identity_window_function_gives_the_input_back(n: int, mode: str, stride: int) -> None:
     x = walking_track(n)
-    out = anonymize_track(x, identity, AnonymizeOptions(mode=mode, stride=stride))
+    out = anonymize_track(x, identity, AnonymizeOptions(mode=mode, stride=stride, bones="model"))
     assert out.shape == x.shape
     np.testing.assert_allclose(out, x, atol=1e-5)  # normalisation undone, windows blended, padding trimmed
 
@@ -49,7 +49,7 @@ def test_windows_are_normalised_like_training() -> None:
         seen.append(w.copy())
         return w
 
-    anonymize_track(walking_track(160), spy, AnonymizeOptions(mode="blend", stride=25))
+    anonymize_track(walking_track(160), spy, AnonymizeOptions(mode="blend", stride=25, bones="model"))
     windows = np.concatenate(seen)
     assert windows.shape[1:] == (75, 25, 3) and len(windows) == 5  # starts 0, 25, 50, 75, 85
     np.testing.assert_allclose(windows[:, 0, 1], 0.0, atol=1e-6)  # SpineMid of each window's first frame
@@ -64,8 +64,8 @@ def test_overlap_blending_removes_seams() -> None:
 
     x = walking_track(300)
     step_in = np.abs(np.diff(x, axis=0)).max()
-    hard = anonymize_track(x, biased, AnonymizeOptions(mode="blend", stride=75))
-    soft = anonymize_track(x, biased, AnonymizeOptions(mode="blend", stride=25))
+    hard = anonymize_track(x, biased, AnonymizeOptions(mode="blend", stride=75, bones="model"))
+    soft = anonymize_track(x, biased, AnonymizeOptions(mode="blend", stride=25, bones="model"))
     jump_hard = np.abs(np.diff(hard, axis=0)).max() - step_in
     jump_soft = np.abs(np.diff(soft, axis=0)).max() - step_in
     assert jump_hard > 0.02  # without overlap the per-window error jumps at each border
@@ -82,8 +82,8 @@ def test_centre_mode_reads_every_frame_from_the_same_window_position() -> None:
 
     x = walking_track(200)
     step = np.abs(np.diff(x, 2, axis=0)).mean()
-    centre = anonymize_track(x, positional, AnonymizeOptions(mode="centre"))
-    blend = anonymize_track(x, positional, AnonymizeOptions(mode="blend", stride=25))
+    centre = anonymize_track(x, positional, AnonymizeOptions(mode="centre", bones="model"))
+    blend = anonymize_track(x, positional, AnonymizeOptions(mode="blend", stride=25, bones="model"))
     assert np.abs(np.diff(centre, 2, axis=0)).mean() == pytest.approx(step, rel=1e-3)
     assert np.abs(np.diff(blend, 2, axis=0)).mean() > 3 * step
     np.testing.assert_allclose(centre - x, np.broadcast_to(pos_err[0, 37], x.shape), atol=1e-5)
@@ -102,7 +102,7 @@ def test_recording_absent_frames_stay_absent() -> None:
     joints[~present] = 0.0
     rec = Recording(joints=joints, confidence=np.ones((120, 2, 25), np.float32),
                     timestamps=np.arange(120) / 30.0, present=present)  # fmt: skip
-    out = anonymize_recording(rec, identity, model_id="identity")
+    out = anonymize_recording(rec, identity, AnonymizeOptions(bones="model"), model_id="identity")
     assert out.metadata["anonymized"] is True and out.metadata["model_id"] == "identity"
     np.testing.assert_array_equal(out.present, present)
     assert np.all(out.joints[40:60, 1] == 0)
@@ -144,7 +144,9 @@ def test_default_model_gives_the_dummy_body_and_keeps_the_motion(ntu_dir: Path) 
     rows = []
     for f in sorted(ntu_dir.glob("*.skeleton")):
         rec = load_recording(f)
-        out = anonymize_recording(rec, fn.anonymize, model_id=model_id)
+        out = anonymize_recording(
+            rec, fn, AnonymizeOptions(bones="model"), model_id=model_id
+        )  # the network's bones
         for p in range(rec.num_persons):
             m = rec.present[:, p]
             rows.append(clip_figures(rec.joints[m, p], out.joints[m, p], dummy, rng))
@@ -167,7 +169,7 @@ def test_default_model_on_standin_clips_moves_bodies_towards_the_dummy() -> None
     for pid, act in [(1, "wave"), (9, "squat"), (17, "kick"), (25, "bow"), (33, "wave"), (38, "squat")]:
         x = generate_clip(cast[pid - 1], act, 1, 1, seed=0)
         a = anonymize_track(
-            x, fn.anonymize, AnonymizeOptions(mode="blend")
+            x, fn.anonymize, AnonymizeOptions(mode="blend", bones="model")
         )  # bones averaged over window positions
         la, lo = relative_bone_lengths(a)[NTU_BODY_BONES], relative_bone_lengths(x)[NTU_BODY_BONES]
         closer.append(np.abs(la - dummy).mean() < np.abs(la - lo).mean())
@@ -209,3 +211,54 @@ def test_cli_anonymize_two_person_skeleton(tmp_path: Path) -> None:
                  "--model-path", str(PAPER_MODEL)]) == 0  # fmt: skip
     b, _, _, _ = read_skeleton(out3).to_arrays()
     assert np.abs(bone_lengths(b[pa[:, 0], 0]) - want).max() > 0.005
+
+
+# ------------------------------------------------------------------ one default for API, CLI and service
+
+
+def test_api_cli_and_service_share_the_bones_default() -> None:
+    from pmr_stream.anonymizer.options import DEFAULT_BONES, ServiceOptions
+    from pmr_stream.cli import build_parser
+
+    args = build_parser().parse_args(["anonymize", "--input", "a.skeleton", "--output", "b.skeleton"])
+    assert DEFAULT_BONES == "dummy"
+    assert AnonymizeOptions().bones == ServiceOptions().bones == args.bones == DEFAULT_BONES
+    # a plain function has no dummy: the default asks for one, in one line, instead of skipping the step
+    with pytest.raises(ValueError, match="bones='dummy' .* needs the dummy's bone lengths") as e:
+        anonymize_track(walking_track(80), identity)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="bones must be one of"):
+        AnonymizeOptions(bones="none")
+    with pytest.raises(ValueError, match="bone_lengths are for bones='dummy'"):
+        AnonymizeOptions(bones="model", bone_lengths=(0.1,) * 24)
+    lengths = tuple(float(v) for v in np.linspace(0.05, 0.4, 24))
+    out = anonymize_track(walking_track(80), identity, AnonymizeOptions(bone_lengths=lengths))
+    np.testing.assert_allclose(bone_lengths(out), np.broadcast_to(np.float32(lengths), (80, 24)), atol=1e-5)
+
+
+@needs_default
+def test_api_default_is_the_cli_default(tmp_path: Path) -> None:
+    """``anonymize_recording(rec, backend)`` with default options writes what ``pmr anonymize``
+    writes with its defaults: the dummy's bones (metadata ``bones: dummy``)."""
+    from pmr_stream.cli import main
+    from pmr_stream.formats.io import load_recording
+    from tests.ntu_samples import ntu_file
+
+    src = ntu_file("S001C003P008R002A058.skeleton")
+    fn, model_id = default_window_fn()
+    api = anonymize_recording(load_recording(src), fn, model_id=model_id)
+    assert api.metadata["bones"] == "dummy"
+    want = np.median(bone_lengths(load_dummy(DEFAULT_DUMMY)), axis=0)
+    for p in range(api.num_persons):
+        m = api.present[:, p]
+        np.testing.assert_allclose(
+            bone_lengths(api.joints[m, p]), np.broadcast_to(want, (int(m.sum()), 24)), atol=2e-3
+        )
+    out = tmp_path / "cli.npz"
+    assert main(["anonymize", "--input", str(src), "--output", str(out)]) == 0
+    cli = load_recording(out)
+    assert cli.metadata["bones"] == "dummy"
+    np.testing.assert_allclose(cli.joints[cli.present], api.joints[api.present], atol=1e-4)
+    # the bound method works the same way (the backend's dummy)
+    same = anonymize_recording(load_recording(src), fn.anonymize, model_id=model_id)
+    np.testing.assert_array_equal(same.joints, api.joints)

@@ -89,25 +89,33 @@ def test_offline_default_equals_the_service_window_store(name: str, bones: bool,
     assert len(x) > T  # the start-up (first 74 frames) and the steady state
     lengths = tuple(float(v) for v in median_bone_lengths(offline_fn.source.dummy_window)) if bones else None
     offline = anonymize_track(
-        x, offline_fn.anonymize, AnonymizeOptions(bone_lengths=lengths)
+        x, offline_fn.anonymize, AnonymizeOptions(bone_lengths=lengths, bones="dummy" if bones else "model")
     )  # the default mode
     stream = streamed(x, torch_backend, "last", bones)
     diff = np.abs(offline - stream).max(axis=(1, 2))  # (N,) per frame, metres
     assert diff[: T - 1].max() < TOL_M, f"start-up frames differ by up to {diff[: T - 1].max():.3g} m"
     assert diff.max() < TOL_M, f"frame {int(diff.argmax())} differs by {diff.max():.3g} m"
-    centre = anonymize_track(x, offline_fn.anonymize, AnonymizeOptions(mode="centre", bone_lengths=lengths))
+    centre = anonymize_track(
+        x,
+        offline_fn.anonymize,
+        AnonymizeOptions(mode="centre", bone_lengths=lengths, bones="dummy" if bones else "model"),
+    )
     assert np.abs(centre - stream).max() > 100 * TOL_M  # the check can tell read positions apart
 
 
 @needs_default
 def test_offline_delay_mode_equals_the_service_delay_policy(offline_fn: Any, torch_backend: Any) -> None:
     x = _standin_track()
-    offline = anonymize_track(x, offline_fn.anonymize, AnonymizeOptions(mode="delay:4", batch_size=7))
+    offline = anonymize_track(
+        x, offline_fn.anonymize, AnonymizeOptions(mode="delay:4", batch_size=7, bones="model")
+    )
     stream = streamed(x, torch_backend, "delay:4", bones=False)
     np.testing.assert_allclose(
         offline, stream, atol=TOL_M
     )  # including the last 4 frames (end-of-stream flush)
-    assert np.abs(offline - anonymize_track(x, offline_fn.anonymize)).max() > 100 * TOL_M
+    assert (
+        np.abs(offline - anonymize_track(x, offline_fn, AnonymizeOptions(bones="model"))).max() > 100 * TOL_M
+    )
 
 
 def positional(w: np.ndarray) -> np.ndarray:
@@ -132,7 +140,7 @@ def test_policy_modes_read_like_the_window_store(policy: str, n: int) -> None:
 
     want = streamed(x, Fn, policy, bones=False)
     for batch in (1, 16, 256):
-        got = anonymize_track(x, positional, AnonymizeOptions(mode=policy, batch_size=batch))
+        got = anonymize_track(x, positional, AnonymizeOptions(mode=policy, batch_size=batch, bones="model"))
         np.testing.assert_allclose(got, want, atol=1e-6)
     if policy == "last":
         np.testing.assert_allclose(got - x, 0.1, atol=1e-5)  # the last position's error, every frame

@@ -27,7 +27,7 @@ import numpy as np
 from pmr_stream.assets import DEFAULT_DUMMY
 from pmr_stream.backends.base import load_dummy
 from pmr_stream.formats.io import load_recording
-from pmr_stream.offline import anonymize_recording, default_window_fn
+from pmr_stream.offline import AnonymizeOptions, anonymize_recording, default_window_fn
 from pmr_stream.skeleton import NTU_BODY_BONES, bone_directions, bone_lengths
 
 
@@ -77,7 +77,9 @@ def main() -> None:
         raise SystemExit(f"no .skeleton files in {args.ntu_dir}")
     for i, f in enumerate(files):
         rec = load_recording(f)
-        out = anonymize_recording(rec, fn.anonymize, model_id=model_id)
+        out = anonymize_recording(
+            rec, fn, AnonymizeOptions(bones="model"), model_id=model_id
+        )  # the network's own bones
         for p in range(rec.num_persons):
             m = rec.present[:, p]
             row = {

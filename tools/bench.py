@@ -93,6 +93,8 @@ class BenchOptions:
     histogram_path: str | None = None
     table_path: str | None = None
     seed: int = 0
+    #: the triton backend's BackendOptions (``triton_url``, ...): its cases run only when a URL is given
+    triton: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
@@ -295,13 +297,14 @@ def grid(opts: BenchOptions) -> list[CaseSpec]:
             if precision == "fp16" and not cuda:
                 log.warning("skipping %s fp16 on CPU (fp16 needs CUDA)", name)
                 continue
-            reason = unavailable_reason(name, device=opts.device, precision=precision)
+            extra = opts.triton if name == "triton" else ()
+            reason = unavailable_reason(name, device=opts.device, precision=precision, **dict(extra))
             if reason is not None:
                 if opts.backends:  # asked for by name: say why it is missing
                     log.warning("skipping %s on %s: %s", name, opts.device, reason)
                 continue
             for g in opts.graphs:
-                out.append(CaseSpec(name, precision, g))
+                out.append(CaseSpec(name, precision, g, options=extra))
     return out
 
 

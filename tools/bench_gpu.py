@@ -14,6 +14,9 @@ reason otherwise; exporting ONNX needs the ``onnx`` package). Writes to OUTDIR:
 ``stream.json``     the streaming service's capacity on the GPU (``tools.bench_stream capacity``:
                     producers, anonymizer and sinks as processes on loopback), when pyzmq
                     is installed (a small wheel to carry) and time is left
+``triton.json``     what Triton adds to one stream's latency (``tools.bench_triton``: the engine in
+                    process and behind ``pmr serve``), when nvidia-pytriton and tritonclient are
+                    installed (the triton extra) and time is left; else why it was skipped
 ``bench.json``      the full benchmark report (see tools/bench.py)
 ``bench.md``        the same as a table, with the paper's way and the floor
 ``bench.png``       latency histograms (when matplotlib is installed)
@@ -225,6 +228,28 @@ def stream_capacity(out: Path, device: str, streams: str, timeout: float) -> Non
         log.error("stream capacity ran past %.0f s", timeout)
 
 
+def triton_latency(out: Path, device: str, timeout: float) -> None:
+    """``tools.bench_triton`` on this host (the best engine for ``device``), written to ``triton.json``."""
+    missing = [m for m in ("pytriton", "tritonclient") if not _has(m)]
+    if missing:
+        reason = f"{', '.join(missing)} not installed (pip install -e '.[triton]')"
+        _write(out / "triton.json", {"skipped": reason})
+        log.warning("triton step skipped: %s", reason)
+        return
+    cmd = [sys.executable, "-m", f"{__package__}.bench_triton", "--backend", "auto", "--device", device,
+           "--batch-sizes", "1,64", "--queue-delays-us", "0,500", "--seconds", "2", "--json", str(out / "triton.json")]  # fmt: skip
+    log.info("triton: %s", " ".join(cmd[2:]))
+    try:
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1]
+        )
+        (out / "triton_log.txt").write_text(res.stdout[-20000:] + res.stderr[-20000:])
+        if res.returncode != 0:
+            log.error("triton step failed (exit %d); see triton_log.txt", res.returncode)
+    except subprocess.TimeoutExpired:
+        log.error("triton step ran past %.0f s", timeout)
+
+
 def summary(report: dict[str, Any], par: dict[str, Any], what: str) -> str:
     cases = report["cases"]
     lines = ["# GPU benchmark summary", "", f"model: {what}", f"GPU: {report['machine'].get('gpu')}", ""]
@@ -324,6 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("stream capacity done at %.0f s", time.monotonic() - t0)
     elif args.stream_streams:
         _write(out / "stream.json", {"skipped": f"time budget: {left:.0f} s left"})
+    left = args.budget - (time.monotonic() - t0)
+    if left > 90:
+        triton_latency(out, args.device, timeout=min(left - 40, 120.0))
+        log.info("triton done at %.0f s", time.monotonic() - t0)
+    else:
+        _write(out / "triton.json", {"skipped": f"time budget: {left:.0f} s left"})
     left = args.budget - (time.monotonic() - t0)
     if args.no_pytest:
         pass

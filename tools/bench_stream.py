@@ -121,7 +121,9 @@ def cmd_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     b = get_backend(args.backend, **backend_kwargs(args))
     tracks = _recordings()
     lengths = b.source.dummy_bone_lengths() if args.bones == "dummy" else None
-    opts = AnonymizeOptions(bone_lengths=None if lengths is None else tuple(float(v) for v in lengths))
+    opts = AnonymizeOptions(
+        bones=args.bones, bone_lengths=None if lengths is None else tuple(float(v) for v in lengths)
+    )
 
     def bones(y: np.ndarray) -> np.ndarray:  # the service's bone step (--bones dummy)
         return y if lengths is None else retarget_bones(y, lengths)

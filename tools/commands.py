@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pmr_stream.anonymizer.options import add_service_arguments
-from pmr_stream.backends.options import add_model_arguments
+from pmr_stream.backends.options import add_model_arguments, add_triton_arguments, backend_kwargs
 from pmr_stream.capture.sources import add_source_arguments
 from pmr_stream.flags import forward_argv
 from pmr_stream.samples import NTU_SAMPLE_VIDEO
@@ -30,6 +30,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         threads=args.threads, cache_dir=args.cache_dir, paper=not args.no_paper, paper_calls=args.paper_calls,
         wait_quiet_s=args.wait_quiet,
         quiet_load=args.quiet_load, json_path=json_path, histogram_path=histogram, table_path=args.table,
+        triton=tuple(sorted((k, v) for k, v in backend_kwargs(args).items() if k.startswith("triton_"))),
     )  # fmt: skip
     report = run_bench(opts)
     print(report["table"])
@@ -70,8 +71,8 @@ def cmd_bench_end_to_end(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``pmr bench`` to the ``pmr`` subparsers."""
     p = sub.add_parser("bench", help="latency/throughput of the backends vs the paper's way of timing")
-    p.add_argument("--backend", nargs="+", choices=("torch", "onnxruntime", "tensorrt"), default=None,
-                   help="backends to time (default: every one available on --device)")  # fmt: skip
+    p.add_argument("--backend", nargs="+", choices=("torch", "onnxruntime", "tensorrt", "triton"), default=None,
+                   help="backends to time (default: every one available on --device; triton with --triton-url)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-sizes", default="1,8,64,256", help="comma-separated (default 1,8,64,256)")
     p.add_argument(
@@ -87,6 +88,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--cache-dir", default=None, help="where exported ONNX files and engines are kept")
     add_model_arguments(p)  # --model-path, --dummy, --privacy: the graph timed
+    add_triton_arguments(p)  # --triton-url ...: a Triton server's model, timed as a backend
     p.add_argument(
         "--json", default=None, metavar="FILE", help="write the full report as JSON (and FILE.png)"
     )

@@ -87,7 +87,7 @@ def offline_clips(
     (``bone_lengths`` ``(24,)`` metres: the dummy-bone step; ``None``: none). Labels are kept;
     each clip keeps its length ``(T_i, 25, 3)``."""
     bones = None if bone_lengths is None else tuple(float(b) for b in np.asarray(bone_lengths).reshape(-1))
-    opts = AnonymizeOptions(bone_lengths=bones)
+    opts = AnonymizeOptions(bone_lengths=bones, bones="model" if bones is None else "dummy")
     out = []
     for c in tqdm(clips.clips, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
         y = np.asarray(anonymize_track(c, window_fn, opts), dtype=np.float32)

@@ -10,6 +10,8 @@ from typing import Any
 from pmr_stream.anonymizer.options import BONES
 from pmr_stream.synth.dataset import DEFAULT_STANDIN_PATH
 
+from .recipe import add_threads_argument
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train_command
@@ -32,12 +34,15 @@ def _add_train_arguments(p: Any) -> None:
                    help="stand-in .npz (generated if missing) or a folder of NTU-60 .skeleton files")  # fmt: skip
     p.add_argument("--genders", default=None, help="NTU-60: CSV of performer genders")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    add_threads_argument(p)
     p.add_argument("--batch-size", type=int, default=None, help="windows per step (paper 32)")
     p.add_argument("--lr", type=float, default=None, help="autoencoder learning rate (paper 1e-5)")
     p.add_argument("--adv-lr", type=float, default=None, help="classifier/Q learning rate (paper 1e-5)")
     p.add_argument(
-        "--epochs-scale", type=float, default=None, help="multiply every stage's epochs (0.1: quick run)"
-    )
+        "--epochs-scale", type=float, default=None,
+        help="multiply every stage's epochs (at least 1 each); below 1 every epoch shrinks too, to that "
+        "fraction of its samples (at least one batch): 0.02 on a small set is a smoke test of a few batches",
+    )  # fmt: skip
     p.add_argument(
         "--stage-epochs", default=None, help="six comma-separated epoch counts (default 5,20,20,50,100,100)"
     )
@@ -120,7 +125,7 @@ def _add_eval_arguments(p: Any, *, evaluate_flags: bool = True) -> None:
     p.add_argument("--evaluator-epochs", type=int, default=None,
                    help="epochs per fixed evaluator (default 25 slim, 60 paper, 10 --quick)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_argument(p)
     p.add_argument(
         "--max-test", type=int, default=None, help="evaluate on the first N test clips only (quick runs)"
     )

@@ -60,13 +60,19 @@ _RECIPE_FLAGS: dict[str, str] = {
 }  # fmt: skip
 
 
+def add_threads_argument(p: Any) -> None:
+    """``--threads N``: torch's CPU threads (the training and evaluation commands' one declaration)."""
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is often faster on a machine busy with other work)")  # fmt: skip
+
+
 def add_recipe_arguments(p: Any) -> None:
     """The flags of ``pmr train-default`` (one per :class:`RetargetRecipe` field it exposes)."""
     p.add_argument("--data", default=str(DEFAULT_STANDIN_PATH), help="stand-in .npz (generated if missing)")
     p.add_argument("--dummy", default=None, help="dummy recording (default: the shipped dummy)")
     p.add_argument("--checkpoint-dir", default="runs/default", help="where last.pt/final.pt/log.json go")
     p.add_argument("--privacy", default=RetargetRecipe.privacy, help="dial level the residual is trained at")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    add_threads_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     defaults = RetargetRecipe()
     for name, text in _RECIPE_FLAGS.items():
@@ -79,4 +85,4 @@ def recipe_from_args(args: Any) -> RetargetRecipe:
     return RetargetRecipe(privacy=args.privacy, **kw)
 
 
-__all__ = ["RetargetRecipe", "add_recipe_arguments", "recipe_from_args"]
+__all__ = ["RetargetRecipe", "add_recipe_arguments", "add_threads_argument", "recipe_from_args"]

@@ -10,6 +10,12 @@ The autoencoder's optimiser holds only the encoders and decoder; the classifiers
 and Q have their own. Every epoch ends with a validation pass, a line in
 ``log.csv``/``log.json``, ``last.pt`` (resume point) and, when the validation
 score improves, ``best.pt``. Ctrl-C keeps every finished epoch: rerun with ``--resume``.
+
+``epochs_scale`` below 1 (a quick run) shortens every stage: ``max(1, round(epochs * scale))``
+epochs, each of ``round(samples * scale)`` samples but at least one batch
+(:meth:`pmr_stream.config.TrainingSection.epoch_samples`), validation passes included; 1.0
+is the recipe unchanged (:meth:`Trainer.schedule` lists what a run will do). Each stage shows
+one progress bar over all its batches, with the total and an ETA, named ``stage k/n``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import csv
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -29,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from pmr_stream.config import Config, StageSection
@@ -42,6 +49,29 @@ from .data import ClipSet
 from .datasets import PairedDataset, SkeletonDataset
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What one stage of a run does: ``epochs`` epochs of ``samples`` samples (windows or
+    paired quadruplets), ``batches`` optimisation steps per epoch."""
+
+    name: str
+    epochs: int
+    samples: int
+    batches: int
+
+    @property
+    def total_batches(self) -> int:
+        return self.epochs * self.batches
+
+
+def batches_per_epoch(samples: int, batch_size: int) -> int:
+    """Steps of an epoch of ``samples`` samples: the last partial batch is dropped, unless it is
+    the only one."""
+    if samples <= 0:
+        return 0
+    return samples // batch_size if samples > batch_size else 1
 
 
 @dataclass
@@ -114,7 +144,7 @@ class Trainer:
             self.mlflow = mlflow
         try:
             self._val_pairs: Any = PairedDataset(
-                val_set, crop="centre", seed=tc.seed + 1, length=min(256, 4 * len(val_set))
+                val_set, crop="centre", seed=tc.seed + 1, length=tc.epoch_samples(min(256, 4 * len(val_set)))
             )
         except ValueError:
             log.warning("validation clips cannot form paired quadruplets: validating reconstruction only")
@@ -123,20 +153,38 @@ class Trainer:
 
     # ------------------------------------------------------------------ loaders
 
+    def _epoch_samples(self, stage: StageSection) -> int:
+        """Samples of one epoch of ``stage``: paired quadruplets or training windows, after ``epochs_scale``."""
+        tc = self.config.training
+        n = self.config.data.paired_samples_per_epoch if stage.paired else len(self.train_set)
+        return tc.epoch_samples(n)
+
+    def schedule(self) -> list[StagePlan]:
+        """The stages this run goes through (stages without adversaries to train left out)."""
+        tc = self.config.training
+        plans = []
+        for stage in tc.stages:
+            if stage.trains != "ae" and self.adv is None:
+                continue
+            k = self._epoch_samples(stage)
+            plans.append(
+                StagePlan(stage.name, tc.stage_epochs(stage), k, batches_per_epoch(k, tc.batch_size))
+            )
+        return plans
+
     def _loader(self, stage: StageSection, epoch: int) -> DataLoader:
         tc = self.config.training
         seed = tc.seed * 1000 + len(self.history)
+        k = self._epoch_samples(stage)
         if stage.paired:
-            ds: Any = PairedDataset(
-                self.train_set,
-                crop=self.config.data.crop,
-                seed=seed,
-                length=self.config.data.paired_samples_per_epoch,
-            )
+            ds: Any = PairedDataset(self.train_set, crop=self.config.data.crop, seed=seed, length=k)
         else:
             ds = SkeletonDataset(self.train_set, crop=self.config.data.crop, seed=seed)
         g = torch.Generator()
         g.manual_seed(seed)
+        if k < len(ds):  # a quick run's shortened epoch: k windows drawn at random
+            sampler = RandomSampler(ds, num_samples=k, generator=g)
+            return DataLoader(ds, batch_size=tc.batch_size, sampler=sampler, drop_last=k > tc.batch_size)
         return DataLoader(
             ds, batch_size=tc.batch_size, shuffle=True, drop_last=len(ds) > tc.batch_size, generator=g
         )
@@ -284,16 +332,30 @@ class Trainer:
         print(f"pmr train: config\n{self.config.to_json()}", flush=True)
         t0 = time.perf_counter()
         interrupted = False
+        plans = {p.name: p for p in self.schedule()}
+        total = sum(p.total_batches for p in plans.values())
+        print(f"pmr train: {len(plans)} stages, {total} batches in all (epochs_scale {tc.epochs_scale:g}): "
+              + ", ".join(f"{p.name} {p.epochs}x{p.batches}" for p in plans.values()), flush=True)  # fmt: skip
         try:
             for si in range(self.position[0], len(tc.stages)):
                 stage = tc.stages[si]
-                if stage.trains != "ae" and self.adv is None:
+                if stage.name not in plans:
                     log.info("stage %s skipped: no adversaries in this configuration", stage.name)
                     self.position = (si + 1, 0)
                     continue
-                epochs = tc.stage_epochs(stage)
-                for ep in range(self.position[1] if si == self.position[0] else 0, epochs):
-                    self._run_epoch(si, stage, ep, epochs)
+                plan = plans[stage.name]
+                first = self.position[1] if si == self.position[0] else 0
+                k = list(plans).index(stage.name) + 1
+                bar = None if plan.total_batches == 0 else tqdm(
+                    total=plan.total_batches, initial=first * plan.batches, desc=f"stage {k}/{len(plans)} {stage.name}",
+                    disable=not self.progress, dynamic_ncols=True, unit="batch",
+                )  # fmt: skip
+                try:
+                    for ep in range(first, plan.epochs):
+                        self._run_epoch(si, stage, ep, plan.epochs, bar)
+                finally:
+                    if bar is not None:
+                        bar.close()
                 self.position = (si + 1, 0)
         except KeyboardInterrupt:
             interrupted = True
@@ -307,16 +369,13 @@ class Trainer:
             best if best.exists() else None, self.dir / "last.pt", self.history, seconds, interrupted, plots
         )
 
-    def _run_epoch(self, si: int, stage: StageSection, ep: int, epochs: int) -> None:
+    def _run_epoch(self, si: int, stage: StageSection, ep: int, epochs: int, bar: Any = None) -> None:
+        """One epoch of ``stage``; ``bar``: the stage's progress bar (advanced by one per batch)."""
         tc = self.config.training
         sums: dict[str, float] = defaultdict(float)
         n = 0
         t0 = time.perf_counter()
-        bar = tqdm(
-            self._stage_batches(stage, ep), desc=f"{stage.name} {ep + 1}/{epochs}", leave=False,
-            disable=not self.progress, dynamic_ncols=True,
-        )  # fmt: skip
-        for batch in bar:
+        for batch in self._stage_batches(stage, ep):
             parts: dict[str, float] = {}
             if stage.trains in ("adv", "both"):
                 for _ in range(stage.adv_updates):
@@ -326,8 +385,11 @@ class Trainer:
             for k, v in parts.items():
                 sums[k] += v
             n += 1
-            shown = {k: f"{sums[k] / n:.4g}" for k in ("rec", "cross", "cls", "total") if k in sums}
-            bar.set_postfix(shown)
+            if bar is not None:
+                shown: dict[str, str] = {"epoch": f"{ep + 1}/{epochs}"}
+                shown.update({k: f"{sums[k] / n:.4g}" for k in ("rec", "cross", "cls", "total") if k in sums})
+                bar.set_postfix(shown, refresh=False)
+                bar.update(1)
         row: dict[str, Any] = {
             "stage": stage.name,
             "stage_index": si,
@@ -467,6 +529,8 @@ def configure(args: Any) -> Config:
         v = getattr(args, flag, None)
         if v is not None:
             setattr(tc, attr, v)
+    if not tc.epochs_scale > 0:
+        raise ValueError(f"--epochs-scale must be > 0, got {tc.epochs_scale}")
     if args.alpha_priv is not None:
         tc.loss.alpha_priv = args.alpha_priv
     if args.alpha_util is not None:
@@ -491,11 +555,23 @@ def configure(args: Any) -> Config:
     return cfg
 
 
+def warn_if_busy() -> None:
+    """A hint when the machine is busier than its cores and torch runs several threads (they then
+    wait for each other: on 2 cores at load 7-8 a quick run took 2-7 times longer than with 1)."""
+    load, cores = (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0), os.cpu_count() or 1
+    if load > cores and torch.get_num_threads() > 1:
+        log.warning("the machine is busy (load %.1f on %d cores): --threads 1 is often faster", load, cores)
+
+
 def train_command(args: Any) -> int:
     """``pmr train``: see ``pmr train --help``."""
     from .data import DataConfig, load_clips
 
     cfg = configure(args)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    else:
+        warn_if_busy()
     data_path = Path(args.data)
     if cfg.data.dataset == "standin":
         data_path = ensure_standin(data_path, seed=0)

@@ -22,6 +22,9 @@ from pmr_stream.wire.shard import parse_shard
 
 #: How output bones are sized: the dummy's lengths, or whatever the network gave (``--bones``).
 BONES: Final[tuple[str, ...]] = ("dummy", "model")
+#: The one default of the bone step, for the service, ``pmr anonymize`` and
+#: :class:`pmr_stream.offline.AnonymizeOptions` alike.
+DEFAULT_BONES: Final[str] = "dummy"
 #: Help of ``--bones`` on the service's commands.
 BONES_HELP: Final[str] = (
     "dummy (default): set every output bone to the dummy's length; model: the network's output as is"
@@ -82,7 +85,7 @@ class ServiceOptions:
     stats_json: Path | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
-    bones: str = "dummy"
+    bones: str = DEFAULT_BONES
     engine_thread: bool = False
     stream_key: bytes | None = field(default=None, repr=False)
     public_stream_ids: frozenset[str] = frozenset()
@@ -213,4 +216,4 @@ def add_service_arguments(
 #: The defaults the flags show.
 _DEFAULTS: Final[ServiceOptions] = ServiceOptions()
 
-__all__ = ["BONES", "BONES_HELP", "ServiceOptions", "add_service_arguments"]
+__all__ = ["BONES", "BONES_HELP", "DEFAULT_BONES", "ServiceOptions", "add_service_arguments"]

@@ -319,6 +319,11 @@ class ShardSupervisor:
         with self._lock:
             per = {w.index: dict(w.stats) for w in self.workers}
         out: dict[str, Any] = {k: sum(int(d.get(k) or 0) for d in per.values()) for k in _SUMMED}
+        n_batches = sum(int(d.get("batches") or 0) for d in per.values())
+        out["batch_size_mean"] = (round(sum(float(d.get("batch_size_mean") or 0) * int(d.get("batches") or 0)
+                                            for d in per.values()) / n_batches, 2) if n_batches else None)  # fmt: skip
+        for k in ("windows_per_s", "arrival_rate_per_s"):
+            out[k] = round(sum(float(d.get(k) or 0.0) for d in per.values()), 1)
         failed: dict[str, int] = {}
         for d in per.values():
             for k, v in (d.get("failed") or {}).items():

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from pmr_stream.backends.options import DEFAULT_TRITON_MODEL, DEFAULT_TRITON_TIMEOUT_MS
 from pmr_stream.cache import cache_dir as cache_dir  # re-exported: the one definition is in pmr_stream.cache
 from pmr_stream.model.pmr import AnonymizerGraph, PMRModel
 from pmr_stream.skeleton import C, J, T, median_bone_lengths
@@ -122,6 +123,12 @@ class BackendOptions:
     rebuild: str = "auto"
     spin: bool | None = None
     privacy: str | None = None
+    triton_url: str | None = None
+    triton_model: str = DEFAULT_TRITON_MODEL
+    triton_timeout_ms: float = DEFAULT_TRITON_TIMEOUT_MS
+    triton_tls_ca: str | None = None
+    triton_tls_cert: str | None = None
+    triton_tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.privacy is not None:
@@ -141,6 +148,8 @@ class BackendOptions:
         dev = str(self.device)
         if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if not (isinstance(self.triton_timeout_ms, (int, float)) and self.triton_timeout_ms > 0):
+            raise ValueError(f"triton_timeout_ms must be a positive number, got {self.triton_timeout_ms!r}")
         if self.precision == "fp16" and dev == "cpu":
             raise ValueError("precision fp16 needs a CUDA device (CPUs run this network faster in fp32)")
 

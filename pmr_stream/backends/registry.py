@@ -119,7 +119,7 @@ def get_backend(name: str = "auto", *, source: ModelSource | None = None, facts:
     """A ready backend, checked against the PyTorch reference on the start-up probe (:meth:`Backend.verify`).
 
     Args:
-        name: ``torch``, ``onnxruntime``, ``tensorrt`` or ``auto``.
+        name: ``torch``, ``onnxruntime``, ``tensorrt``, ``triton`` (never chosen by ``auto``) or ``auto``.
         source: an already loaded model and dummy (:func:`load_source`), to share between backends.
         facts: what the host offers (for ``auto``; default: looked up).
         **options: :class:`BackendOptions` fields (``model_path``, ``dummy``, ``device``, ``precision``, ...).
@@ -229,6 +229,14 @@ def _check_tensorrt(opts: BackendOptions) -> str | None:
     return None
 
 
+def _check_triton(opts: BackendOptions) -> str | None:
+    if importlib.util.find_spec("tritonclient") is None or importlib.util.find_spec("grpc") is None:
+        return "tritonclient[grpc] is not installed (pip install -e '.[triton]')"
+    if opts.triton_url is None:
+        return "needs the Triton server's gRPC address (--triton-url host:port; pmr serve starts one)"
+    return None
+
+
 def _loader(module: str, cls: str) -> Callable[[], type[Backend]]:
     def load() -> type[Backend]:
         loaded: type[Backend] = getattr(importlib.import_module(module), cls)
@@ -243,3 +251,5 @@ register_backend("onnxruntime", _loader("pmr_stream.backends.onnxruntime_backend
                  _check_onnxruntime, "ONNX Runtime, CPU or the CUDA execution provider")  # fmt: skip
 register_backend("tensorrt", _loader("pmr_stream.backends.tensorrt_backend", "TensorRTBackend"), _check_tensorrt,
                  "TensorRT engine (fp32/fp16), CUDA tensors in and out")  # fmt: skip
+register_backend("triton", _loader("pmr_stream.backends.triton_backend", "TritonBackend"), _check_triton,
+                 "a Triton Inference Server (--triton-url; pmr serve), one gRPC request per batch")  # fmt: skip

@@ -64,16 +64,16 @@ def cmd_anonymize_dataset(args: argparse.Namespace) -> int:
                                 "mode": args.mode, "bones": args.bones}  # fmt: skip
 
     def engine() -> Engine:
+        from dataclasses import replace
+
         from pmr_stream.offline import default_window_fn
 
         # engine threads sleep between calls (spin=False): the reading and writing get the cores
         # meanwhile (measured: less CPU and faster, with and without --workers, on 2 cores)
         backend, model_id = default_window_fn(args.model_path, args.dummy, device=args.device, privacy=args.privacy,
                                               backend=args.backend or "auto", spin=False)  # fmt: skip
-        bones = (
-            tuple(float(b) for b in backend.source.dummy_bone_lengths()) if args.bones == "dummy" else None
-        )
-        opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
+        opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bones=args.bones)
+        opts = replace(opts, bone_lengths=opts.lengths_for(backend))  # the dummy's (None: --bones model)
         return Engine(backend.anonymize, model_id, opts,
                       {"model_id": model_id, "backend": backend.name, "privacy": backend.source.privacy})  # fmt: skip
 

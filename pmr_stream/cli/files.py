@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pmr_stream.anonymizer.options import BONES, BONES_HELP
+from pmr_stream.anonymizer.options import BONES, BONES_HELP, DEFAULT_BONES
 from pmr_stream.backends.options import add_model_arguments
 from pmr_stream.cli.anonymize_dataset import add_dataset_arguments
 from pmr_stream.cli.common import FORMAT_CHOICES, OUTPUT_FORMAT_CHOICES, add_render_flags, render_options
@@ -143,9 +143,10 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     window_fn, model_id = default_window_fn(
         args.model_path, args.dummy, device=args.device, privacy=args.privacy, backend=args.backend or "torch"
     )
-    bones = tuple(float(b) for b in window_fn.source.dummy_bone_lengths()) if args.bones == "dummy" else None
-    opts = AnonymizeOptions(mode=args.mode, stride=args.stride, bone_lengths=bones)
-    out = anonymize_recording(rec, window_fn.anonymize, opts, model_id=model_id)
+    opts = AnonymizeOptions(
+        mode=args.mode, stride=args.stride, bones=args.bones
+    )  # "dummy": the backend's dummy
+    out = anonymize_recording(rec, window_fn, opts, model_id=model_id)
     written = save_recording(out, args.output, out_fmt, overwrite=args.overwrite)
     print(
         f"wrote {written.path}: {written.frames} frames, {written.persons} person(s) anonymized with {model_id}"
@@ -244,7 +245,7 @@ def register(sub: Any) -> None:
         "--stride", type=int, default=25, help="blend mode: frames between window starts (default 25)"
     )
     add_model_arguments(p)
-    p.add_argument("--bones", choices=BONES, default="dummy", help=BONES_HELP)
+    p.add_argument("--bones", choices=BONES, default=DEFAULT_BONES, help=BONES_HELP)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--backend", default=None, help="torch (the default for one file), onnxruntime, "
                    "tensorrt or auto (the default for a dataset: the fastest here, onnxruntime on CPU)")  # fmt: skip

@@ -51,8 +51,9 @@ def test_clashes_are_refused_before_any_work(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_last_policy_plan_is_the_window_store_bit_for_bit() -> None:
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((130, 25, 3)) * 0.3 + [0.1, 0.2, 3.0]).astype(np.float32)
-    fast = plan_track(x, AnonymizeOptions())
-    store = _policy_plan(x, WindowPolicy.parse("last"), AnonymizeOptions())
+    opts = AnonymizeOptions(bones="model")
+    fast = plan_track(x, opts)
+    store = _policy_plan(x, WindowPolicy.parse("last"), opts)
     np.testing.assert_array_equal(fast.windows, store.windows)
     res = (store.windows * 0.9 + 0.01).astype(np.float32)  # any network output
     np.testing.assert_array_equal(fast.finish(res), store.finish(res))
