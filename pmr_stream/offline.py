@@ -192,11 +192,12 @@ def anonymize_track(
     ``batch_size`` windows per call.
     """
     opts = options or AnonymizeOptions()
+    x = check_clip(joints, "track")  # a bad track is named before the bones are looked up
     lengths = opts.lengths_for(network)
     if lengths is not opts.bone_lengths:
         opts = replace(opts, bone_lengths=lengths)
     window_fn: WindowFn = network.anonymize if isinstance(network, Backend) else network
-    plan = plan_track(joints, opts)
+    plan = plan_track(x, opts)
     w, b = plan.windows, opts.batch_size
     if len(w) == 0:
         return plan.finish(w)
