@@ -139,95 +139,151 @@ class AnonymizeOptions:
         return None if self.mode in OFFLINE_MODES else WindowPolicy.parse(self.mode)
 
 
+@dataclass
+class TrackPlan:
+    """One track's windows and how their results become the track.
+
+    ``windows`` ``(W, 75, 25, 3)`` float32, normalised (the network's input, in the order the
+    single-track path sends them); :meth:`finish` takes the network's output for them,
+    ``(W, 75, 25, 3)``, and returns the anonymized track ``(N, 25, 3)`` metres, in the scene.
+    Planning several tracks and sending their windows in one engine call (a whole dataset)
+    gives the same frames as :func:`anonymize_track` of each (up to the engine's float error
+    for other batch sizes).
+    """
+
+    windows: npt.NDArray[np.float32]
+    _finish: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+    frames: int
+
+    def finish(self, results: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """The anonymized track ``(N, 25, 3)`` from the windows' results ``(W, 75, 25, 3)``."""
+        res = np.asarray(results, dtype=np.float32)
+        if res.shape != self.windows.shape:
+            raise ValueError(f"results must have shape {self.windows.shape}, got {res.shape}")
+        return self._finish(res)
+
+
+def plan_track(joints: npt.ArrayLike, options: AnonymizeOptions | None = None) -> TrackPlan:
+    """The windows of one person's continuous track ``(N, 25, 3)`` metres (see :class:`TrackPlan`)."""
+    opts = options or AnonymizeOptions()
+    if opts.bones == "dummy" and opts.bone_lengths is None:
+        raise ValueError("plan_track with bones='dummy' needs the dummy's bone_lengths (or bones='model')")
+    x = check_clip(joints, "track")
+    n = len(x)
+    if n == 0:
+        return TrackPlan(np.zeros((0, T, J, 3), np.float32), lambda _r: x.copy(), 0)
+    policy = opts.policy
+    if policy is not None and policy.delay == 0:
+        return _last_plan(x, opts)
+    if policy is not None:
+        return _policy_plan(x, policy, opts)
+    if opts.mode == "centre":
+        return _centre_plan(x, opts)
+    return _blend_plan(x, opts)
+
+
 def anonymize_track(
     joints: npt.ArrayLike, network: Network, options: AnonymizeOptions | None = None
 ) -> npt.NDArray[np.float32]:
     """Anonymize one person's continuous track ``(N, 25, 3)`` metres -> ``(N, 25, 3)`` metres.
 
     ``network``: a :class:`Backend` or a ``WindowFn``. Output frames are in the scene where the
-    input was (each window's normalisation is undone before blending).
+    input was (each window's normalisation is undone before blending); the network sees
+    ``batch_size`` windows per call.
     """
     opts = options or AnonymizeOptions()
-    x = check_clip(joints, "track")
+    x = check_clip(joints, "track")  # a bad track is named before the bones are looked up
     lengths = opts.lengths_for(network)
     if lengths is not opts.bone_lengths:
         opts = replace(opts, bone_lengths=lengths)
     window_fn: WindowFn = network.anonymize if isinstance(network, Backend) else network
-    n = len(x)
-    if n == 0:
-        return x.copy()
-    policy = opts.policy
-    if policy is not None:
-        return _bones(_policy_windows(x, window_fn, policy, opts.batch_size), opts)
-    if opts.mode == "centre":
-        return _bones(_centre_windows(x, window_fn, opts.batch_size), opts)
-    padded = pad_to_length(x, T)  # (max(N, 75), 25, 3)
-    starts = window_starts(len(padded), T, opts.stride)
-    windows = np.stack([padded[s : s + T] for s in starts])  # (W, 75, 25, 3)
-    normed, offsets = center_windows(windows)  # offsets (W, 1, 1, 3)
-    out = np.concatenate(
-        [window_fn(normed[s : s + opts.batch_size]) for s in range(0, len(normed), opts.batch_size)]
-    )
-    out = uncenter_windows(out, offsets)  # back in the scene, (W, 75, 25, 3)
-    acc = np.zeros(padded.shape, np.float64)
-    wsum = np.zeros(len(padded), np.float64)
-    wts = blend_weights(T)
-    for s, win in zip(starts, out, strict=True):
-        acc[s : s + T] += win * wts[:, None, None]
-        wsum[s : s + T] += wts
-    result = acc / wsum[:, None, None]
-    return _bones(result[:n].astype(np.float32), opts)
+    plan = plan_track(x, opts)
+    w, b = plan.windows, opts.batch_size
+    if len(w) == 0:
+        return plan.finish(w)
+    res = np.concatenate([np.asarray(window_fn(w[s : s + b]), np.float32) for s in range(0, len(w), b)])
+    return plan.finish(res)
 
 
 def _bones(x: npt.NDArray[np.float32], opts: AnonymizeOptions) -> npt.NDArray[np.float32]:
     return x if opts.bone_lengths is None else retarget_bones(x, np.asarray(opts.bone_lengths, np.float32))
 
 
-def _policy_windows(
-    x: npt.NDArray[np.float32], window_fn: WindowFn, policy: WindowPolicy, batch_size: int
-) -> npt.NDArray[np.float32]:
-    """Each frame as the streaming service reads it with ``policy``: the track ``(N, 25, 3)`` goes
+def _last_plan(x: npt.NDArray[np.float32], opts: AnonymizeOptions) -> TrackPlan:
+    """``last``: frame ``t`` from the end of the window ``t - 74 .. t`` (the start padded with the
+    first frame), all windows at once: the same numbers as the service's
+    :class:`~pmr_stream.anonymizer.window.WindowStore` (a test compares them bit for bit)."""
+    padded = np.concatenate([np.repeat(x[:1], T - 1, axis=0), x])  # (N + 74, 25, 3)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, T, axis=0).transpose(0, 3, 1, 2)
+    normed, offsets = center_windows(windows)  # one pass over the view: (N, 75, 25, 3), (N, 1, 1, 3)
+
+    def finish(res: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return _bones(uncenter_windows(res[:, -1], offsets[:, 0]).astype(np.float32), opts)
+
+    return TrackPlan(np.ascontiguousarray(normed, dtype=np.float32), finish, len(x))
+
+
+def _policy_plan(x: npt.NDArray[np.float32], policy: WindowPolicy, opts: AnonymizeOptions) -> TrackPlan:
+    """Each frame as the streaming service reads it with ``policy`` (``delay:N``): the track goes
     through a :class:`~pmr_stream.anonymizer.window.WindowStore` (the service's ring buffer: start-up
-    padding, per-window normalisation, read position, blending), ``batch_size`` windows per call."""
+    padding, per-window normalisation, read position, blending)."""
     key = ("offline", 0)
     store = WindowStore(WindowOptions(policy=policy))
-    out = np.empty_like(x)
-    done = np.zeros(len(x), bool)
+    dues = []
+    for t in range(len(x)):
+        due, flushed = store.push(key[0], key[1], t, x[t], t, 0)
+        assert due is not None and not flushed  # frames 0, 1, 2 ... of one continuous track
+        dues.append(due)
 
-    def put(results: list[tuple[Any, npt.NDArray[np.float32] | None]]) -> None:
-        for tag, joints in results:
+    def finish(res: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        out = np.empty_like(x)
+        done = np.zeros(len(x), bool)
+        results = [item for d, r in zip(dues, res, strict=True) for item in store.resolve(d, r)]
+        for tag, joints in results + store.drop(
+            key
+        ):  # delay:N: the last N frames, from the windows there are
             assert joints is not None  # nothing fails here: every window is resolved with its output
             out[tag] = joints
             done[tag] = True
+        assert done.all()
+        return _bones(out, opts)
 
-    for s in range(0, len(x), batch_size):
-        dues = []
-        for t in range(s, min(len(x), s + batch_size)):
-            due, flushed = store.push(key[0], key[1], t, x[t], t, 0)
-            assert due is not None and not flushed  # frames 0, 1, 2 ... of one continuous track
-            dues.append(due)
-        res = np.asarray(window_fn(np.stack([d.window for d in dues])), dtype=np.float32)  # (b, 75, 25, 3)
-        for d, r in zip(dues, res, strict=True):
-            put(store.resolve(d, r))
-    put(store.drop(key))  # delay:N: the last N frames, from the windows there are
-    assert done.all()
-    return out
+    return TrackPlan(np.stack([d.window for d in dues]).astype(np.float32, copy=False), finish, len(x))
 
 
-def _centre_windows(
-    x: npt.NDArray[np.float32], window_fn: WindowFn, batch_size: int
-) -> npt.NDArray[np.float32]:
+def _centre_plan(x: npt.NDArray[np.float32], opts: AnonymizeOptions) -> TrackPlan:
     """Each frame ``t`` from the centre (frame 37) of the window ``t - 37 .. t + 37``."""
     n, half = len(x), T // 2
     padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], T - 1 - half, axis=0)])
-    out = np.empty_like(x)
-    for s in range(0, n, batch_size):
-        idx = np.arange(s, min(n, s + batch_size))
-        windows = np.stack([padded[i : i + T] for i in idx])  # (b, 75, 25, 3)
-        normed, offsets = center_windows(windows)  # offsets (b, 1, 1, 3)
-        res = window_fn(normed)  # (b, 75, 25, 3)
-        out[idx] = uncenter_windows(res[:, half], offsets[:, 0])
-    return out
+    windows = np.stack([padded[i : i + T] for i in range(n)])  # (N, 75, 25, 3)
+    normed, offsets = center_windows(windows)  # offsets (N, 1, 1, 3)
+
+    def finish(res: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return _bones(uncenter_windows(res[:, half], offsets[:, 0]), opts)
+
+    return TrackPlan(normed, finish, n)
+
+
+def _blend_plan(x: npt.NDArray[np.float32], opts: AnonymizeOptions) -> TrackPlan:
+    """Windows ``stride`` frames apart, overlap-added with a Hann taper."""
+    n = len(x)
+    padded = pad_to_length(x, T)  # (max(N, 75), 25, 3)
+    starts = window_starts(len(padded), T, opts.stride)
+    windows = np.stack([padded[s : s + T] for s in starts])  # (W, 75, 25, 3)
+    normed, offsets = center_windows(windows)  # offsets (W, 1, 1, 3)
+
+    def finish(res: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        out = uncenter_windows(res, offsets)  # back in the scene, (W, 75, 25, 3)
+        acc = np.zeros(padded.shape, np.float64)
+        wsum = np.zeros(len(padded), np.float64)
+        wts = blend_weights(T)
+        for s, win in zip(starts, out, strict=True):
+            acc[s : s + T] += win * wts[:, None, None]
+            wsum[s : s + T] += wts
+        result = acc / wsum[:, None, None]
+        return _bones(result[:n].astype(np.float32), opts)
+
+    return TrackPlan(normed, finish, n)
 
 
 def _segments(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -258,11 +314,19 @@ def anonymize_recording(
     order = fresh_person_order(rec.present)  # new person p is the input's slot order[p]
     n_t, n_j = rec.num_frames, rec.joints.shape[2]
     joints = np.zeros((n_t, len(order), n_j, 3), np.float32)
-    present = rec.present[:, order].copy()
     for new, p in enumerate(order):
         for a, b in _segments(rec.present[:, p]):
             joints[a:b, new] = anonymize_track(rec.joints[a:b, p], network, opts)
-    confidence = np.repeat(present[:, :, None], n_j, axis=2).astype(np.float32)  # nothing of the raw's
+    return _anonymized(rec, order, joints, opts, model_id)
+
+
+def _anonymized(
+    rec: Recording, order: list[int], joints: npt.NDArray[np.float32], opts: AnonymizeOptions, model_id: str
+) -> Recording:
+    """The anonymized recording: ``joints`` ``(T, P', J, 3)`` of the persons ``order`` and only what
+    :mod:`pmr_stream.wire.privacy` allows (see :func:`anonymize_recording`)."""
+    present = rec.present[:, order].copy()
+    confidence = np.repeat(present[:, :, None], rec.joints.shape[2], axis=2).astype(np.float32)
     meta = file_metadata(model_id, opts.mode, "model" if opts.bone_lengths is None else "dummy")
     return Recording(
         joints=joints, confidence=confidence, timestamps=rec.timestamps.copy(),
@@ -270,26 +334,70 @@ def anonymize_recording(
     )  # fmt: skip
 
 
+@dataclass
+class RecordingPlan:
+    """Every window of a recording (:func:`plan_recording`), for an engine call shared with other
+    recordings; :meth:`finish` turns their results into what :func:`anonymize_recording` returns."""
+
+    windows: npt.NDArray[np.float32]  # (W, 75, 25, 3): the tracks' windows, one after the other
+    tracks: list[tuple[int, int, int, TrackPlan]]  # (new person, first frame, stop frame, plan)
+    source: Recording
+    order: list[int]
+    options: AnonymizeOptions
+
+    def finish(self, results: npt.ArrayLike, model_id: str = "pmr") -> Recording:
+        """The anonymized recording from the network's output ``(W, 75, 25, 3)`` for :attr:`windows`."""
+        res = np.asarray(results, dtype=np.float32)
+        if res.shape != self.windows.shape:
+            raise ValueError(f"results must have shape {self.windows.shape}, got {res.shape}")
+        rec, opts = self.source, self.options
+        n_j = rec.joints.shape[2]
+        joints = np.zeros((rec.num_frames, len(self.order), n_j, 3), np.float32)
+        start = 0
+        for new, a, b, plan in self.tracks:
+            joints[a:b, new] = plan.finish(res[start : start + len(plan.windows)])
+            start += len(plan.windows)
+        return _anonymized(rec, self.order, joints, opts, model_id)
+
+
+def plan_recording(rec: Recording, options: AnonymizeOptions | None = None) -> RecordingPlan:
+    """The windows of every person's tracks of ``rec`` (as :func:`anonymize_recording` makes them)."""
+    opts = options or AnonymizeOptions()
+    order = fresh_person_order(rec.present)
+    tracks = [(new, a, b, plan_track(rec.joints[a:b, p], opts))
+              for new, p in enumerate(order) for a, b in _segments(rec.present[:, p])]  # fmt: skip
+    parts = [plan.windows for *_, plan in tracks]
+    windows = np.concatenate(parts) if parts else np.zeros((0, T, J, 3), np.float32)
+    return RecordingPlan(windows, tracks, rec, order, opts)
+
+
 def default_window_fn(
     model_path: str | Path | None = None,
     dummy_path: str | Path | None = None,
-    device: str = "cpu",
+    device: str | None = "cpu",
     privacy: str | None = None,
+    backend: str = "torch",
+    **options: Any,
 ) -> tuple[Backend, str]:
     """The shipped default model and dummy (or the given ones) as a backend, and a model id.
 
     Offline anonymization runs the same engine interface as the streaming service
-    (:func:`pmr_stream.backends.get_backend`, the PyTorch backend on ``device``), so the two
+    (:func:`pmr_stream.backends.get_backend`; ``backend`` ``torch`` (default) on ``device``, or any
+    other name it takes, ``auto`` with ``device=None``: the fastest here), so the two
     cannot drift: the backend passes the same start-up check (non-finite weights or dummy and a
     bad reference output are refused with :class:`~pmr_stream.backends.base.ModelCheckError`
     naming the file). ``privacy``: the privacy dial's level (``None``: the model's default); a
-    model without a dial refuses a level in one line naming the file.
+    model without a dial refuses a level in one line naming the file. ``options``: more
+    :class:`~pmr_stream.backends.base.BackendOptions` fields (``threads``, ``spin``).
     """
     from pmr_stream.assets import DEFAULT_DUMMY, DEFAULT_MODEL
     from pmr_stream.backends import get_backend
 
     mp = Path(model_path) if model_path else DEFAULT_MODEL
     dp = Path(dummy_path) if dummy_path else DEFAULT_DUMMY
-    backend = get_backend("torch", model_path=str(mp), dummy=str(dp), device=device, privacy=privacy)
-    log.info("anonymizing with %s (dummy %s) on %s", mp, dp, backend.device)
-    return backend, backend.source.model_id
+    kwargs: dict[str, Any] = {"model_path": str(mp), "dummy": str(dp), "privacy": privacy, **options}
+    if device is not None:
+        kwargs["device"] = device
+    engine = get_backend(backend, **kwargs)
+    log.info("anonymizing with %s (dummy %s): %s on %s", mp, dp, engine.name, engine.device)
+    return engine, engine.source.model_id

@@ -9,6 +9,7 @@ from typing import Any
 
 from pmr_stream.anonymizer.options import BONES, BONES_HELP, DEFAULT_BONES
 from pmr_stream.backends.options import add_model_arguments
+from pmr_stream.cli.anonymize_dataset import add_dataset_arguments
 from pmr_stream.cli.common import FORMAT_CHOICES, OUTPUT_FORMAT_CHOICES, add_render_flags, render_options
 from pmr_stream.formats.bvh import add_bvh_arguments
 
@@ -112,6 +113,13 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
+    from pmr_stream.dataset.inputs import is_dataset_input
+
+    if is_dataset_input(args.input):
+        from pmr_stream.cli.anonymize_dataset import cmd_anonymize_dataset
+
+        return cmd_anonymize_dataset(args)
+    args.input = args.input[0]  # one file: written to exactly --output, as always
     from pmr_stream.formats.files import check_output_file
     from pmr_stream.formats.io import check_fits, guess_format, load_recording, save_recording
 
@@ -133,7 +141,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         mode=args.mode, stride=args.stride
     )  # a bad --mode or --stride fails before the model loads
     window_fn, model_id = default_window_fn(
-        args.model_path, args.dummy, device=args.device, privacy=args.privacy
+        args.model_path, args.dummy, device=args.device, privacy=args.privacy, backend=args.backend or "torch"
     )
     opts = AnonymizeOptions(
         mode=args.mode, stride=args.stride, bones=args.bones
@@ -205,14 +213,19 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_make_dataset)
 
-    p = sub.add_parser("anonymize", help="anonymize a recording offline (every person, any length)")
-    p.add_argument("--input", required=True, help=".skeleton, .npz, or an SGN/ST-GCN array file")
+    p = sub.add_parser(
+        "anonymize", help="anonymize a recording, or a whole dataset, offline (every person, any length)"
+    )
+    p.add_argument("--input", required=True, nargs="+", metavar="INPUT",
+                   help=".skeleton, .npz, or an SGN/ST-GCN array file; or a dataset: a folder (searched "
+                   "recursively), a quoted glob ('data/**/*.skeleton') or several files")  # fmt: skip
     p.add_argument(
         "--output",
         required=True,
         help="output file, written atomically; its format by its extension (a new .npy: the "
         "input's array kind) unless --output-format; a format that cannot hold every person "
-        "is refused",
+        "is refused. For a dataset: the folder the input tree is mirrored into (names: --names), "
+        "with manifest.json; existing outputs are skipped (an interrupted run resumes) unless --overwrite",
     )
     p.add_argument("--format", choices=FORMAT_CHOICES, default=None, help="input format (default: guessed)")
     p.add_argument("--output-format", choices=FORMAT_CHOICES, default=None, help="default: by the extension")
@@ -234,4 +247,7 @@ def register(sub: Any) -> None:
     add_model_arguments(p)
     p.add_argument("--bones", choices=BONES, default=DEFAULT_BONES, help=BONES_HELP)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--backend", default=None, help="torch (the default for one file), onnxruntime, "
+                   "tensorrt or auto (the default for a dataset: the fastest here, onnxruntime on CPU)")  # fmt: skip
+    add_dataset_arguments(p)
     p.set_defaults(func=cmd_anonymize)

@@ -24,8 +24,9 @@ import numpy as np
 
 from pmr_stream.formats.arrays import NPZ_KEY, check_array_capacity, load_array_file, save_array_file
 from pmr_stream.formats.bvh import check_bvh, write_bvh_files
-from pmr_stream.formats.files import check_input_file
+from pmr_stream.formats.files import atomic_write, check_input_file
 from pmr_stream.formats.ntu import read_skeleton, write_skeleton
+from pmr_stream.formats.ntu_text import format_arrays
 from pmr_stream.formats.recording import RECORDING_KEYS, Recording
 from pmr_stream.skeleton import J
 
@@ -216,7 +217,12 @@ def save_recording(
     name = os.fspath(path)
     kind, persons = check_fits(rec, name, fmt)
     if kind == "skeleton":
-        write_skeleton(name, rec.to_ntu(), overwrite=overwrite)
+        text = format_arrays(rec.joints, rec.confidence, rec.present, rec.ntu_body_ids())
+        if text is None:  # what the fast writer leaves to the reference one (and its errors)
+            write_skeleton(name, rec.to_ntu(), overwrite=overwrite)
+        else:
+            with atomic_write(name, overwrite=overwrite) as fh:
+                fh.write(text.encode("ascii"))
     elif kind == "bvh":
         write_bvh_files(rec, name, overwrite=overwrite)  # the motion's own skeleton, centimetres
     elif kind == "npz":

@@ -432,12 +432,30 @@ class _Cursor:
         num_joints = self.count("joint count")
         if num_joints != J:
             raise self.error(f"joint count {J}", f"{num_joints}")
-        rows = [self._joint() for _ in range(J)]
+        rows = self._joints()
         return NtuBody(
             body_id=ints[0], clipped_edges=ints[1], hand_left_confidence=ints[2], hand_left_state=ints[3],
             hand_right_confidence=ints[4], hand_right_state=ints[5], is_restricted=ints[6],
             lean_x=lean[0], lean_y=lean[1], tracking_state=ints[7], joints=np.array(rows, dtype=np.float64),
         )  # fmt: skip
+
+    def _joints(self) -> npt.NDArray[np.float64] | list[list[float]]:
+        """The 25 joint lines: all at once when they are plainly well formed (12 ASCII numbers each,
+        finite, integer states: the values the line-by-line reader gives), else line by line (which
+        names the first bad line)."""
+        block = self.lines[self.pos : self.pos + J]
+        rows = [line.split() for line in block]
+        if len(rows) == J and all(len(r) == len(JOINT_COLUMNS) for r in rows):
+            text = "".join(block)
+            if text.isascii() and "_" not in text:
+                try:
+                    values = np.array(rows, dtype=np.float64)
+                except ValueError:
+                    values = None
+                if values is not None and np.isfinite(values).all() and (values[:, -1] % 1 == 0).all():
+                    self.pos += J
+                    return values
+        return [self._joint() for _ in range(J)]
 
     def _joint(self) -> list[float]:
         expected = f"{len(JOINT_COLUMNS)} numbers for a joint"

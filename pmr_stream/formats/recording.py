@@ -280,21 +280,26 @@ class Recording:
         """
         if self.layout != "ntu25":
             raise ValueError(f"only ntu25 recordings can become NTU skeletons, this one is {self.layout}")
-        ids = self.metadata.get("ntu_body_ids")
-        valid_ids = (
-            isinstance(ids, list)
-            and len(ids) == self.num_persons
-            and all(isinstance(i, int) and 0 <= i < 2**64 for i in ids)
-            and len(set(ids)) == len(ids)
-        )
         source = self.metadata.get("source")
         return NtuSkeleton.from_arrays(
             self.joints,
             self.confidence,
             self.present,
-            body_ids=ids if valid_ids else None,
+            body_ids=self.ntu_body_ids(),
             source=source if isinstance(source, str) else "<memory>",
         )
+
+    def ntu_body_ids(self) -> list[int] | None:
+        """The Kinect body IDs of ``metadata["ntu_body_ids"]`` when there is one valid, distinct ID
+        per person, else ``None`` (a ``.skeleton`` then gets the default IDs)."""
+        ids = self.metadata.get("ntu_body_ids")
+        valid = (
+            isinstance(ids, list)
+            and len(ids) == self.num_persons
+            and all(isinstance(i, int) and 0 <= i < 2**64 for i in ids)
+            and len(set(ids)) == len(ids)
+        )
+        return list(ids) if valid else None  # type: ignore[arg-type]
 
     @classmethod
     def from_clip(

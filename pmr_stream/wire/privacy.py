@@ -63,6 +63,9 @@ raw id gets the same pseudonym on every run of a deployment (recorders and dashb
 follow a camera), while without the key nobody can tell which raw id (or NTU file name) it
 stands for, nor test guesses. ``--public-stream-id ID`` (repeatable) declares ids that pass
 unchanged (``cam-lobby``, ``demo``): the operator's statement that the id names nothing.
+
+File and folder names of a dataset anonymized with ``pmr anonymize`` (:mod:`pmr_stream.dataset.names`)
+are keyed tokens from the same key (:func:`keyed_token`, each kind of name in its own domain).
 """
 
 from __future__ import annotations
@@ -222,6 +225,17 @@ def pseudonym(key: bytes, stream: str) -> str:
     """``s-`` + 16 hex digits of HMAC-SHA256(``key``, ``stream``): a valid, stable, unlinkable stream id."""
     digest = hmac.new(key, stream.encode("utf-8"), hashlib.sha256).hexdigest()
     return PSEUDONYM_PREFIX + digest[:PSEUDONYM_HEX]
+
+
+def keyed_token(key: bytes, domain: str, value: str, hex_digits: int) -> str:
+    """``hex_digits`` lowercase hex digits of HMAC-SHA256(``key``, ``domain`` NUL ``value``): a stable
+    token for ``value`` that nobody without the key can invert or test guesses against. The
+    ``domain`` (e.g. ``"dataset-performer"``) keeps tokens of different kinds of names apart, and
+    apart from the stream pseudonyms made with the same key."""
+    if not 1 <= hex_digits <= 64:
+        raise ValueError(f"hex_digits must be in 1..64, got {hex_digits}")
+    msg = domain.encode("utf-8") + b"\0" + value.encode("utf-8")
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()[:hex_digits]
 
 
 def is_pseudonym(stream: str) -> bool:
@@ -415,7 +429,7 @@ def fresh_person_order(present: npt.ArrayLike) -> list[int]:
 __all__ = [
     "ANON_SOURCE", "KEY_ENV", "KEY_BYTES", "MIN_KEY_BYTES", "PSEUDONYM_PREFIX", "PSEUDONYM_HEX", "GAP_REASONS",
     "END_REASONS", "CONFIDENCE", "WIRE_ALLOW", "ANON_METADATA", "FILE_METADATA",
-    "default_key_path", "load_stream_key", "pseudonym", "is_pseudonym", "StreamIds", "check_public_ids",
+    "default_key_path", "load_stream_key", "pseudonym", "keyed_token", "is_pseudonym", "StreamIds", "check_public_ids",
     "add_stream_id_arguments", "stream_ids_from_args", "PersonIds", "fresh_session", "service_metadata",
     "anon_start", "reannounce", "anon_gap", "anon_end", "anon_frame", "file_metadata", "fresh_person_order",
 ]  # fmt: skip
