@@ -58,7 +58,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("take", "pmr_stream.anonymizer.service", "AnonymizerService.take"),
     ("window update", "pmr_stream.anonymizer.window", "WindowStore.push"),
     ("normalisation", "pmr_stream.anonymizer.window", "center_windows"),
-    ("normalisation", "pmr_stream.anonymizer.window", "center_batch"),
+    ("normalisation", "pmr_stream.anonymizer.service", "center_batch"),
     ("batch assembly", "pmr_stream.anonymizer.service", "AnonymizerService._engine"),
     ("result checks", "pmr_stream.anonymizer.service", "AnonymizerService._complete"),
     ("denormalisation", "pmr_stream.anonymizer.window", "WindowStore.resolve"),
