@@ -47,6 +47,7 @@ import numpy.typing as npt
 
 from pmr_stream.skeleton import C, J
 from pmr_stream.wire.checks import (
+    _INT64_MAX,
     MAX_ABS_METRES,
     WireError,
     as_f32,
@@ -148,12 +149,18 @@ def _check_frame(
     """The checks of a frame's fields (:class:`FrameMessage`, :func:`pack_frame`): ``(pts_s, joints,
     confidence)`` as stored; raises :class:`WireError`."""
     check_stream(stream)
-    check_int("person", person, 0, 1 << 16)
-    check_int("seq", seq)
-    check_int("frame", frame)
+    if not (  # the integers at once (the common case); a failure gets the checks one by one, their errors
+        type(person) is int and type(seq) is int and type(frame) is int and type(t_mono_ns) is int
+        and type(t_wall_ns) is int and 0 <= person <= 1 << 16 and 0 <= seq <= _INT64_MAX
+        and 0 <= frame <= _INT64_MAX and 0 <= t_mono_ns <= _INT64_MAX and 0 <= t_wall_ns <= _INT64_MAX
+    ):  # fmt: skip
+        check_int("person", person, 0, 1 << 16)
+        check_int("seq", seq)
+        check_int("frame", frame)
+        check_float("pts_s", pts_s)
+        check_int("t_mono_ns", t_mono_ns)
+        check_int("t_wall_ns", t_wall_ns)
     pts = check_float("pts_s", pts_s)
-    check_int("t_mono_ns", t_mono_ns)
-    check_int("t_wall_ns", t_wall_ns)
     check_layout(layout)
     check_bool("anonymized", anonymized)
     check_model(anonymized, model_id)  # type: ignore[arg-type]
@@ -522,7 +529,7 @@ def unpack(
         raise WireError("too_large", f"message is {len(data)} bytes > {max_bytes}")
     topic, payload = split(data)
     msg = decode(payload, max_bytes, max_metadata_bytes)
-    expected = topic_of(msg)
+    expected = f"{ANON if msg.anonymized else RAW}/{msg.stream}"  # topic_of: the stream id is checked already
     if topic != expected:
         raise WireError("topic_mismatch", f"{msg.kind} message of {expected!r} arrived on topic {topic!r}")
     return topic, msg
