@@ -29,7 +29,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.anonymizer.window import POLICY_HELP, WindowOptions, WindowPolicy, WindowStore
+from pmr_stream.anonymizer.window import POLICY_HELP, WindowOptions, WindowPolicy, WindowStore, center_batch
 from pmr_stream.backends.base import Backend
 from pmr_stream.formats.recording import Recording
 from pmr_stream.skeleton import (
@@ -172,7 +172,7 @@ def _policy_windows(
             due, flushed = store.push(key[0], key[1], t, x[t], t, 0)
             assert due is not None and not flushed  # frames 0, 1, 2 ... of one continuous track
             dues.append(due)
-        res = np.asarray(window_fn(np.stack([d.window for d in dues])), dtype=np.float32)  # (b, 75, 25, 3)
+        res = np.asarray(window_fn(center_batch(dues)), dtype=np.float32)  # (b, 75, 25, 3)
         for d, r in zip(dues, res, strict=True):
             put(store.resolve(d, r))
     put(store.drop(key))  # delay:N: the last N frames, from the windows there are
