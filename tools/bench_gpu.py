@@ -228,7 +228,7 @@ def stream_capacity(out: Path, device: str, streams: str, timeout: float) -> Non
         log.error("stream capacity ran past %.0f s", timeout)
 
 
-def triton_latency(out: Path, device: str, timeout: float) -> None:
+def triton_latency(out: Path, device: str, timeout: float, seconds: float = 2.0) -> None:
     """``tools.bench_triton`` on this host (the best engine for ``device``), written to ``triton.json``."""
     missing = [m for m in ("pytriton", "tritonclient") if not _has(m)]
     if missing:
@@ -237,7 +237,7 @@ def triton_latency(out: Path, device: str, timeout: float) -> None:
         log.warning("triton step skipped: %s", reason)
         return
     cmd = [sys.executable, "-m", f"{__package__}.bench_triton", "--backend", "auto", "--device", device,
-           "--batch-sizes", "1,64", "--queue-delays-us", "0,500", "--seconds", "2", "--json", str(out / "triton.json")]  # fmt: skip
+           "--batch-sizes", "1,64", "--queue-delays-us", "0,500", "--seconds", str(seconds), "--json", str(out / "triton.json")]  # fmt: skip
     log.info("triton: %s", " ".join(cmd[2:]))
     try:
         res = subprocess.run(
@@ -351,7 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(out / "stream.json", {"skipped": f"time budget: {left:.0f} s left"})
     left = args.budget - (time.monotonic() - t0)
     if left > 90:
-        triton_latency(out, args.device, timeout=min(left - 40, 120.0))
+        # 2 s per case on a GPU host; a dry run (--seconds 0.05) only checks that the step works
+        triton_latency(
+            out, args.device, timeout=min(left - 40, 120.0), seconds=min(2.0, max(0.2, 5 * args.seconds))
+        )
         log.info("triton done at %.0f s", time.monotonic() - t0)
     else:
         _write(out / "triton.json", {"skipped": f"time budget: {left:.0f} s left"})

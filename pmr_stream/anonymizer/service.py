@@ -57,17 +57,17 @@ from pmr_stream.anonymizer.heap import TRIM_AFTER, trim_heap
 from pmr_stream.anonymizer.http import QUANTILES, MetricsServer, prometheus_text
 from pmr_stream.anonymizer.options import ServiceOptions
 from pmr_stream.anonymizer.records import ServiceStats, _Slot, _StreamOut
-from pmr_stream.anonymizer.window import Due, WindowOptions, WindowStore
+from pmr_stream.anonymizer.window import Due, WindowOptions, WindowStore, center_batch
 from pmr_stream.skeleton import C, J, T, median_bone_lengths, retarget_bones
 from pmr_stream.stats import percentiles
 from pmr_stream.wire.checks import WireError
 from pmr_stream.wire.privacy import (
     StreamIds,
     anon_end,
-    anon_frame,
     anon_gap,
     anon_start,
     fresh_session,
+    pack_anon_frame,
     reannounce,
     service_metadata,
 )
@@ -242,7 +242,7 @@ class AnonymizerService:
     def _engine(self, batch: list[Due], t0: int) -> tuple[np.ndarray | None, int, int, str | None]:
         """Run one batch: ``(output or None, t0, t1, error)``. Safe to call from the engine thread."""
         try:
-            x = np.stack([d.window for d in batch]).astype(np.float32, copy=False)
+            x = center_batch(batch)
             out = np.asarray(self.backend.anonymize(x), dtype=np.float32)
             if out.shape != (len(batch), T, J, C):
                 raise ValueError(f"backend returned shape {out.shape}, expected {(len(batch), T, J, C)}")
@@ -270,16 +270,13 @@ class AnonymizerService:
         self.stats.batch_sizes.append(len(batch))
         self.stats.engine_ms_per_batch.append(dt)
         self.stats.engine_ms_per_window.append(dt / len(batch))
-        done: list[tuple[Any, np.ndarray | None]] = []
-        for i, d in enumerate(batch):
-            res = None
-            if out is not None:
-                if np.isfinite(out[i]).all():
-                    res = out[i]
-                else:
-                    self.stats.failed["non_finite"] += 1
-            done += self.windows.resolve(d, res)
-        self._resolve(done)
+        ok = None
+        if out is not None:
+            ok = np.isfinite(out).reshape(len(batch), -1).all(axis=1)  # (B,) every number of a window
+            bad = len(batch) - int(np.count_nonzero(ok))
+            if bad:
+                self.stats.failed["non_finite"] += bad
+        self._resolve(self.windows.resolve_batch(batch, out, ok))
 
     def _resolve(self, done: list[tuple[Any, np.ndarray | None]]) -> None:
         """Hand the network's joints to the slots of finished frames (``None``: fail closed, nothing published)."""
@@ -296,15 +293,18 @@ class AnonymizerService:
 
     # ------------------------------------------------------------------ output
 
-    def _build(self, slot: _Slot, seq: int) -> Message | None:
-        """The message of a finished slot under ``seq``, or ``None`` when nothing goes out for it."""
-        if slot.build is not None:
-            return slot.build(seq=seq)
+    def _build(self, slot: _Slot, seq: int) -> Message:
+        """The control message (start, gap, end) of a finished slot under ``seq``."""
+        assert slot.build is not None
+        return slot.build(seq=seq)
+
+    def _pack_frame(self, slot: _Slot, seq: int) -> bytes | None:
+        """The packed ``anon/`` frame of a finished slot under ``seq``, or ``None`` when nothing goes out."""
         if slot.src is None or slot.joints is None:
             return None  # failed (counted where it failed)
         try:  # the allow-list: network joints, fresh person id, pseudonym, constant confidence, timing
-            return anon_frame(slot.src, stream=slot.stream, seq=seq, person=slot.person, joints=slot.joints,
-                              model_id=self.model_id)  # fmt: skip
+            return pack_anon_frame(slot.src, stream=slot.stream, seq=seq, person=slot.person, joints=slot.joints,
+                                   model_id=self.model_id, max_bytes=self.pub.options.max_message_bytes)  # fmt: skip
         except WireError as exc:  # e.g. coordinates out of range: fail closed
             self.stats.failed[f"bad_output_{exc.reason}"] += 1
             return None
@@ -334,14 +334,17 @@ class AnonymizerService:
                 slot = s.slots.popleft()
                 if slot.session is not None and slot.session != s.published_session:
                     s.seq = 0  # a new anonymized session numbers from 0
-                msg = self._build(slot, s.seq)
-                if msg is None:
-                    continue  # failed: nothing goes out for it, no number used
-                self._send(s, msg)
-                if isinstance(msg, FrameMessage):
+                if slot.build is None:  # a frame: packed straight from the allow-list's fields
+                    data = self._pack_frame(slot, s.seq)
+                    if data is None:
+                        continue  # failed: nothing goes out for it, no number used
+                    self.pub.send_raw(data)
+                    s.seq += 1
                     self.stats.published_frames += 1
-                    self.stats.service_latency_ms.append((now_wall - msg.t_wall_ns) / 1e6)
+                    self.stats.service_latency_ms.append((now_wall - slot.src.t_wall_ns) / 1e6)  # type: ignore[union-attr]
                     continue
+                msg = self._build(slot, s.seq)
+                self._send(s, msg)
                 self.stats.published_other += 1
                 if isinstance(msg, StreamStart):
                     s.published_session, s.announced = msg.session, msg

@@ -41,7 +41,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from pmr_stream.skeleton import C, J, T, center_windows, uncenter_windows
+from pmr_stream.skeleton import C, J, Joint, T, center_windows, uncenter_windows
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +90,35 @@ class WindowPolicy:
 class Due:
     """A window ready for the engine, and what to publish from it.
 
-    ``window``: ``(75, 25, 3)`` float32 normalised; ``offset``: ``(3,)`` the SpineMid that
-    was subtracted; ``tag``: the input frame's identity (opaque to this module).
+    ``frames``: ``(75, 25, 3)`` float32 metres, the track's buffer when the window became due
+    (never written afterwards: a push makes a new buffer); ``offset``: ``(3,)`` the SpineMid of
+    its first frame, what normalisation subtracts; ``tag``: the input frame's identity (opaque to
+    this module). :func:`center_batch` normalises many at once; :attr:`window` is one.
     """
 
     key: tuple[str, int]
     frame: int
-    window: npt.NDArray[np.float32]
+    frames: npt.NDArray[np.float32]
     offset: npt.NDArray[np.float32]
     tag: Any
     t_due_ns: int = 0
+
+    @property
+    def window(self) -> npt.NDArray[np.float32]:
+        """``(75, 25, 3)`` float32, normalised (:func:`~pmr_stream.skeleton.center_windows`)."""
+        return center_windows(self.frames)[0]
+
+
+def center_batch(dues: list[Due]) -> npt.NDArray[np.float32]:
+    """The windows of ``dues`` normalised, as one batch ``(B, 75, 25, 3)`` float32: one copy and
+    one subtraction for all (the same numbers as :attr:`Due.window` of each)."""
+    x = np.stack([d.frames for d in dues])
+    origin = np.tile(
+        x[:, 0, Joint.SPINE_MID], J
+    )  # (B, 75): a frame's 25 x 3 numbers, so the inner loop is long
+    rows = x.reshape(len(dues), T, J * C)
+    rows -= origin[:, None, :]
+    return x
 
 
 @dataclass
@@ -209,16 +228,22 @@ class WindowStore:
             self._persons.setdefault(stream, {})[person] = None
         else:
             step = frame - tr.last_frame
-            prev = tr.buffer[-1]
-            fill = [prev + (x - prev) * (i / step) for i in range(1, step)]  # bridge a short gap linearly
-            self.counters.interpolated += len(fill)
-            tr.buffer = np.concatenate([tr.buffer, *(f[None] for f in fill), x[None]])[-T:]
+            buf = np.empty_like(tr.buffer)  # a new buffer: the one a Due holds is never written
+            if step == 1:
+                buf[:-1] = tr.buffer[1:]
+                buf[-1] = x
+            else:
+                prev = tr.buffer[-1]
+                fill = [prev + (x - prev) * (i / step) for i in range(1, step)]  # bridge a short gap linearly
+                self.counters.interpolated += len(fill)
+                buf[:] = np.concatenate([tr.buffer, *(f[None] for f in fill), x[None]])[-T:]
+            tr.buffer = buf
             tr.last_frame = frame
             tr.last_seen_ns = now_ns
         tr.frames += 1
         self.counters.frames += 1
-        window, origin = center_windows(tr.buffer)
-        return Due(key, frame, window, origin.reshape(C), tag, now_ns), flushed
+        b = tr.buffer
+        return Due(key, frame, b, b[0, Joint.SPINE_MID], tag, now_ns), flushed
 
     # ---------------------------------------------------------------- output
 
@@ -254,6 +279,24 @@ class WindowStore:
             p = tr.pending.popleft()
             out.append((p.tag, None if p.failed else self._finish(p, w)))
         return out
+
+    def resolve_batch(
+        self,
+        dues: list[Due],
+        anonymized: npt.NDArray[np.float32] | None,
+        ok: npt.NDArray[np.bool_] | None = None,
+    ) -> list[tuple[Any, npt.NDArray[np.float32] | None]]:
+        """:meth:`resolve` of every window of a batch: ``anonymized`` ``(B, 75, 25, 3)`` (``None``: the
+        batch failed), ``ok`` ``(B,)`` which of its windows may be used (default: all). With the ``last``
+        policy the output frames are un-normalised at once (the same numbers as one by one)."""
+        if self.options.policy.delay != 0 or anonymized is None:
+            return [p for i, d in enumerate(dues)
+                    for p in self.resolve(d, None if anonymized is None or (ok is not None and not ok[i])
+                                          else anonymized[i])]  # fmt: skip
+        last = anonymized[:, -1] + np.stack([d.offset for d in dues])[:, None, :]  # (B, 25, 3)
+        if ok is None:
+            return [(d.tag, last[i]) for i, d in enumerate(dues)]
+        return [(d.tag, last[i] if ok[i] else None) for i, d in enumerate(dues)]
 
     @staticmethod
     def _finish(p: _Pending, w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -307,6 +350,7 @@ __all__ = [
     "WindowStore",
     "WindowCounters",
     "Due",
+    "center_batch",
     "POLICY_HELP",
     "REFUSED_REASONS",
 ]

@@ -214,8 +214,10 @@ def as_f32(
     if lo == -hi:
         if float(np.dot(flat, flat)) <= hi * hi:  # every |x| <= hi
             return a
-    elif all(lo <= v <= hi for v in flat.tolist()):
-        return a
+    else:
+        v = flat.tolist()  # min and max may step over a NaN; the sum does not (and is finite in range)
+        if v and lo <= min(v) and max(v) <= hi and math.isfinite(sum(v)):
+            return a
     if not np.isfinite(a).all():
         raise WireError("non_finite", f"{name} contains NaN or infinite values")
     mn, mx = float(a.min()), float(a.max())

@@ -87,7 +87,14 @@ import numpy.typing as npt
 
 from pmr_stream.skeleton import J
 from pmr_stream.wire.checks import STREAM_ID_RE
-from pmr_stream.wire.schema import FrameGap, FrameMessage, StreamEnd, StreamStart
+from pmr_stream.wire.schema import (
+    MAX_MESSAGE_BYTES,
+    FrameGap,
+    FrameMessage,
+    StreamEnd,
+    StreamStart,
+    pack_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -394,17 +401,39 @@ def anon_end(raw: StreamEnd, *, stream: str, seq: int) -> StreamEnd:
                      reason=reason, frames=raw.frames, anonymized=True)  # fmt: skip
 
 
+def _anon_frame_fields(
+    src: FrameMessage, stream: str, seq: int, person: int, joints: npt.ArrayLike, model_id: str
+) -> dict[str, Any]:
+    """The fields of an ``anon/`` frame (the allow-list above), for :func:`anon_frame` and :func:`pack_anon_frame`."""
+    return dict(
+        stream=stream, person=person, seq=seq, frame=src.frame, pts_s=src.pts_s, t_mono_ns=src.t_mono_ns,
+        t_wall_ns=src.t_wall_ns, joints=np.asarray(joints), confidence=CONFIDENCE, layout=src.layout,
+        anonymized=True, model_id=model_id,
+    )  # fmt: skip
+
+
 def anon_frame(
     src: FrameMessage, *, stream: str, seq: int, person: int, joints: npt.ArrayLike, model_id: str
 ) -> FrameMessage:
     """The ``anon/`` frame: ``joints`` ``(25, 3)`` metres from the network, timing from ``src``,
     ``person`` fresh, ``seq`` the ``anon/`` stream's counter, confidence :data:`CONFIDENCE`.
     Raises ``WireError`` for out-of-range joints."""
-    return FrameMessage(
-        stream=stream, person=person, seq=seq, frame=src.frame, pts_s=src.pts_s, t_mono_ns=src.t_mono_ns,
-        t_wall_ns=src.t_wall_ns, joints=np.asarray(joints), confidence=CONFIDENCE, layout=src.layout,
-        anonymized=True, model_id=model_id,
-    )  # fmt: skip
+    return FrameMessage(**_anon_frame_fields(src, stream, seq, person, joints, model_id))
+
+
+def pack_anon_frame(
+    src: FrameMessage,
+    *,
+    stream: str,
+    seq: int,
+    person: int,
+    joints: npt.ArrayLike,
+    model_id: str,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> bytes:
+    """``pack(anon_frame(...))``: the same bytes and checks without building the message (the
+    service's hot path, :func:`~pmr_stream.wire.schema.pack_frame`)."""
+    return pack_frame(**_anon_frame_fields(src, stream, seq, person, joints, model_id), max_bytes=max_bytes)
 
 
 # ----------------------------------------------------------------------------- files
@@ -431,5 +460,5 @@ __all__ = [
     "END_REASONS", "CONFIDENCE", "WIRE_ALLOW", "ANON_METADATA", "FILE_METADATA",
     "default_key_path", "load_stream_key", "pseudonym", "keyed_token", "is_pseudonym", "StreamIds", "check_public_ids",
     "add_stream_id_arguments", "stream_ids_from_args", "PersonIds", "fresh_session", "service_metadata",
-    "anon_start", "reannounce", "anon_gap", "anon_end", "anon_frame", "file_metadata", "fresh_person_order",
+    "anon_start", "reannounce", "anon_gap", "anon_end", "anon_frame", "pack_anon_frame", "file_metadata", "fresh_person_order",
 ]  # fmt: skip

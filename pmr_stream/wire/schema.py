@@ -47,6 +47,7 @@ import numpy.typing as npt
 
 from pmr_stream.skeleton import C, J
 from pmr_stream.wire.checks import (
+    _INT64_MAX,
     MAX_ABS_METRES,
     WireError,
     as_f32,
@@ -112,18 +113,10 @@ class FrameMessage:
     kind: str = field(default="frame", init=False)
 
     def __post_init__(self) -> None:
-        check_stream(self.stream)
-        check_int("person", self.person, 0, 1 << 16)
-        check_int("seq", self.seq)
-        check_int("frame", self.frame)
-        object.__setattr__(self, "pts_s", check_float("pts_s", self.pts_s))
-        check_int("t_mono_ns", self.t_mono_ns)
-        check_int("t_wall_ns", self.t_wall_ns)
-        check_layout(self.layout)
-        check_bool("anonymized", self.anonymized)
-        check_model(self.anonymized, self.model_id)
-        joints = as_f32("joints", self.joints, (J, C), -MAX_ABS_METRES, MAX_ABS_METRES)
-        conf = as_f32("confidence", self.confidence, (J,), 0.0, 1.0)
+        pts_s, joints, conf = _check_frame(self.stream, self.person, self.seq, self.frame, self.pts_s,
+                                           self.t_mono_ns, self.t_wall_ns, self.joints, self.confidence,
+                                           self.layout, self.anonymized, self.model_id)  # fmt: skip
+        object.__setattr__(self, "pts_s", pts_s)
         object.__setattr__(self, "joints", joints)
         object.__setattr__(self, "confidence", conf)
 
@@ -137,6 +130,43 @@ class FrameMessage:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _check_frame(
+    stream: object,
+    person: object,
+    seq: object,
+    frame: object,
+    pts_s: object,
+    t_mono_ns: object,
+    t_wall_ns: object,
+    joints: npt.ArrayLike,
+    confidence: npt.ArrayLike,
+    layout: object,
+    anonymized: object,
+    model_id: object,
+) -> tuple[float, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The checks of a frame's fields (:class:`FrameMessage`, :func:`pack_frame`): ``(pts_s, joints,
+    confidence)`` as stored; raises :class:`WireError`."""
+    check_stream(stream)
+    if not (  # the integers at once (the common case); a failure gets the checks one by one, their errors
+        type(person) is int and type(seq) is int and type(frame) is int and type(t_mono_ns) is int
+        and type(t_wall_ns) is int and 0 <= person <= 1 << 16 and 0 <= seq <= _INT64_MAX
+        and 0 <= frame <= _INT64_MAX and 0 <= t_mono_ns <= _INT64_MAX and 0 <= t_wall_ns <= _INT64_MAX
+    ):  # fmt: skip
+        check_int("person", person, 0, 1 << 16)
+        check_int("seq", seq)
+        check_int("frame", frame)
+        check_float("pts_s", pts_s)
+        check_int("t_mono_ns", t_mono_ns)
+        check_int("t_wall_ns", t_wall_ns)
+    pts = check_float("pts_s", pts_s)
+    check_layout(layout)
+    check_bool("anonymized", anonymized)
+    check_model(anonymized, model_id)  # type: ignore[arg-type]
+    j = as_f32("joints", joints, (J, C), -MAX_ABS_METRES, MAX_ABS_METRES)
+    c = as_f32("confidence", confidence, (J,), 0.0, 1.0)
+    return pts, j, c
 
 
 @dataclass(frozen=True)
@@ -265,6 +295,8 @@ FIELDS: Final[dict[str, frozenset[str]]] = {
     "start": frozenset(_PLAIN["start"]),
     "end": frozenset(_PLAIN["end"]),
 }
+#: Every key of a frame's payload map.
+_FRAME_KEYS: Final[frozenset[str]] = FIELDS["frame"] | {"v", "kind"}
 _CLASSES: Final[dict[str, type]] = {
     "frame": FrameMessage,
     "gap": FrameGap,
@@ -329,12 +361,76 @@ def encode(msg: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
     return payload
 
 
+def pack_frame(
+    stream: str,
+    person: int,
+    seq: int,
+    frame: int,
+    pts_s: float,
+    t_mono_ns: int,
+    t_wall_ns: int,
+    joints: npt.ArrayLike,
+    confidence: npt.ArrayLike,
+    layout: str = "ntu25",
+    anonymized: bool = False,
+    model_id: str | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> bytes:
+    """``pack(FrameMessage(...))`` without the message object: the same checks (:class:`WireError`),
+    the same bytes (``topic \\0 payload``). For senders of many frames (the anonymizer's output)."""
+    pts, j, c = _check_frame(stream, person, seq, frame, pts_s, t_mono_ns, t_wall_ns, joints, confidence, layout,
+                             anonymized, model_id)  # fmt: skip
+    payload: bytes = msgpack.packb(  # the key order of to_dict
+        {"v": SCHEMA_VERSION, "kind": "frame", "stream": stream, "person": person, "seq": seq, "frame": frame,
+         "pts_s": pts, "t_mono_ns": t_mono_ns, "t_wall_ns": t_wall_ns, "layout": layout, "anonymized": anonymized,
+         "model_id": model_id, "joints": j.astype("<f4", copy=False).tobytes(),
+         "confidence": c.astype("<f4", copy=False).tobytes()},
+        use_bin_type=True,
+    )  # fmt: skip
+    if len(payload) > max_bytes:
+        raise WireError(
+            "too_large", f"frame message of stream {stream} is {len(payload)} bytes > {max_bytes}"
+        )
+    return f"{ANON if anonymized else RAW}/{stream}\0".encode() + payload
+
+
 def _refuse_ext(code: int, data: bytes) -> object:
     raise WireError("type", f"msgpack extension type {code} is not allowed")
 
 
+def _frame_from_dict(d: dict[str, Any]) -> FrameMessage:
+    """A frame whose map has exactly the right keys and byte sizes: the checks of
+    :class:`FrameMessage` on its fields, without the dataclass machinery (the decoder's hot path)."""
+    joints = np.frombuffer(d["joints"], dtype="<f4").reshape(J, C).astype(np.float32)
+    conf = np.frombuffer(d["confidence"], dtype="<f4").astype(np.float32)
+    stream, person, seq, frame, t_mono, t_wall, layout, anonymized, model_id = (
+        d["stream"], d["person"], d["seq"], d["frame"], d["t_mono_ns"], d["t_wall_ns"], d["layout"],
+        d["anonymized"], d["model_id"],
+    )  # fmt: skip
+    pts, joints, conf = _check_frame(stream, person, seq, frame, d["pts_s"], t_mono, t_wall, joints, conf, layout,
+                                     anonymized, model_id)  # fmt: skip
+    msg = object.__new__(FrameMessage)
+    msg.__dict__.update(
+        stream=stream, person=person, seq=seq, frame=frame, pts_s=pts, t_mono_ns=t_mono, t_wall_ns=t_wall,
+        joints=joints, confidence=conf, layout=layout, anonymized=anonymized, model_id=model_id,
+    )  # fmt: skip
+    return msg
+
+
 def from_dict(d: object) -> Message:
     """Validate a decoded payload map and build its message (raises :class:`WireError`)."""
+    if (
+        type(d) is dict
+        and d.keys() == _FRAME_KEYS
+        and d["kind"] == "frame"
+        and type(d["v"]) is int
+        and d["v"] == SCHEMA_VERSION
+        and type(d["joints"]) is bytes
+        and len(d["joints"]) == JOINTS_BYTES
+        and type(d["confidence"]) is bytes
+        and len(d["confidence"]) == CONFIDENCE_BYTES
+    ):  # a well-formed frame (the common case); anything else gets the checks one by one below
+        return _frame_from_dict(d)
     if type(d) is not dict:
         raise WireError("not_a_map", f"payload is a msgpack {type(d).__name__}, not a map")
     if "v" not in d:
@@ -433,7 +529,7 @@ def unpack(
         raise WireError("too_large", f"message is {len(data)} bytes > {max_bytes}")
     topic, payload = split(data)
     msg = decode(payload, max_bytes, max_metadata_bytes)
-    expected = topic_of(msg)
+    expected = f"{ANON if msg.anonymized else RAW}/{msg.stream}"  # topic_of: the stream id is checked already
     if topic != expected:
         raise WireError("topic_mismatch", f"{msg.kind} message of {expected!r} arrived on topic {topic!r}")
     return topic, msg
@@ -442,5 +538,6 @@ def unpack(
 __all__ = [
     "SCHEMA_VERSION", "MAX_MESSAGE_BYTES", "RAW", "ANON", "FIELDS", "JOINTS_BYTES", "CONFIDENCE_BYTES",
     "FrameMessage", "FrameGap", "StreamStart", "StreamEnd", "Message",
-    "topic_for", "topic_of", "subscription", "to_dict", "from_dict", "encode", "decode", "pack", "split", "unpack",
+    "topic_for", "topic_of", "subscription", "to_dict", "from_dict", "encode", "decode", "pack", "pack_frame", "split",
+    "unpack",
 ]  # fmt: skip
